@@ -1,0 +1,48 @@
+-- pg_retention: configuration and history tables (created before the Rust functions).
+
+-- Policies. One row per (relation, kind). Stored by oid (regclass), so a
+-- policy follows its table through renames; pg_dump writes the name and a
+-- restore resolves it again.
+CREATE TABLE retention_config (
+    id          bigserial PRIMARY KEY,
+    relid       regclass NOT NULL,
+    kind        text NOT NULL CHECK (kind IN ('expire', 'orphan')),
+    time_column name NOT NULL,
+    -- 'expire': rows older than now() - retain expire.
+    -- 'orphan': unreferenced rows older than now() - retain (the grace period) go.
+    retain      interval NOT NULL CHECK (retain > interval '0'),
+    label       text,
+    batch_size  integer CHECK (batch_size > 0),
+    enabled     boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE (relid, kind)
+);
+
+-- Run history: one row per run, written even when the run fails.
+CREATE TABLE cleanup_runs (
+    id            bigserial PRIMARY KEY,
+    started_at    timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at   timestamptz,
+    duration      interval GENERATED ALWAYS AS (finished_at - started_at) STORED,
+    status        text NOT NULL
+                  CHECK (status IN ('running', 'succeeded', 'failed', 'cancelled', 'skipped', 'abandoned')),
+    origin        text NOT NULL,
+    started_by    name NOT NULL DEFAULT CURRENT_USER,
+    backend_pid   integer NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
+    label         text,
+    batch_size    integer,
+    total_deleted bigint NOT NULL DEFAULT 0,
+    -- [{"relation": ..., "deleted": n, "oldest": ts, "newest": ts}, ...] in deletion order
+    tables        jsonb NOT NULL DEFAULT '[]',
+    -- [{"policy_id": n, "relation": ..., "kind": ..., "cutoff": ts}, ...] fixed at the start
+    policies      jsonb NOT NULL DEFAULT '[]',
+    error         text,
+    sqlstate      text
+);
+CREATE INDEX cleanup_runs_started_at_idx ON cleanup_runs (started_at);
+CREATE INDEX cleanup_runs_running_idx ON cleanup_runs (status) WHERE status = 'running';
+
+-- Policies are configuration: pg_dump keeps them. History is operational data
+-- and is not dumped (it describes deletions in the source database).
+SELECT pg_catalog.pg_extension_config_dump('retention_config', '');
+SELECT pg_catalog.pg_extension_config_dump('retention_config_id_seq', '');

@@ -1,0 +1,458 @@
+//! Reads what a run needs from the catalog and the config table: policies
+//! with their cutoffs, foreign keys, and the shape (key, types) of each table.
+//! Every query names pg_catalog explicitly, so the caller's search_path
+//! cannot redirect it.
+
+use std::collections::HashMap;
+
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::spi::{SpiClient, SpiError, SpiHeapTupleData};
+
+use crate::errors::{Result, RetentionError};
+use crate::planner::{self, ForeignKey, OnDelete, Plan, RelId};
+use crate::sqlgen::{quote_ident, quote_qualified, Column, TableShape};
+
+/// Runs a query and maps its rows, then frees the result at once: a run
+/// issues thousands of statements and SPI would otherwise keep every result
+/// until the function returns.
+pub fn rows<T>(
+    client: &SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+    map: impl Fn(&SpiHeapTupleData<'_>) -> std::result::Result<T, SpiError>,
+) -> std::result::Result<Vec<T>, SpiError> {
+    let table = client.select(sql, None, args)?;
+    let out = table.map(|row| map(&row)).collect();
+    free_last_result();
+    out
+}
+
+/// Like [`rows`] for statements that write.
+pub fn rows_mut<T>(
+    client: &mut SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+    map: impl Fn(&SpiHeapTupleData<'_>) -> std::result::Result<T, SpiError>,
+) -> std::result::Result<Vec<T>, SpiError> {
+    let table = client.update(sql, None, args)?;
+    let out = table.map(|row| map(&row)).collect();
+    free_last_result();
+    out
+}
+
+fn free_last_result() {
+    // SAFETY: SPI_tuptable is the result of the statement just consumed; its
+    // rows were copied into Rust values above and nothing refers to it.
+    unsafe {
+        if !pgrx::pg_sys::SPI_tuptable.is_null() {
+            pgrx::pg_sys::SPI_freetuptable(pgrx::pg_sys::SPI_tuptable);
+            pgrx::pg_sys::SPI_tuptable = std::ptr::null_mut();
+        }
+    }
+}
+
+pub fn get<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+    row: &SpiHeapTupleData<'_>,
+    ordinal: usize,
+) -> std::result::Result<Option<T>, SpiError> {
+    row.get::<T>(ordinal)
+}
+
+/// The extension's schema, quoted, for statements that reach its tables.
+pub fn extension_schema(client: &SpiClient<'_>) -> Result<String> {
+    let found = rows(
+        client,
+        "SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_retention'",
+        &[],
+        |r| get::<String>(r, 1),
+    )
+    .map_err(internal)?;
+    match found.into_iter().next().flatten() {
+        Some(schema) => Ok(quote_ident(&schema)),
+        None => Err(RetentionError::NotReady(
+            "extension pg_retention is not installed in this database".into(),
+        )),
+    }
+}
+
+pub fn internal(e: SpiError) -> RetentionError {
+    RetentionError::NotReady(format!("pg_retention: catalog query failed: {e}"))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyKind {
+    Expire,
+    Orphan,
+}
+
+impl PolicyKind {
+    pub fn parse(kind: &str) -> Result<Self> {
+        match kind {
+            "expire" => Ok(Self::Expire),
+            "orphan" => Ok(Self::Orphan),
+            other => Err(RetentionError::InvalidParameter(format!(
+                "policy kind must be 'expire' or 'orphan', not '{other}'"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expire => "expire",
+            Self::Orphan => "orphan",
+        }
+    }
+}
+
+/// A policy with its cutoff computed once, when the run (or report) starts.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub id: i64,
+    pub relid: RelId,
+    pub kind: PolicyKind,
+    pub time_column: String,
+    pub label: Option<String>,
+    pub batch_size: Option<i32>,
+    pub cutoff: TimestampWithTimeZone,
+    pub enabled: bool,
+    /// `schema.table` as a DBA reads it; `None` when the table was dropped.
+    pub relation: Option<String>,
+}
+
+/// Policies (all, or one label's; disabled ones only when asked), with
+/// `now() - retain` as cutoff.
+pub fn load_policies(
+    client: &SpiClient<'_>,
+    schema: &str,
+    label: Option<&str>,
+    include_disabled: bool,
+) -> Result<Vec<Policy>> {
+    let sql = format!(
+        "SELECT p.id, p.relid::pg_catalog.oid, p.kind, p.time_column::pg_catalog.text, p.label, p.batch_size, \
+                pg_catalog.now() OPERATOR(pg_catalog.-) p.retain, \
+                CASE WHEN c.oid IS NOT NULL THEN pg_catalog.format('%I.%I', n.nspname, c.relname) END, p.enabled \
+         FROM {schema}.retention_config p \
+         LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid \
+         LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE (p.enabled OR $2) AND ($1::pg_catalog.text IS NULL OR p.label OPERATOR(pg_catalog.=) $1) \
+         ORDER BY p.id"
+    );
+    let policies = rows(
+        client,
+        &sql,
+        &[label.into(), include_disabled.into()],
+        |r| {
+            Ok((
+                get::<i64>(r, 1)?,
+                get::<pgrx::pg_sys::Oid>(r, 2)?,
+                get::<String>(r, 3)?,
+                get::<String>(r, 4)?,
+                get::<String>(r, 5)?,
+                get::<i32>(r, 6)?,
+                get::<TimestampWithTimeZone>(r, 7)?,
+                get::<String>(r, 8)?,
+                get::<bool>(r, 9)?,
+            ))
+        },
+    )
+    .map_err(internal)?;
+    policies
+        .into_iter()
+        .map(
+            |(id, relid, kind, column, label, batch_size, cutoff, relation, enabled)| {
+                Ok(Policy {
+                    id: id.unwrap_or_default(),
+                    relid: relid.map(|o| o.to_u32()).unwrap_or_default(),
+                    kind: PolicyKind::parse(kind.as_deref().unwrap_or_default())?,
+                    time_column: column.unwrap_or_default(),
+                    label,
+                    batch_size,
+                    cutoff: cutoff.ok_or_else(|| {
+                        RetentionError::NotReady("policy without a cutoff".into())
+                    })?,
+                    enabled: enabled.unwrap_or_default(),
+                    relation,
+                })
+            },
+        )
+        .collect()
+}
+
+/// Every foreign key of the database, once per logical constraint (the
+/// copies Postgres makes on partitions have a parent and are skipped).
+pub fn load_foreign_keys(client: &SpiClient<'_>) -> Result<Vec<ForeignKey>> {
+    let sql = "SELECT pg_catalog.format('%I.%I', n.nspname, c.conname), c.conrelid::pg_catalog.oid, c.confrelid::pg_catalog.oid, c.confdeltype::pg_catalog.text, \
+            ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(num, ord) \
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) k.num ORDER BY k.ord), \
+            ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(num, ord) \
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid AND a.attnum OPERATOR(pg_catalog.=) k.num ORDER BY k.ord) \
+         FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.connamespace \
+         WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0";
+    let raw = rows(client, sql, &[], |r| {
+        Ok((
+            get::<String>(r, 1)?,
+            get::<pgrx::pg_sys::Oid>(r, 2)?,
+            get::<pgrx::pg_sys::Oid>(r, 3)?,
+            get::<String>(r, 4)?,
+            get::<Vec<String>>(r, 5)?,
+            get::<Vec<String>>(r, 6)?,
+        ))
+    })
+    .map_err(internal)?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|(name, child, parent, action, child_cols, parent_cols)| {
+            Some(ForeignKey {
+                name: name?,
+                child: child?.to_u32(),
+                parent: parent?.to_u32(),
+                child_columns: child_cols?,
+                parent_columns: parent_cols?,
+                on_delete: OnDelete::from_confdeltype(action.as_deref()?)?,
+            })
+        })
+        .collect())
+}
+
+/// `schema.table` as a DBA reads it.
+pub fn relation_name(client: &SpiClient<'_>, relid: RelId) -> Result<String> {
+    let found = rows(
+        client,
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[pgrx::pg_sys::Oid::from(relid).into()],
+        |r| get::<String>(r, 1),
+    )
+    .map_err(internal)?;
+    found.into_iter().next().flatten().ok_or_else(|| {
+        RetentionError::UndefinedTable(format!("relation with oid {relid} does not exist"))
+    })
+}
+
+/// Name and type of the given columns of `relid`, in the order asked.
+pub fn columns(client: &SpiClient<'_>, relid: RelId, names: &[String]) -> Result<Vec<Column>> {
+    let found = rows(
+        client,
+        "SELECT a.attname::pg_catalog.text, pg_catalog.format_type(a.atttypid, a.atttypmod) \
+         FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
+        &[pgrx::pg_sys::Oid::from(relid).into()],
+        |r| Ok((get::<String>(r, 1)?.unwrap_or_default(), get::<String>(r, 2)?.unwrap_or_default())),
+    )
+    .map_err(internal)?;
+    names
+        .iter()
+        .map(|name| {
+            found
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(n, t)| Column {
+                    name: n.clone(),
+                    type_sql: t.clone(),
+                })
+                .ok_or_else(|| {
+                    RetentionError::UndefinedColumn(format!(
+                        "column \"{name}\" of relation {relid} does not exist"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// The columns that identify a row: the primary key, or else the narrowest
+/// valid, immediate, non-partial unique index over NOT NULL columns.
+pub fn row_key(client: &SpiClient<'_>, relid: RelId, display: &str) -> Result<Vec<String>> {
+    let found = rows(
+        client,
+        "SELECT ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY k(num, ord) \
+                      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.num \
+                      WHERE k.ord OPERATOR(pg_catalog.<=) i.indnkeyatts ORDER BY k.ord) \
+         FROM pg_catalog.pg_index i \
+         WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisunique AND i.indisvalid AND i.indimmediate \
+           AND i.indpred IS NULL AND i.indexprs IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) k(num) \
+                           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.num \
+                           WHERE NOT a.attnotnull) \
+         ORDER BY i.indisprimary DESC, i.indnkeyatts, i.indexrelid LIMIT 1",
+        &[pgrx::pg_sys::Oid::from(relid).into()],
+        |r| get::<Vec<String>>(r, 1),
+    )
+    .map_err(internal)?;
+    found.into_iter().next().flatten().ok_or_else(|| {
+        RetentionError::Unsupported(format!(
+            "table {display} has no primary key or unique index over NOT NULL columns; \
+             pg_retention deletes in batches by key and needs one (ALTER TABLE {display} ADD PRIMARY KEY (...))"
+        ))
+    })
+}
+
+/// Everything a run, a preview or the stats need, read once at the start.
+pub struct Setup {
+    pub schema: String,
+    pub policies: Vec<Policy>,
+    pub foreign_keys: Vec<ForeignKey>,
+    pub plan: Plan,
+    /// Orphan-policy tables, children first.
+    pub orphan_order: Vec<RelId>,
+    pub shapes: HashMap<RelId, TableShape>,
+    pub names: HashMap<RelId, String>,
+    /// Each policy's time column with its type.
+    pub policy_columns: HashMap<i64, Column>,
+}
+
+impl Setup {
+    pub fn load(
+        client: &SpiClient<'_>,
+        label: Option<&str>,
+        include_disabled: bool,
+    ) -> Result<Self> {
+        let schema = extension_schema(client)?;
+        let policies: Vec<Policy> = load_policies(client, &schema, label, include_disabled)?
+            .into_iter()
+            .filter(|p| {
+                if p.relation.is_none() {
+                    pgrx::warning!(
+                        "pg_retention: policy {} refers to a table that no longer exists; skipped",
+                        p.id
+                    );
+                }
+                p.relation.is_some()
+            })
+            .collect();
+        let foreign_keys = load_foreign_keys(client)?;
+        let roots: Vec<RelId> = policies
+            .iter()
+            .filter(|p| p.kind == PolicyKind::Expire)
+            .map(|p| p.relid)
+            .collect();
+        let plan = planner::plan(&roots, &foreign_keys).map_err(|e| {
+            RetentionError::Unsupported(format!("cannot plan the deletion order: {e}"))
+        })?;
+        let orphans: Vec<RelId> = policies
+            .iter()
+            .filter(|p| p.kind == PolicyKind::Orphan)
+            .map(|p| p.relid)
+            .collect();
+        let orphan_order = planner::orphan_order(&orphans, &foreign_keys);
+
+        let mut shapes = HashMap::new();
+        let mut names = HashMap::new();
+        for &relid in plan.order.iter().chain(orphan_order.iter()) {
+            if shapes.contains_key(&relid) {
+                continue;
+            }
+            let display = relation_name(client, relid)?;
+            let time_column = policies
+                .iter()
+                .filter(|p| p.relid == relid)
+                .min_by_key(|p| p.kind == PolicyKind::Orphan)
+                .map(|p| p.time_column.clone());
+            let shape = load_shape(client, relid, &display, time_column.as_deref(), &plan)?;
+            shapes.insert(relid, shape);
+            names.insert(relid, display);
+        }
+        let mut policy_columns = HashMap::new();
+        for p in &policies {
+            let column = columns(client, p.relid, std::slice::from_ref(&p.time_column)).map_err(|_| {
+                RetentionError::UndefinedColumn(format!(
+                    "time column \"{}\" of policy {} on {} no longer exists; alter or remove the policy",
+                    p.time_column,
+                    p.id,
+                    p.relation.as_deref().unwrap_or("?")
+                ))
+            })?;
+            policy_columns.insert(p.id, column.into_iter().next().expect("one column asked"));
+        }
+        Ok(Setup {
+            schema,
+            policies,
+            foreign_keys,
+            plan,
+            orphan_order,
+            shapes,
+            names,
+            policy_columns,
+        })
+    }
+
+    pub fn name(&self, relid: RelId) -> &str {
+        self.names.get(&relid).map(String::as_str).unwrap_or("?")
+    }
+
+    pub fn policy_column(&self, policy_id: i64) -> &Column {
+        &self.policy_columns[&policy_id]
+    }
+
+    pub fn shape(&self, relid: RelId) -> &TableShape {
+        &self.shapes[&relid]
+    }
+
+    /// Tables that must be cleared before rows of `relid` can go.
+    pub fn has_walked_children(&self, relid: RelId) -> bool {
+        self.plan.child_edges(relid).next().is_some()
+    }
+
+    /// Every foreign key pointing at `relid`, walked or not: an orphan is a
+    /// row none of them references.
+    pub fn referencing(&self, relid: RelId) -> impl Iterator<Item = &ForeignKey> {
+        self.foreign_keys
+            .iter()
+            .filter(move |fk| fk.parent == relid)
+    }
+
+    /// `schema.table` quoted, for any relation (children outside the plan
+    /// included, as orphan tests need them).
+    pub fn qualified(&self, client: &SpiClient<'_>, relid: RelId) -> Result<String> {
+        if let Some(shape) = self.shapes.get(&relid) {
+            return Ok(shape.qualified.clone());
+        }
+        let (schema, table) = schema_and_name(client, relid)?;
+        Ok(quote_qualified(&schema, &table))
+    }
+}
+
+fn load_shape(
+    client: &SpiClient<'_>,
+    relid: RelId,
+    display: &str,
+    time_column: Option<&str>,
+    plan: &Plan,
+) -> Result<TableShape> {
+    let key_names = row_key(client, relid, display)?;
+    let mut carried_names = key_names.clone();
+    for edge in plan.child_edges(relid) {
+        for c in &edge.parent_columns {
+            if !carried_names.contains(c) {
+                carried_names.push(c.clone());
+            }
+        }
+    }
+    let carried = columns(client, relid, &carried_names)?;
+    let key = carried[..key_names.len()].to_vec();
+    let time_column = match time_column {
+        Some(t) => columns(client, relid, &[t.to_string()])?.into_iter().next(),
+        None => None,
+    };
+    let (schema, table) = schema_and_name(client, relid)?;
+    Ok(TableShape {
+        relid,
+        qualified: quote_qualified(&schema, &table),
+        key,
+        carried,
+        time_column,
+    })
+}
+
+fn schema_and_name(client: &SpiClient<'_>, relid: RelId) -> Result<(String, String)> {
+    let found = rows(
+        client,
+        "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[pgrx::pg_sys::Oid::from(relid).into()],
+        |r| Ok((get::<String>(r, 1)?.unwrap_or_default(), get::<String>(r, 2)?.unwrap_or_default())),
+    )
+    .map_err(internal)?;
+    found.into_iter().next().ok_or_else(|| {
+        RetentionError::UndefinedTable(format!("relation with oid {relid} does not exist"))
+    })
+}

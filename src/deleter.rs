@@ -1,0 +1,450 @@
+//! The deleter: runs the policies batch by batch, children first.
+//!
+//! A root batch is at most `batch_size` expired rows of a policy table, taken
+//! by keyset on (time, key) and locked. Before the batch itself is deleted,
+//! its dependents are deleted through each walked foreign key, in statements
+//! of at most `batch_size` rows each, recursively; the parent keys are split
+//! into chunks so that one statement never has to look at many more children
+//! than it deletes. Each root batch is one subtransaction: a failure rolls
+//! back that batch only.
+
+use std::collections::HashMap;
+
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::spi::SpiClient;
+
+use crate::catalog::{get, internal, rows_mut, Policy, PolicyKind, Setup};
+use crate::errors::{Result, RetentionError};
+use crate::history::TableCount;
+use crate::planner::{ForeignKey, RelId};
+use crate::sqlgen::{self, Column, RootBatch, TableShape};
+use crate::subxact::{in_subtransaction, BatchFailure};
+
+/// Values of some columns for a set of rows, column by column, as text.
+type Columns = Vec<Vec<Option<String>>>;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    deleted: i64,
+    oldest: Option<i64>,
+    newest: Option<i64>,
+}
+
+impl Tally {
+    fn add(&mut self, deleted: i64, oldest: Option<i64>, newest: Option<i64>) {
+        self.deleted += deleted;
+        self.oldest = min_opt(self.oldest, oldest);
+        self.newest = max_opt(self.newest, newest);
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// How a root batch went: rows selected, and the keyset to continue after.
+struct RootProgress {
+    selected: i64,
+    last: Option<Vec<Option<String>>>,
+}
+
+pub struct Deleter<'a> {
+    setup: &'a Setup,
+    default_batch_size: i64,
+    /// Counts of batches that committed into the run.
+    done: HashMap<RelId, Tally>,
+    /// Counts of the batch in progress, merged into `done` when it succeeds.
+    pending: HashMap<RelId, Tally>,
+    /// Per foreign key, how many parent keys the last child statement took.
+    chunk_hint: HashMap<String, usize>,
+}
+
+impl<'a> Deleter<'a> {
+    pub fn new(setup: &'a Setup, default_batch_size: i64) -> Self {
+        Deleter {
+            setup,
+            default_batch_size,
+            done: HashMap::new(),
+            pending: HashMap::new(),
+            chunk_hint: HashMap::new(),
+        }
+    }
+
+    /// Runs every policy of the setup: time-based ones first, parents before
+    /// children (a parent batch takes its dependents with it), then orphans.
+    pub fn run(&mut self, client: &mut SpiClient<'_>) -> std::result::Result<(), BatchFailure> {
+        let setup = self.setup;
+        let mut expire: Vec<&Policy> = setup
+            .policies
+            .iter()
+            .filter(|p| p.kind == PolicyKind::Expire)
+            .collect();
+        expire.sort_by_key(|p| std::cmp::Reverse(setup.plan.position(p.relid)));
+        for policy in expire {
+            self.run_policy(client, policy)?;
+        }
+        for relid in &setup.orphan_order {
+            for policy in setup
+                .policies
+                .iter()
+                .filter(|p| p.kind == PolicyKind::Orphan && p.relid == *relid)
+            {
+                self.run_policy(client, policy)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Per-table counts in the order tables are deleted from: the plan's
+    /// children-first order, then orphan tables.
+    pub fn counts(&self) -> Vec<TableCount> {
+        let mut seen = Vec::new();
+        let order = self
+            .setup
+            .plan
+            .order
+            .iter()
+            .chain(self.setup.orphan_order.iter());
+        for relid in order {
+            if seen
+                .iter()
+                .any(|c: &TableCount| c.relation == self.setup.name(*relid))
+            {
+                continue;
+            }
+            if let Some(t) = self.done.get(relid) {
+                seen.push(TableCount {
+                    relation: self.setup.name(*relid).to_string(),
+                    deleted: t.deleted,
+                    oldest: t.oldest,
+                    newest: t.newest,
+                });
+            }
+        }
+        seen
+    }
+
+    fn batch_size(&self, policy: &Policy) -> i64 {
+        policy
+            .batch_size
+            .map(i64::from)
+            .unwrap_or(self.default_batch_size)
+    }
+
+    fn run_policy(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        policy: &Policy,
+    ) -> std::result::Result<(), BatchFailure> {
+        let limit = self.batch_size(policy);
+        let mut after: Option<Vec<Option<String>>> = None;
+        loop {
+            self.pending.clear();
+            let progress =
+                in_subtransaction(|| self.root_batch(client, policy, limit, after.as_deref()));
+            match progress {
+                Ok(p) => {
+                    for (rel, t) in self.pending.drain() {
+                        self.done
+                            .entry(rel)
+                            .or_default()
+                            .add(t.deleted, t.oldest, t.newest);
+                    }
+                    if p.selected < limit || p.last.is_none() {
+                        return Ok(());
+                    }
+                    after = p.last;
+                }
+                Err(failure) => {
+                    self.pending.clear();
+                    return Err(failure);
+                }
+            }
+        }
+    }
+
+    fn tally(&mut self, relid: RelId, deleted: i64, oldest: Option<i64>, newest: Option<i64>) {
+        self.pending
+            .entry(relid)
+            .or_default()
+            .add(deleted, oldest, newest);
+    }
+
+    fn root_batch(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        policy: &Policy,
+        limit: i64,
+        after: Option<&[Option<String>]>,
+    ) -> Result<RootProgress> {
+        let setup = self.setup;
+        let shape = setup.shape(policy.relid);
+        let time = setup.policy_column(policy.id);
+        let extra = match policy.kind {
+            PolicyKind::Orphan => Some(self.orphan_test(client, policy.relid)?),
+            PolicyKind::Expire => None,
+        };
+        let batch = RootBatch {
+            table: shape,
+            time,
+            after: after.is_some(),
+            extra,
+        };
+        let mut args: Vec<DatumWithOid> = vec![policy.cutoff.into(), limit.into()];
+        for v in after.unwrap_or_default() {
+            args.push(v.clone().into());
+        }
+
+        if policy.kind == PolicyKind::Orphan || !setup.has_walked_children(policy.relid) {
+            return self.root_batch_single_statement(client, &batch, &args);
+        }
+
+        // Select and lock the batch, clear its dependents, then delete it.
+        let width = 1 + shape.carried.len();
+        let selected = rows_mut(client, &batch.select_sql(), &args, |r| {
+            (1..=width)
+                .map(|i| get::<String>(r, i))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+        .map_err(internal)?;
+        let Some(last_row) = selected.last().cloned() else {
+            return Ok(RootProgress {
+                selected: 0,
+                last: None,
+            });
+        };
+        let carried = transpose(&selected, 1, width);
+        self.clear_dependents(client, policy.relid, &carried, limit)?;
+        self.delete_by_keys(client, shape, &carried, Some((time, policy.cutoff)))?;
+        let key_len = shape.key.len();
+        Ok(RootProgress {
+            selected: selected.len() as i64,
+            last: Some(last_row[..1 + key_len].to_vec()),
+        })
+    }
+
+    fn root_batch_single_statement(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        batch: &RootBatch<'_>,
+        args: &[DatumWithOid<'_>],
+    ) -> Result<RootProgress> {
+        let key_len = batch.table.key.len();
+        let found = rows_mut(client, &batch.delete_sql(), args, |r| {
+            let selected = get::<i64>(r, 1)?.unwrap_or_default();
+            let deleted = get::<i64>(r, 2)?.unwrap_or_default();
+            let oldest = get::<i64>(r, 3)?;
+            let newest = get::<i64>(r, 4)?;
+            let last = (5..5 + 1 + key_len)
+                .map(|i| get::<String>(r, i))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok((selected, deleted, oldest, newest, last))
+        })
+        .map_err(internal)?;
+        match found.into_iter().next() {
+            None => Ok(RootProgress {
+                selected: 0,
+                last: None,
+            }),
+            Some((selected, deleted, oldest, newest, last)) => {
+                self.tally(batch.table.relid, deleted, oldest, newest);
+                Ok(RootProgress {
+                    selected,
+                    last: Some(last),
+                })
+            }
+        }
+    }
+
+    /// The orphan condition on alias `t` and its re-check on alias `x`: no
+    /// row of any table references the row, through any foreign key.
+    fn orphan_test(&self, client: &SpiClient<'_>, relid: RelId) -> Result<(String, String)> {
+        let mut on_t = Vec::new();
+        let mut on_x = Vec::new();
+        for (i, fk) in self.setup.referencing(relid).enumerate() {
+            let child = self.setup.qualified(client, fk.child)?;
+            on_t.push(sqlgen::not_referenced(
+                "t",
+                &child,
+                fk,
+                &format!("c{i}"),
+                None,
+            ));
+            on_x.push(sqlgen::not_referenced(
+                "x",
+                &child,
+                fk,
+                &format!("c{i}"),
+                None,
+            ));
+        }
+        if on_t.is_empty() {
+            return Ok(("true".into(), "true".into()));
+        }
+        Ok((on_t.join(" AND "), on_x.join(" AND ")))
+    }
+
+    /// Deletes every row that references the given parent rows through a
+    /// walked foreign key, and their own dependents first.
+    fn clear_dependents(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        parent: RelId,
+        parent_rows: &Columns,
+        limit: i64,
+    ) -> Result<()> {
+        let setup = self.setup;
+        let edges: Vec<&ForeignKey> = setup.plan.child_edges(parent).collect();
+        for edge in edges {
+            self.clear_edge(client, edge, parent_rows, limit)?;
+        }
+        Ok(())
+    }
+
+    fn clear_edge(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        edge: &ForeignKey,
+        parent_rows: &Columns,
+        limit: i64,
+    ) -> Result<()> {
+        let setup = self.setup;
+        let parent = setup.shape(edge.parent);
+        let child = setup.shape(edge.child);
+        let positions: Vec<usize> = edge
+            .parent_columns
+            .iter()
+            .map(|c| {
+                parent.carried_index(c).ok_or_else(|| {
+                    RetentionError::NotReady(format!(
+                        "column {c} of {} was not read",
+                        parent.qualified
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let values: Columns = positions.iter().map(|i| parent_rows[*i].clone()).collect();
+        let types: Vec<String> = positions
+            .iter()
+            .map(|i| parent.carried[*i].type_sql.clone())
+            .collect();
+        let leaf = !setup.has_walked_children(edge.child);
+        let sql = if leaf {
+            sqlgen::child_delete_sql(child, edge, &types)
+        } else {
+            sqlgen::child_select_sql(child, edge, &types)
+        };
+
+        let total = values.first().map_or(0, Vec::len);
+        let mut chunk = self
+            .chunk_hint
+            .get(&edge.name)
+            .copied()
+            .unwrap_or(total)
+            .clamp(1, total.max(1));
+        let mut start = 0;
+        while start < total {
+            let end = (start + chunk).min(total);
+            let mut args: Vec<DatumWithOid> = values
+                .iter()
+                .map(|v| v[start..end].to_vec().into())
+                .collect();
+            args.push(limit.into());
+            let mut statements = 0;
+            let mut rows_in_chunk = 0;
+            loop {
+                statements += 1;
+                let got = if leaf {
+                    let (n, lo, hi) =
+                        summary(rows_mut(client, &sql, &args, summary_row).map_err(internal)?);
+                    self.tally(edge.child, n, lo, hi);
+                    n
+                } else {
+                    let width = child.carried.len();
+                    let selected = rows_mut(client, &sql, &args, |r| {
+                        (1..=width)
+                            .map(|i| get::<String>(r, i))
+                            .collect::<std::result::Result<Vec<_>, _>>()
+                    })
+                    .map_err(internal)?;
+                    if !selected.is_empty() {
+                        let carried = transpose(&selected, 0, width);
+                        self.clear_dependents(client, edge.child, &carried, limit)?;
+                        self.delete_by_keys(client, child, &carried, None)?;
+                    }
+                    selected.len() as i64
+                };
+                rows_in_chunk += got;
+                // Every selected row is locked, so no new child of these
+                // parents can appear: a short statement means none are left.
+                if got < limit {
+                    break;
+                }
+            }
+            start = end;
+            // Aim for about one statement per chunk next time.
+            if statements > 1 {
+                chunk = (chunk / 2).max(1);
+            } else if rows_in_chunk < limit / 2 {
+                chunk = chunk.saturating_mul(2);
+            }
+        }
+        self.chunk_hint.insert(edge.name.clone(), chunk);
+        Ok(())
+    }
+
+    /// Deletes the rows whose key values are given (the first columns of
+    /// `rows`); with a recheck, only those still older than the cutoff.
+    fn delete_by_keys(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        table: &TableShape,
+        rows: &Columns,
+        recheck: Option<(&Column, TimestampWithTimeZone)>,
+    ) -> Result<()> {
+        let mut args: Vec<DatumWithOid> = rows[..table.key.len()]
+            .iter()
+            .map(|v| v.clone().into())
+            .collect();
+        if let Some((_, cutoff)) = recheck {
+            args.push(cutoff.into());
+        }
+        let sql = sqlgen::delete_by_keys_sql(table, recheck.map(|(c, _)| c));
+        let (n, lo, hi) = summary(rows_mut(client, &sql, &args, summary_row).map_err(internal)?);
+        self.tally(table.relid, n, lo, hi);
+        Ok(())
+    }
+}
+
+type Summary = (i64, Option<i64>, Option<i64>);
+
+fn summary_row(
+    r: &pgrx::spi::SpiHeapTupleData<'_>,
+) -> std::result::Result<Summary, pgrx::spi::SpiError> {
+    Ok((
+        get::<i64>(r, 1)?.unwrap_or_default(),
+        get::<i64>(r, 2)?,
+        get::<i64>(r, 3)?,
+    ))
+}
+
+fn summary(found: Vec<Summary>) -> Summary {
+    found.into_iter().next().unwrap_or_default()
+}
+
+/// Rows of text values to columns, skipping the first `from` values of each row.
+fn transpose(rows: &[Vec<Option<String>>], from: usize, to: usize) -> Columns {
+    (from..to)
+        .map(|i| rows.iter().map(|r| r[i].clone()).collect())
+        .collect()
+}

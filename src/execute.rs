@@ -1,0 +1,123 @@
+//! `retention_execute`: one run in the caller's transaction. The history row
+//! is written first; each root batch is a subtransaction, so a failing batch
+//! is rolled back alone, recorded with its SQLSTATE, and reported as a
+//! WARNING while the row (and the batches before it) survive.
+
+use pgrx::prelude::*;
+
+use crate::catalog::{extension_schema, get, internal, rows, Setup};
+use crate::deleter::Deleter;
+use crate::errors::{OrRaise, Result};
+use crate::history::{self, RunEnd, RunStart};
+use crate::policies::check_batch_size;
+use crate::subxact::{in_subtransaction, BatchFailure};
+
+/// Key of the advisory lock that keeps two runs from overlapping.
+pub const RUN_LOCK_KEY: i64 = 0x7265_7465_6e74_696f; // "retentio"
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn _retention_execute(
+    batch_size: Option<i32>,
+    label: Option<&str>,
+    origin: default!(Option<&str>, "NULL"),
+) -> i64 {
+    check_batch_size(batch_size, false).or_raise();
+    let batch_size = batch_size.unwrap_or_default();
+    Spi::connect_mut(|client| -> Result<i64> {
+        let schema = extension_schema(client)?;
+        let run = RunStart {
+            origin: origin.unwrap_or("retention_execute"),
+            label,
+            batch_size: Some(batch_size),
+        };
+
+        let locked = rows(
+            client,
+            "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
+            &[RUN_LOCK_KEY.into()],
+            |r| get::<bool>(r, 1),
+        )
+        .map_err(internal)?;
+        if locked.into_iter().next().flatten() != Some(true) {
+            let id = history::start(client, &schema, &run, "skipped")?;
+            history::finish(
+                client,
+                &schema,
+                id,
+                &RunEnd {
+                    status: "skipped",
+                    tables: &[],
+                    error: Some("another pg_retention run is in progress"),
+                    sqlstate: None,
+                },
+            )?;
+            pgrx::notice!("pg_retention: another run is in progress; run {id} skipped");
+            return Ok(id);
+        }
+
+        let id = history::start(client, &schema, &run, "running")?;
+        let setup = match in_subtransaction(|| Setup::load(client, label, false)) {
+            Ok(setup) => setup,
+            Err(failure) => {
+                record_failure(client, &schema, id, &[], &failure)?;
+                return Ok(id);
+            }
+        };
+        history::record_policies(client, &schema, id, &setup.policies)?;
+
+        let mut deleter = Deleter::new(&setup, i64::from(batch_size));
+        let outcome = deleter.run(client);
+        let counts = deleter.counts();
+        match outcome {
+            Ok(()) => history::finish(
+                client,
+                &schema,
+                id,
+                &RunEnd {
+                    status: "succeeded",
+                    tables: &counts,
+                    error: None,
+                    sqlstate: None,
+                },
+            )?,
+            Err(failure) => record_failure(client, &schema, id, &counts, &failure)?,
+        }
+        Ok(id)
+    })
+    .or_raise()
+}
+
+fn record_failure(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    schema: &str,
+    id: i64,
+    counts: &[history::TableCount],
+    failure: &BatchFailure,
+) -> Result<()> {
+    let status = if failure.is_cancel() {
+        "cancelled"
+    } else {
+        "failed"
+    };
+    let error = match &failure.detail {
+        Some(detail) => format!("{} ({detail})", failure.message),
+        None => failure.message.clone(),
+    };
+    history::finish(
+        client,
+        schema,
+        id,
+        &RunEnd {
+            status,
+            tables: counts,
+            error: Some(&error),
+            sqlstate: Some(&failure.sqlstate),
+        },
+    )?;
+    pgrx::warning!(
+        "pg_retention: run {id} {status}: {} (SQLSTATE {}); the failing batch was rolled back, earlier batches stay deleted",
+        failure.message,
+        failure.sqlstate
+    );
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! pg_retention: keeps tables to a retention window from inside Postgres.
+//!
+//! Public SQL functions are thin wrappers in `sql/api.sql` (they carry the
+//! fixed signatures, with `regclass` and `name` arguments); the work is done
+//! by the `_retention_*` functions of these modules.
+
+mod catalog;
+mod deleter;
+mod errors;
+mod execute;
+mod history;
+pub mod planner;
+mod policies;
+pub mod sqlgen;
+mod stats;
+mod subxact;
+
+::pgrx::pg_module_magic!();
+
+pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
+
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

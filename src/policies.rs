@@ -1,0 +1,364 @@
+//! Policy management: add, alter, pause/resume, remove. Every check runs
+//! before the config table is touched, so a refused call changes nothing.
+
+use pgrx::datum::{DatumWithOid, Interval};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+use crate::catalog::{self, extension_schema, get, internal, rows, rows_mut, PolicyKind};
+use crate::errors::{OrRaise, Result, RetentionError};
+use crate::planner::{self, RelId};
+
+/// What policy checks need to know of a relation.
+struct Relation {
+    relid: RelId,
+    display: String,
+}
+
+/// The relation must be a plain or partitioned table, permanent, not a
+/// catalog, not a partition, and owned by the caller (or a role the caller
+/// is a member of; superusers pass).
+fn checked_relation(client: &SpiClient<'_>, relid: Option<pg_sys::Oid>) -> Result<Relation> {
+    let relid = relid.ok_or(RetentionError::NullArgument("relation"))?;
+    let found = rows(
+        client,
+        "SELECT c.relkind::pg_catalog.text, c.relpersistence::pg_catalog.text, n.nspname::pg_catalog.text, \
+                pg_catalog.format('%I.%I', n.nspname, c.relname), c.relispartition, \
+                pg_catalog.pg_has_role(CURRENT_USER, c.relowner, 'USAGE') \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[relid.into()],
+        |r| {
+            Ok((
+                get::<String>(r, 1)?.unwrap_or_default(),
+                get::<String>(r, 2)?.unwrap_or_default(),
+                get::<String>(r, 3)?.unwrap_or_default(),
+                get::<String>(r, 4)?.unwrap_or_default(),
+                get::<bool>(r, 5)?.unwrap_or_default(),
+                get::<bool>(r, 6)?.unwrap_or_default(),
+            ))
+        },
+    )
+    .map_err(internal)?;
+    let Some((relkind, persistence, schema, display, is_partition, owns)) =
+        found.into_iter().next()
+    else {
+        return Err(RetentionError::UndefinedTable(format!(
+            "relation with oid {} does not exist",
+            relid.to_u32()
+        )));
+    };
+    let kind_name = match relkind.as_str() {
+        "r" | "p" => None,
+        "v" => Some("a view"),
+        "m" => Some("a materialized view"),
+        "f" => Some("a foreign table"),
+        "S" => Some("a sequence"),
+        "i" | "I" => Some("an index"),
+        "c" => Some("a composite type"),
+        "t" => Some("a TOAST table"),
+        _ => Some("not a table"),
+    };
+    if let Some(what) = kind_name {
+        return Err(RetentionError::WrongObjectType(format!(
+            "\"{display}\" is {what}; retention policies apply to tables"
+        )));
+    }
+    if schema == "pg_catalog" || schema == "information_schema" || schema.starts_with("pg_toast") {
+        return Err(RetentionError::WrongObjectType(format!(
+            "\"{display}\" is a system catalog; retention policies apply to user tables"
+        )));
+    }
+    if persistence == "t" {
+        return Err(RetentionError::Unsupported(format!(
+            "\"{display}\" is a temporary table; a policy must outlive the session that made it"
+        )));
+    }
+    if is_partition {
+        return Err(RetentionError::WrongObjectType(format!(
+            "\"{display}\" is a partition; put the policy on its partitioned parent table"
+        )));
+    }
+    if !owns {
+        return Err(RetentionError::InsufficientPrivilege(format!(
+            "must be owner of table {display} to manage its retention policies"
+        )));
+    }
+    Ok(Relation {
+        relid: relid.to_u32(),
+        display,
+    })
+}
+
+/// The time column must exist and be timestamptz, timestamp or date.
+fn check_time_column(client: &SpiClient<'_>, rel: &Relation, column: Option<&str>) -> Result<()> {
+    let column = column.ok_or(RetentionError::NullArgument("time_column"))?;
+    let found = rows(
+        client,
+        "SELECT a.atttypid::pg_catalog.oid, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a \
+         WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+           AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
+        &[pg_sys::Oid::from(rel.relid).into(), column.into()],
+        |r| Ok((get::<pg_sys::Oid>(r, 1)?, get::<String>(r, 2)?.unwrap_or_default())),
+    )
+    .map_err(internal)?;
+    let Some((type_oid, type_name)) = found.into_iter().next() else {
+        return Err(RetentionError::UndefinedColumn(format!(
+            "column \"{column}\" of relation {} does not exist",
+            rel.display
+        )));
+    };
+    let time_types = [
+        pg_sys::TIMESTAMPTZOID,
+        pg_sys::TIMESTAMPOID,
+        pg_sys::DATEOID,
+    ];
+    if !type_oid.is_some_and(|t| time_types.contains(&t)) {
+        return Err(RetentionError::DatatypeMismatch(format!(
+            "column \"{column}\" of relation {} has type {type_name}; a retention policy needs timestamptz, timestamp or date",
+            rel.display
+        )));
+    }
+    Ok(())
+}
+
+fn check_interval(
+    client: &SpiClient<'_>,
+    what: &'static str,
+    value: Option<Interval>,
+) -> Result<()> {
+    let value = value.ok_or(RetentionError::NullArgument(what))?;
+    let positive = rows(
+        client,
+        "SELECT $1::pg_catalog.interval OPERATOR(pg_catalog.>) '0'::pg_catalog.interval",
+        &[value.into()],
+        |r| get::<bool>(r, 1),
+    )
+    .map_err(internal)?;
+    if positive.into_iter().next().flatten() != Some(true) {
+        return Err(RetentionError::InvalidParameter(format!(
+            "{what} must be a positive interval"
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_batch_size(batch_size: Option<i32>, nullable: bool) -> Result<()> {
+    match batch_size {
+        None if nullable => Ok(()),
+        None => Err(RetentionError::NullArgument("batch_size")),
+        Some(n) if n <= 0 => Err(RetentionError::InvalidParameter(format!(
+            "batch_size must be a positive number of rows, not {n}"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+fn existing_policy(
+    client: &SpiClient<'_>,
+    schema: &str,
+    relid: RelId,
+    kind: PolicyKind,
+) -> Result<Option<i64>> {
+    let sql = format!(
+        "SELECT id FROM {schema}.retention_config WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND kind OPERATOR(pg_catalog.=) $2"
+    );
+    let found = rows(
+        client,
+        &sql,
+        &[pg_sys::Oid::from(relid).into(), kind.as_str().into()],
+        |r| get::<i64>(r, 1),
+    )
+    .map_err(internal)?;
+    Ok(found.into_iter().next().flatten())
+}
+
+/// Refuses a policy that no run could execute: an FK cycle or self
+/// reference among the tables it deletes from, or a table without a key.
+fn check_plannable(
+    client: &SpiClient<'_>,
+    schema: &str,
+    rel: &Relation,
+    kind: PolicyKind,
+) -> Result<()> {
+    let fks = catalog::load_foreign_keys(client)?;
+    let tables: Vec<RelId> = match kind {
+        PolicyKind::Expire => {
+            let sql = format!(
+                "SELECT relid::pg_catalog.oid FROM {schema}.retention_config WHERE kind OPERATOR(pg_catalog.=) 'expire'"
+            );
+            let mut roots: Vec<RelId> = rows(client, &sql, &[], |r| get::<pg_sys::Oid>(r, 1))
+                .map_err(internal)?
+                .into_iter()
+                .flatten()
+                .map(|o| o.to_u32())
+                .collect();
+            roots.push(rel.relid);
+            let plan = planner::plan(&roots, &fks).map_err(|e| {
+                RetentionError::Unsupported(format!(
+                    "cannot plan deletions for {}: {e}",
+                    rel.display
+                ))
+            })?;
+            plan.order
+        }
+        PolicyKind::Orphan => {
+            if let Some(fk) = fks
+                .iter()
+                .find(|fk| fk.parent == rel.relid && fk.child == rel.relid)
+            {
+                return Err(RetentionError::Unsupported(format!(
+                    "orphan policies on self-referencing tables are not supported ({} references {})",
+                    fk.name, rel.display
+                )));
+            }
+            vec![rel.relid]
+        }
+    };
+    for relid in tables {
+        let display = catalog::relation_name(client, relid)?;
+        catalog::row_key(client, relid, &display)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn _retention_add_policy(
+    relation: Option<pg_sys::Oid>,
+    time_column: Option<&str>,
+    retain: Option<Interval>,
+    label: Option<&str>,
+    batch_size: Option<i32>,
+    enabled: Option<bool>,
+    kind: &str,
+) -> i64 {
+    Spi::connect_mut(|client| {
+        let kind = PolicyKind::parse(kind)?;
+        let what = match kind {
+            PolicyKind::Expire => "retain",
+            PolicyKind::Orphan => "grace",
+        };
+        let schema = extension_schema(client)?;
+        let rel = checked_relation(client, relation)?;
+        check_time_column(client, &rel, time_column)?;
+        check_interval(client, what, retain)?;
+        check_batch_size(batch_size, true)?;
+        if let Some(id) = existing_policy(client, &schema, rel.relid, kind)? {
+            return Err(RetentionError::DuplicatePolicy(format!(
+                "table {} already has an {} policy (id {id}); change it with retention_alter_policy",
+                rel.display,
+                kind.as_str()
+            )));
+        }
+        check_plannable(client, &schema, &rel, kind)?;
+        let sql = format!(
+            "INSERT INTO {schema}.retention_config (relid, kind, time_column, retain, label, batch_size, enabled) \
+             VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3::pg_catalog.name, $4, $5, $6, COALESCE($7, true)) RETURNING id"
+        );
+        let args: Vec<DatumWithOid> = vec![
+            pg_sys::Oid::from(rel.relid).into(),
+            kind.as_str().into(),
+            time_column.into(),
+            retain.into(),
+            label.into(),
+            batch_size.into(),
+            enabled.into(),
+        ];
+        let id = rows_mut(client, &sql, &args, |r| get::<i64>(r, 1)).map_err(internal)?;
+        Ok(id.into_iter().next().flatten().unwrap_or_default())
+    })
+    .or_raise()
+}
+
+/// Changes the given settings of a policy; NULL leaves a setting as it is.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn _retention_alter_policy(
+    relation: Option<pg_sys::Oid>,
+    kind: Option<&str>,
+    retain: Option<Interval>,
+    label: Option<&str>,
+    batch_size: Option<i32>,
+    enabled: Option<bool>,
+) -> i64 {
+    Spi::connect_mut(|client| {
+        let kind = PolicyKind::parse(kind.ok_or(RetentionError::NullArgument("kind"))?)?;
+        let schema = extension_schema(client)?;
+        let rel = checked_relation(client, relation)?;
+        if retain.is_some() {
+            check_interval(client, "retain", retain)?;
+        }
+        check_batch_size(batch_size, true)?;
+        let Some(id) = existing_policy(client, &schema, rel.relid, kind)? else {
+            return Err(RetentionError::UndefinedPolicy(format!(
+                "table {} has no {} policy",
+                rel.display,
+                kind.as_str()
+            )));
+        };
+        let sql = format!(
+            "UPDATE {schema}.retention_config SET retain = COALESCE($2, retain), label = COALESCE($3, label), \
+                 batch_size = COALESCE($4, batch_size), enabled = COALESCE($5, enabled) \
+             WHERE id OPERATOR(pg_catalog.=) $1"
+        );
+        rows_mut(client, &sql, &[id.into(), retain.into(), label.into(), batch_size.into(), enabled.into()], |_| Ok(()))
+            .map_err(internal)?;
+        Ok(id)
+    })
+    .or_raise()
+}
+
+/// Pauses or resumes every policy of a table; returns how many changed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _retention_set_enabled(relation: Option<pg_sys::Oid>, enabled: bool) -> i64 {
+    Spi::connect_mut(|client| {
+        let schema = extension_schema(client)?;
+        let rel = checked_relation(client, relation)?;
+        let sql = format!(
+            "UPDATE {schema}.retention_config SET enabled = $2 \
+             WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1 RETURNING id"
+        );
+        let changed = rows_mut(
+            client,
+            &sql,
+            &[pg_sys::Oid::from(rel.relid).into(), enabled.into()],
+            |_| Ok(()),
+        )
+        .map_err(internal)?;
+        if changed.is_empty() {
+            return Err(RetentionError::UndefinedPolicy(format!(
+                "table {} has no retention policy",
+                rel.display
+            )));
+        }
+        Ok(changed.len() as i64)
+    })
+    .or_raise()
+}
+
+/// Removes a table's policies (of one kind, or all); returns how many.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _retention_remove_policy(relation: Option<pg_sys::Oid>, kind: Option<&str>) -> i64 {
+    Spi::connect_mut(|client| {
+        let kind = kind.map(PolicyKind::parse).transpose()?;
+        let schema = extension_schema(client)?;
+        let rel = checked_relation(client, relation)?;
+        let sql = format!(
+            "DELETE FROM {schema}.retention_config \
+             WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND ($2::pg_catalog.text IS NULL OR kind OPERATOR(pg_catalog.=) $2) RETURNING id"
+        );
+        let removed = rows_mut(
+            client,
+            &sql,
+            &[pg_sys::Oid::from(rel.relid).into(), kind.map(PolicyKind::as_str).into()],
+            |_| Ok(()),
+        )
+        .map_err(internal)?;
+        if removed.is_empty() {
+            return Err(RetentionError::UndefinedPolicy(format!("table {} has no such retention policy", rel.display)));
+        }
+        Ok(removed.len() as i64)
+    })
+    .or_raise()
+}

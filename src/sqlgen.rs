@@ -1,0 +1,439 @@
+//! The SQL a run and a preview execute, built in plain Rust from table shapes.
+//!
+//! Every identifier is double-quoted here (always, so that no keyword list is
+//! needed); every value is a `$n` parameter. Key values travel between
+//! statements as text arrays and are cast back to the column's own type with
+//! its input function, which is exact for every built-in type.
+
+use crate::planner::{ForeignKey, RelId};
+
+/// A column and its type as `format_type` spells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub type_sql: String,
+}
+
+/// What the generated SQL needs to know of a table.
+#[derive(Clone, Debug)]
+pub struct TableShape {
+    pub relid: RelId,
+    /// `"schema"."table"`, quoted.
+    pub qualified: String,
+    /// The row identity used to delete exactly the rows selected: the primary
+    /// key, or else a unique index over NOT NULL columns.
+    pub key: Vec<Column>,
+    /// Columns read from each selected row: the key, then any other column
+    /// that a child's foreign key references.
+    pub carried: Vec<Column>,
+    /// The time column of the table's policy, for date ranges in the history.
+    pub time_column: Option<Column>,
+}
+
+impl TableShape {
+    pub fn carried_index(&self, column: &str) -> Option<usize> {
+        self.carried.iter().position(|c| c.name == column)
+    }
+}
+
+/// Double-quotes an identifier, doubling any quote inside it.
+pub fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+pub fn quote_qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+fn col(alias: &str, column: &str) -> String {
+    format!("{alias}.{}", quote_ident(column))
+}
+
+fn col_list(alias: &str, columns: &[Column]) -> String {
+    columns
+        .iter()
+        .map(|c| col(alias, &c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn text_list(alias: &str, columns: &[Column]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{}::pg_catalog.text", col(alias, &c.name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `alias.(columns)` matches one of the value tuples bound as text arrays
+/// `$first..`, cast to `types`.
+fn in_text_arrays(alias: &str, columns: &[String], types: &[String], first: usize) -> String {
+    if columns.len() == 1 {
+        return format!(
+            "{} = ANY (${first}::pg_catalog.text[]::{}[])",
+            col(alias, &columns[0]),
+            types[0]
+        );
+    }
+    let arrays: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| {
+            format!(
+                "pg_catalog.unnest(${}::pg_catalog.text[]::{ty}[])",
+                first + i
+            )
+        })
+        .collect();
+    let tuple: Vec<String> = columns.iter().map(|c| col(alias, c)).collect();
+    format!(
+        "({}) IN (SELECT * FROM ROWS FROM ({}))",
+        tuple.join(", "),
+        arrays.join(", ")
+    )
+}
+
+/// `(time, key...) > ($first::type, ...)`: the keyset continuation.
+fn keyset_after(alias: &str, time: &Column, key: &[Column], first: usize) -> String {
+    let cols: Vec<&Column> = std::iter::once(time).chain(key.iter()).collect();
+    let lhs: Vec<String> = cols.iter().map(|c| col(alias, &c.name)).collect();
+    let rhs: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("${}::pg_catalog.text::{}", first + i, c.type_sql))
+        .collect();
+    format!("({}) > ({})", lhs.join(", "), rhs.join(", "))
+}
+
+fn key_join(left: &str, right: &str, key: &[Column]) -> String {
+    key.iter()
+        .map(|c| format!("{} = {}", col(left, &c.name), col(right, &c.name)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// Aggregates over a `d` CTE of deleted rows that returned `ts`:
+/// count, oldest and newest as microseconds since the epoch (comparable in
+/// Rust whatever the column type).
+fn deleted_summary(time: Option<&Column>) -> &'static str {
+    match time {
+        Some(_) => "SELECT pg_catalog.count(*), (pg_catalog.date_part('epoch', pg_catalog.min(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8, (pg_catalog.date_part('epoch', pg_catalog.max(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8 FROM d",
+        None => "SELECT pg_catalog.count(*), NULL::pg_catalog.int8, NULL::pg_catalog.int8 FROM d",
+    }
+}
+
+fn returning_ts(alias: &str, time: Option<&Column>) -> String {
+    match time {
+        Some(t) => format!("RETURNING {} AS __retention_time", col(alias, &t.name)),
+        None => "RETURNING 1 AS __retention_time".to_string(),
+    }
+}
+
+/// A batch of a policy's own rows, by keyset on (time, key).
+///
+/// Parameters: `$1` cutoff (timestamptz), `$2` limit, then, when `after` is
+/// set, the previous batch's last time and key values as text.
+/// `extra` is an additional condition (the orphan test), spelled for alias
+/// `t` (selection) and alias `x` (its re-check at delete time).
+#[derive(Clone, Debug)]
+pub struct RootBatch<'a> {
+    pub table: &'a TableShape,
+    pub time: &'a Column,
+    pub after: bool,
+    pub extra: Option<(String, String)>,
+}
+
+impl RootBatch<'_> {
+    fn where_clause(&self) -> String {
+        let mut w = format!("{} < $1", col("t", &self.time.name));
+        if self.after {
+            w.push_str(" AND ");
+            w.push_str(&keyset_after("t", self.time, &self.table.key, 3));
+        }
+        if let Some((extra, _)) = &self.extra {
+            w.push_str(" AND ");
+            w.push_str(extra);
+        }
+        w
+    }
+
+    fn order(&self) -> String {
+        let mut cols = vec![col("t", &self.time.name)];
+        cols.extend(self.table.key.iter().map(|c| col("t", &c.name)));
+        cols.join(", ")
+    }
+
+    /// Selects and locks the batch, returning time then carried columns as
+    /// text. Rows locked by another session are skipped, not waited for: the
+    /// keyset moves past them and the next run takes them.
+    pub fn select_sql(&self) -> String {
+        format!(
+            "SELECT {}::pg_catalog.text, {} FROM {} t WHERE {} ORDER BY {} LIMIT $2 FOR UPDATE OF t SKIP LOCKED",
+            col("t", &self.time.name),
+            text_list("t", &self.table.carried),
+            self.table.qualified,
+            self.where_clause(),
+            self.order()
+        )
+    }
+
+    /// Selects, locks and deletes the batch in one statement, for tables with
+    /// no dependents to clear first. Returns one row (none for an empty
+    /// batch): rows selected, rows deleted, oldest and newest deleted, then the
+    /// last selected row's time and key as text for the next keyset.
+    pub fn delete_sql(&self) -> String {
+        let t = self.table;
+        let key_desc: Vec<String> = t
+            .key
+            .iter()
+            .map(|c| format!("{} DESC", col("b", &c.name)))
+            .collect();
+        format!(
+            "WITH b AS MATERIALIZED (SELECT {time} AS __retention_time, {keys} FROM {tbl} t WHERE {w} ORDER BY {order} LIMIT $2 FOR UPDATE OF t SKIP LOCKED), \
+             d AS (DELETE FROM {tbl} x USING b WHERE {join} AND {xtime} < $1{recheck} RETURNING {xtime} AS __retention_time) \
+             SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM d), \
+             (SELECT (pg_catalog.date_part('epoch', pg_catalog.min(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8 FROM d), (SELECT (pg_catalog.date_part('epoch', pg_catalog.max(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8 FROM d), \
+             last.__retention_time::pg_catalog.text, {last_keys} \
+             FROM (SELECT * FROM b ORDER BY b.__retention_time DESC, {key_desc} LIMIT 1) last",
+            time = col("t", &self.time.name),
+            keys = col_list("t", &t.key),
+            tbl = t.qualified,
+            w = self.where_clause(),
+            order = self.order(),
+            join = key_join("x", "b", &t.key),
+            xtime = col("x", &self.time.name),
+            last_keys = text_list("last", &t.key),
+            key_desc = key_desc.join(", "),
+            recheck = self.extra.as_ref().map(|(_, on_x)| format!(" AND {on_x}")).unwrap_or_default(),
+        )
+    }
+}
+
+/// Deletes rows by key, the values bound as text arrays `$1..$k`; with a
+/// recheck, only rows whose time is still before the cutoff `$k+1`, so that a
+/// row made younger since it was selected survives.
+pub fn delete_by_keys_sql(table: &TableShape, recheck: Option<&Column>) -> String {
+    let names: Vec<String> = table.key.iter().map(|c| c.name.clone()).collect();
+    let types: Vec<String> = table.key.iter().map(|c| c.type_sql.clone()).collect();
+    let mut w = in_text_arrays("x", &names, &types, 1);
+    if let Some(time) = recheck {
+        w.push_str(&format!(
+            " AND {} < ${}",
+            col("x", &time.name),
+            names.len() + 1
+        ));
+    }
+    format!(
+        "WITH d AS (DELETE FROM {} x WHERE {w} {}) {}",
+        table.qualified,
+        returning_ts("x", table.time_column.as_ref()),
+        deleted_summary(table.time_column.as_ref())
+    )
+}
+
+/// Rows of `child` that reference one of the parent rows bound as text
+/// arrays (one per referenced column, `$1..$k`), at most `$k+1` of them,
+/// locked so that no new grandchild can be attached while they are cleared.
+pub fn child_select_sql(child: &TableShape, edge: &ForeignKey, parent_types: &[String]) -> String {
+    let limit = edge.child_columns.len() + 1;
+    format!(
+        "SELECT {} FROM {} t WHERE {} LIMIT ${limit} FOR UPDATE OF t",
+        text_list("t", &child.carried),
+        child.qualified,
+        in_text_arrays("t", &edge.child_columns, parent_types, 1),
+    )
+}
+
+/// Like [`child_select_sql`] but deletes the selected rows in the same
+/// statement: for children with no dependents of their own.
+pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey, parent_types: &[String]) -> String {
+    let limit = edge.child_columns.len() + 1;
+    format!(
+        "WITH b AS MATERIALIZED (SELECT {keys} FROM {tbl} t WHERE {w} LIMIT ${limit} FOR UPDATE OF t), \
+         d AS (DELETE FROM {tbl} x USING b WHERE {join} {ret}) {summary}",
+        keys = col_list("t", &child.key),
+        tbl = child.qualified,
+        w = in_text_arrays("t", &edge.child_columns, parent_types, 1),
+        join = key_join("x", "b", &child.key),
+        ret = returning_ts("x", child.time_column.as_ref()),
+        summary = deleted_summary(child.time_column.as_ref()),
+    )
+}
+
+/// `NOT EXISTS` a row of `child` referencing the row `alias` through `edge`;
+/// with `doomed`, referencing rows satisfying it do not count (they go first).
+pub fn not_referenced(
+    alias: &str,
+    child_qualified: &str,
+    edge: &ForeignKey,
+    inner: &str,
+    doomed: Option<&str>,
+) -> String {
+    let join: Vec<String> = edge
+        .child_columns
+        .iter()
+        .zip(&edge.parent_columns)
+        .map(|(c, p)| format!("{} = {}", col(inner, c), col(alias, p)))
+        .collect();
+    let survivors = doomed
+        .map(|d| format!(" AND ({d}) IS NOT TRUE"))
+        .unwrap_or_default();
+    format!(
+        "NOT EXISTS (SELECT 1 FROM {child_qualified} {inner} WHERE {}{survivors})",
+        join.join(" AND ")
+    )
+}
+
+/// `EXISTS` a row of `parent` referenced by the row `alias` through `edge`
+/// and satisfying `condition` (on alias `inner`).
+pub fn references_where(
+    alias: &str,
+    parent_qualified: &str,
+    edge: &ForeignKey,
+    inner: &str,
+    condition: &str,
+) -> String {
+    let join: Vec<String> = edge
+        .child_columns
+        .iter()
+        .zip(&edge.parent_columns)
+        .map(|(c, p)| format!("{} = {}", col(inner, p), col(alias, c)))
+        .collect();
+    format!(
+        "EXISTS (SELECT 1 FROM {parent_qualified} {inner} WHERE {} AND ({condition}))",
+        join.join(" AND ")
+    )
+}
+
+/// `alias.time < $param`.
+pub fn older_than(alias: &str, time: &Column, param: usize) -> String {
+    format!("{} < ${param}", col(alias, &time.name))
+}
+
+/// Count and date range of the rows of `qualified` (alias `t`) satisfying
+/// `condition`.
+pub fn count_where_sql(qualified: &str, time: Option<&Column>, condition: &str) -> String {
+    let range = match time {
+        Some(t) => format!(
+            "pg_catalog.min({c})::pg_catalog.timestamptz, pg_catalog.max({c})::pg_catalog.timestamptz",
+            c = col("t", &t.name)
+        ),
+        None => "NULL::pg_catalog.timestamptz, NULL::pg_catalog.timestamptz".to_string(),
+    };
+    format!("SELECT pg_catalog.count(*), {range} FROM {qualified} t WHERE {condition}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::OnDelete;
+
+    fn column(name: &str, ty: &str) -> Column {
+        Column {
+            name: name.into(),
+            type_sql: ty.into(),
+        }
+    }
+
+    fn shape(name: &str, key: &[&str]) -> TableShape {
+        let key: Vec<Column> = key.iter().map(|k| column(k, "bigint")).collect();
+        TableShape {
+            relid: 1,
+            qualified: quote_qualified("public", name),
+            carried: key.clone(),
+            key,
+            time_column: Some(column("ts", "timestamp with time zone")),
+        }
+    }
+
+    #[test]
+    fn quoting_survives_hostile_names() {
+        assert_eq!(quote_ident("plain"), "\"plain\"");
+        assert_eq!(
+            quote_ident("x\"; DROP TABLE y; --"),
+            "\"x\"\"; DROP TABLE y; --\""
+        );
+        assert_eq!(
+            quote_qualified("My Schema", "Ünïcode"),
+            "\"My Schema\".\"Ünïcode\""
+        );
+    }
+
+    #[test]
+    fn root_select_is_a_keyset_batch() {
+        let t = shape("events", &["id"]);
+        let time = column("kickoff", "timestamp with time zone");
+        let first = RootBatch {
+            table: &t,
+            time: &time,
+            after: false,
+            extra: None,
+        };
+        assert_eq!(
+            first.select_sql(),
+            "SELECT t.\"kickoff\"::pg_catalog.text, t.\"id\"::pg_catalog.text FROM \"public\".\"events\" t \
+             WHERE t.\"kickoff\" < $1 ORDER BY t.\"kickoff\", t.\"id\" LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
+        );
+        let next = RootBatch {
+            after: true,
+            ..first
+        };
+        assert!(next.select_sql().contains(
+            "AND (t.\"kickoff\", t.\"id\") > ($3::pg_catalog.text::timestamp with time zone, $4::pg_catalog.text::bigint)"
+        ));
+    }
+
+    #[test]
+    fn composite_keys_are_matched_as_tuples() {
+        let t = shape("pairs", &["a", "b"]);
+        let sql = delete_by_keys_sql(&t, Some(&column("ts", "date")));
+        assert!(sql.contains(
+            "(x.\"a\", x.\"b\") IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]::bigint[]), pg_catalog.unnest($2::pg_catalog.text[]::bigint[])))"
+        ));
+        assert!(sql.contains("AND x.\"ts\" < $3"));
+    }
+
+    #[test]
+    fn child_statements_bind_the_parent_keys() {
+        let child = shape("market_odds", &["id"]);
+        let edge = ForeignKey {
+            name: "fk".into(),
+            child: 2,
+            parent: 1,
+            child_columns: vec!["snapshot_id".into()],
+            parent_columns: vec!["id".into()],
+            on_delete: OnDelete::NoAction,
+        };
+        let types = vec!["bigint".to_string()];
+        assert_eq!(
+            child_select_sql(&child, &edge, &types),
+            "SELECT t.\"id\"::pg_catalog.text FROM \"public\".\"market_odds\" t \
+             WHERE t.\"snapshot_id\" = ANY ($1::pg_catalog.text[]::bigint[]) LIMIT $2 FOR UPDATE OF t"
+        );
+        let del = child_delete_sql(&child, &edge, &types);
+        assert!(del.contains(
+            "DELETE FROM \"public\".\"market_odds\" x USING b WHERE x.\"id\" = b.\"id\""
+        ));
+        assert!(del.ends_with("FROM d"));
+    }
+
+    #[test]
+    fn orphan_and_dependency_conditions() {
+        let edge = ForeignKey {
+            name: "fk".into(),
+            child: 2,
+            parent: 1,
+            child_columns: vec!["t_a".into(), "t_b".into()],
+            parent_columns: vec!["a".into(), "b".into()],
+            on_delete: OnDelete::NoAction,
+        };
+        assert_eq!(
+            not_referenced("t", "\"s\".\"c\"", &edge, "c1", None),
+            "NOT EXISTS (SELECT 1 FROM \"s\".\"c\" c1 WHERE c1.\"t_a\" = t.\"a\" AND c1.\"t_b\" = t.\"b\")"
+        );
+        assert_eq!(
+            references_where("t", "\"s\".\"p\"", &edge, "p1", "p1.\"ts\" < $1"),
+            "EXISTS (SELECT 1 FROM \"s\".\"p\" p1 WHERE p1.\"a\" = t.\"t_a\" AND p1.\"b\" = t.\"t_b\" AND (p1.\"ts\" < $1))"
+        );
+    }
+}

@@ -1,0 +1,496 @@
+//! Reporting: `retention_stats()` (what is there) and `retention_preview()`
+//! (what the next run deletes, table by table, in the run's order).
+//!
+//! The preview counts with set predicates that mirror the run: a row goes if
+//! it is expired, or references (through a walked foreign key) a row that
+//! goes; an orphan goes if it is past the grace period and every row
+//! referencing it goes first.
+
+use std::cell::Cell;
+
+use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+use crate::catalog::{get, internal, rows, Policy, PolicyKind, Setup};
+use crate::errors::{OrRaise, Result, RetentionError};
+use crate::planner::{ForeignKey, RelId};
+use crate::sqlgen;
+
+/// Predicates over the rows a run deletes, with the policies' cutoffs bound
+/// as `$1..$n` in the order of `setup.policies`.
+struct Predicates<'a> {
+    setup: &'a Setup,
+    client: &'a SpiClient<'a>,
+    next_alias: Cell<usize>,
+}
+
+/// Beyond this nesting the foreign keys must be cyclic.
+const MAX_DEPTH: usize = 64;
+
+impl Predicates<'_> {
+    fn alias(&self) -> String {
+        let n = self.next_alias.get() + 1;
+        self.next_alias.set(n);
+        format!("a{n}")
+    }
+
+    fn param(&self, policy: &Policy) -> usize {
+        self.setup
+            .policies
+            .iter()
+            .position(|p| p.id == policy.id)
+            .expect("policy of the setup")
+            + 1
+    }
+
+    fn args(&self) -> Vec<DatumWithOid<'static>> {
+        self.setup
+            .policies
+            .iter()
+            .map(|p| p.cutoff.into())
+            .collect()
+    }
+
+    fn too_deep(depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(RetentionError::Unsupported(
+                "foreign keys between policy tables nest too deep (a cycle through orphan policies?)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rows of `rel` (alias) deleted by time-based policies: expired, or
+    /// referencing such a row through a walked key.
+    fn expiring(&self, rel: RelId, alias: &str, depth: usize) -> Result<String> {
+        Self::too_deep(depth)?;
+        let mut parts = Vec::new();
+        for p in self
+            .setup
+            .policies
+            .iter()
+            .filter(|p| p.kind == PolicyKind::Expire && p.relid == rel)
+        {
+            parts.push(sqlgen::older_than(
+                alias,
+                self.setup.policy_column(p.id),
+                self.param(p),
+            ));
+        }
+        let edges: Vec<&ForeignKey> = self.setup.plan.parent_edges(rel).collect();
+        for edge in edges {
+            let inner = self.alias();
+            let parent = self.setup.qualified(self.client, edge.parent)?;
+            let condition = self.expiring(edge.parent, &inner, depth + 1)?;
+            parts.push(sqlgen::references_where(
+                alias, &parent, edge, &inner, &condition,
+            ));
+        }
+        Ok(if parts.is_empty() {
+            "false".into()
+        } else {
+            parts.join(" OR ")
+        })
+    }
+
+    /// Rows of `rel` deleted by the whole run.
+    fn deleted(&self, rel: RelId, alias: &str, depth: usize) -> Result<String> {
+        let expiring = self.expiring(rel, alias, depth)?;
+        match self.orphaned(rel, alias, depth)? {
+            Some(orphan) => Ok(format!("({expiring}) OR ({orphan})")),
+            None => Ok(expiring),
+        }
+    }
+
+    /// Rows of `rel` its orphan policy deletes, if it has one: past the
+    /// grace period, and every row referencing it is deleted before.
+    fn orphaned(&self, rel: RelId, alias: &str, depth: usize) -> Result<Option<String>> {
+        Self::too_deep(depth)?;
+        let Some(policy) = self
+            .setup
+            .policies
+            .iter()
+            .find(|p| p.kind == PolicyKind::Orphan && p.relid == rel)
+        else {
+            return Ok(None);
+        };
+        let mut parts = vec![sqlgen::older_than(
+            alias,
+            self.setup.policy_column(policy.id),
+            self.param(policy),
+        )];
+        let referencing: Vec<&ForeignKey> = self.setup.referencing(rel).collect();
+        for fk in referencing {
+            let inner = self.alias();
+            let child = self.setup.qualified(self.client, fk.child)?;
+            let doomed = self.deleted(fk.child, &inner, depth + 1)?;
+            parts.push(sqlgen::not_referenced(
+                alias,
+                &child,
+                fk,
+                &inner,
+                Some(&doomed),
+            ));
+        }
+        Ok(Some(parts.join(" AND ")))
+    }
+}
+
+type PreviewRow = (
+    i32,
+    pg_sys::Oid,
+    String,
+    i64,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+);
+
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable, parallel_safe)]
+fn _retention_preview(
+    label: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(step, i32),
+        name!(relid, pg_sys::Oid),
+        name!(reason, String),
+        name!(rows_to_delete, i64),
+        name!(oldest, Option<TimestampWithTimeZone>),
+        name!(newest, Option<TimestampWithTimeZone>),
+    ),
+> {
+    let found = Spi::connect(|client| -> Result<Vec<PreviewRow>> {
+        let setup = Setup::load(client, label, false)?;
+        let preds = Predicates {
+            setup: &setup,
+            client,
+            next_alias: Cell::new(0),
+        };
+        let mut out = Vec::new();
+        let count = |relid: RelId,
+                     time: Option<&sqlgen::Column>,
+                     condition: &str|
+         -> Result<(
+            i64,
+            Option<TimestampWithTimeZone>,
+            Option<TimestampWithTimeZone>,
+        )> {
+            let qualified = setup.qualified(client, relid)?;
+            let sql = sqlgen::count_where_sql(&qualified, time, condition);
+            let found = rows(client, &sql, &preds.args(), |r| {
+                Ok((
+                    get::<i64>(r, 1)?.unwrap_or_default(),
+                    get::<TimestampWithTimeZone>(r, 2)?,
+                    get::<TimestampWithTimeZone>(r, 3)?,
+                ))
+            })
+            .map_err(internal)?;
+            Ok(found.into_iter().next().unwrap_or_default())
+        };
+        for &relid in &setup.plan.order {
+            let mut reasons = Vec::new();
+            for p in setup
+                .policies
+                .iter()
+                .filter(|p| p.kind == PolicyKind::Expire && p.relid == relid)
+            {
+                reasons.push(format!(
+                    "expired ({} older than cutoff)",
+                    setup.policy_column(p.id).name
+                ));
+            }
+            for edge in setup.plan.parent_edges(relid) {
+                reasons.push(format!(
+                    "references an expiring row of {}",
+                    setup.name(edge.parent)
+                ));
+            }
+            let condition = preds.expiring(relid, "t", 0)?;
+            let (n, oldest, newest) =
+                count(relid, setup.shape(relid).time_column.as_ref(), &condition)?;
+            out.push((
+                0,
+                pg_sys::Oid::from(relid),
+                reasons.join("; "),
+                n,
+                oldest,
+                newest,
+            ));
+        }
+        for &relid in &setup.orphan_order {
+            let Some(orphan) = preds.orphaned(relid, "t", 0)? else {
+                continue;
+            };
+            let condition = if setup.plan.contains(relid) {
+                format!(
+                    "({orphan}) AND ({}) IS NOT TRUE",
+                    preds.expiring(relid, "t", 0)?
+                )
+            } else {
+                orphan
+            };
+            let policy = setup
+                .policies
+                .iter()
+                .find(|p| p.kind == PolicyKind::Orphan && p.relid == relid)
+                .expect("orphan policy");
+            let column = setup.policy_column(policy.id);
+            let (n, oldest, newest) = count(relid, Some(column), &condition)?;
+            out.push((
+                0,
+                pg_sys::Oid::from(relid),
+                format!(
+                    "orphan (no row references it; {} older than grace)",
+                    column.name
+                ),
+                n,
+                oldest,
+                newest,
+            ));
+        }
+        for (i, row) in out.iter_mut().enumerate() {
+            row.0 = i as i32 + 1;
+        }
+        Ok(out)
+    })
+    .or_raise();
+    TableIterator::new(found)
+}
+
+type StatsRow = (
+    i64,
+    pg_sys::Oid,
+    String,
+    Option<String>,
+    String,
+    Interval,
+    TimestampWithTimeZone,
+    bool,
+    i64,
+    bool,
+    i64,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    i64,
+    bool,
+    Vec<String>,
+    Option<TimestampWithTimeZone>,
+    Option<String>,
+);
+
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable, parallel_safe)]
+fn _retention_stats(
+    label: Option<&str>,
+    exact: Option<bool>,
+) -> TableIterator<
+    'static,
+    (
+        name!(policy_id, i64),
+        name!(relid, pg_sys::Oid),
+        name!(kind, String),
+        name!(label, Option<String>),
+        name!(time_column, String),
+        name!(retain, Interval),
+        name!(cutoff, TimestampWithTimeZone),
+        name!(enabled, bool),
+        name!(total_rows, i64),
+        name!(total_rows_exact, bool),
+        name!(expired_rows, i64),
+        name!(oldest, Option<TimestampWithTimeZone>),
+        name!(newest, Option<TimestampWithTimeZone>),
+        name!(total_bytes, i64),
+        name!(time_column_indexed, bool),
+        name!(unindexed_foreign_keys, Vec<String>),
+        name!(last_run_at, Option<TimestampWithTimeZone>),
+        name!(last_run_status, Option<String>),
+    ),
+> {
+    let exact = exact.unwrap_or(false);
+    let found = Spi::connect(|client| -> Result<Vec<StatsRow>> {
+        let setup = Setup::load(client, label, true)?;
+        let mut out = Vec::new();
+        for p in &setup.policies {
+            out.push(policy_stats(client, &setup, p, exact)?);
+        }
+        Ok(out)
+    })
+    .or_raise();
+    TableIterator::new(found)
+}
+
+fn policy_stats(
+    client: &SpiClient<'_>,
+    setup: &Setup,
+    p: &Policy,
+    exact: bool,
+) -> Result<StatsRow> {
+    let relid = pg_sys::Oid::from(p.relid);
+    let qualified = setup.qualified(client, p.relid)?;
+    let column = setup.policy_column(p.id);
+    let time = format!("t.{}", sqlgen::quote_ident(&column.name));
+
+    // Estimates and sizes over every leaf partition (or the table itself).
+    let sizes = rows(
+        client,
+        "SELECT COALESCE(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0)::pg_catalog.int8, \
+                COALESCE(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::pg_catalog.int8 \
+         FROM pg_catalog.pg_partition_tree($1) pt JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) pt.relid WHERE pt.isleaf",
+        &[relid.into()],
+        |r| Ok((get::<i64>(r, 1)?.unwrap_or_default(), get::<i64>(r, 2)?.unwrap_or_default())),
+    )
+    .map_err(internal)?;
+    let (estimate, total_bytes) = sizes.into_iter().next().unwrap_or_default();
+    let total_rows = if exact {
+        scalar_i64(
+            client,
+            &format!("SELECT pg_catalog.count(*) FROM {qualified} t"),
+            &[],
+        )?
+    } else {
+        estimate
+    };
+
+    let expired_condition = match p.kind {
+        PolicyKind::Expire => format!("{time} < $1"),
+        PolicyKind::Orphan => {
+            let mut parts = vec![format!("{time} < $1")];
+            for (i, fk) in setup.referencing(p.relid).enumerate() {
+                let child = setup.qualified(client, fk.child)?;
+                parts.push(sqlgen::not_referenced(
+                    "t",
+                    &child,
+                    fk,
+                    &format!("c{i}"),
+                    None,
+                ));
+            }
+            parts.join(" AND ")
+        }
+    };
+    let expired_rows = scalar_i64(
+        client,
+        &format!("SELECT pg_catalog.count(*) FROM {qualified} t WHERE {expired_condition}"),
+        &[p.cutoff.into()],
+    )?;
+    // min/max walk the time column's index from either end when there is one.
+    let range = rows(
+        client,
+        &format!(
+            "SELECT pg_catalog.min({time})::pg_catalog.timestamptz, pg_catalog.max({time})::pg_catalog.timestamptz FROM {qualified} t"
+        ),
+        &[],
+        |r| Ok((get::<TimestampWithTimeZone>(r, 1)?, get::<TimestampWithTimeZone>(r, 2)?)),
+    )
+    .map_err(internal)?;
+    let (oldest, newest) = range.into_iter().next().unwrap_or((None, None));
+
+    let time_indexed = leading_index(client, p.relid, std::slice::from_ref(&column.name))?;
+    let mut unindexed = Vec::new();
+    for fk in walked_for(setup, p) {
+        if !leading_index(client, fk.child, &fk.child_columns)? {
+            unindexed.push(format!(
+                "{} ({}) -> {}",
+                fk.name,
+                fk.child_columns.join(", "),
+                setup.qualified(client, fk.parent)?
+            ));
+        }
+    }
+
+    let schema = &setup.schema;
+    let last = rows(
+        client,
+        &format!(
+            "SELECT r.finished_at, r.status FROM {schema}.cleanup_runs r \
+             WHERE r.status OPERATOR(pg_catalog.<>) 'skipped' \
+               AND r.policies OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('policy_id', $1::pg_catalog.int8)) \
+             ORDER BY r.id DESC LIMIT 1"
+        ),
+        &[p.id.into()],
+        |r| Ok((get::<TimestampWithTimeZone>(r, 1)?, get::<String>(r, 2)?)),
+    )
+    .map_err(internal)?;
+    let (last_run_at, last_run_status) = last.into_iter().next().unwrap_or((None, None));
+
+    let retain = rows(
+        client,
+        &format!("SELECT retain FROM {schema}.retention_config WHERE id OPERATOR(pg_catalog.=) $1"),
+        &[p.id.into()],
+        |r| get::<Interval>(r, 1),
+    )
+    .map_err(internal)?
+    .into_iter()
+    .next()
+    .flatten()
+    .ok_or_else(|| RetentionError::UndefinedPolicy(format!("policy {} vanished", p.id)))?;
+
+    Ok((
+        p.id,
+        relid,
+        p.kind.as_str().to_string(),
+        p.label.clone(),
+        column.name.clone(),
+        retain,
+        p.cutoff,
+        p.enabled,
+        total_rows,
+        exact,
+        expired_rows,
+        oldest,
+        newest,
+        total_bytes,
+        time_indexed,
+        unindexed,
+        last_run_at,
+        last_run_status,
+    ))
+}
+
+/// The foreign keys a policy's batches look up by their child columns: the
+/// walked keys below an expire policy's table, or every key referencing an
+/// orphan policy's table.
+fn walked_for<'s>(setup: &'s Setup, p: &Policy) -> Vec<&'s ForeignKey> {
+    match p.kind {
+        PolicyKind::Orphan => setup.referencing(p.relid).collect(),
+        PolicyKind::Expire => {
+            let mut out: Vec<&ForeignKey> = Vec::new();
+            let mut stack = vec![p.relid];
+            while let Some(rel) = stack.pop() {
+                for e in setup.plan.child_edges(rel) {
+                    if !out.iter().any(|o| o.name == e.name) {
+                        out.push(e);
+                        stack.push(e.child);
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Whether some valid, non-partial index of `relid` starts with exactly these
+/// columns (in any order).
+fn leading_index(client: &SpiClient<'_>, relid: RelId, columns: &[String]) -> Result<bool> {
+    let found = rows(
+        client,
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i \
+            WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisvalid AND i.indpred IS NULL \
+              AND (SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY a.attname) \
+                   FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY k(num, ord) \
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.num \
+                   WHERE k.ord OPERATOR(pg_catalog.<=) $3) \
+                  OPERATOR(pg_catalog.=) (SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest($2::pg_catalog.text[]) x))",
+        &[pg_sys::Oid::from(relid).into(), columns.to_vec().into(), (columns.len() as i64).into()],
+        |r| get::<bool>(r, 1),
+    )
+    .map_err(internal)?;
+    Ok(found.into_iter().next().flatten().unwrap_or(false))
+}
+
+fn scalar_i64(client: &SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> Result<i64> {
+    let found = rows(client, sql, args, |r| get::<i64>(r, 1)).map_err(internal)?;
+    Ok(found.into_iter().next().flatten().unwrap_or_default())
+}
