@@ -332,12 +332,15 @@ fn policy_stats(
     let column = setup.policy_column(p.id);
     let time = format!("t.{}", sqlgen::quote_ident(&column.name));
 
-    // Estimates and sizes over every leaf partition (or the table itself).
+    // Estimates and sizes over the table and its leaf partitions, if any
+    // (pg_partition_tree is empty for a plain table).
     let sizes = rows(
         client,
         "SELECT COALESCE(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0)::pg_catalog.int8, \
                 COALESCE(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::pg_catalog.int8 \
-         FROM pg_catalog.pg_partition_tree($1) pt JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) pt.relid WHERE pt.isleaf",
+         FROM pg_catalog.pg_class c \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1 \
+            OR c.oid IN (SELECT pt.relid FROM pg_catalog.pg_partition_tree($1) pt WHERE pt.isleaf)",
         &[relid.into()],
         |r| Ok((get::<i64>(r, 1)?.unwrap_or_default(), get::<i64>(r, 2)?.unwrap_or_default())),
     )

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A local PostgreSQL 15 cluster for the demo and the integration tests.
+# Postgres refuses to run as root: the server runs as the `postgres` system
+# user (created by Debian's package), clients connect over a Unix socket in
+# the cluster's own directory.
+#
+#   scripts/cluster.sh start NAME PORT   # initdb if needed, start (idempotent)
+#   scripts/cluster.sh stop NAME
+#   scripts/cluster.sh env NAME PORT     # prints PGHOST/PGPORT/PGUSER exports
+set -euo pipefail
+
+PGBIN=/usr/lib/postgresql/15/bin
+RUN_ROOT=${PG_RETENTION_RUN_DIR:-/var/tmp/pg_retention}
+SERVER_USER=${PG_RETENTION_SERVER_USER:-postgres}
+
+cmd=${1:?usage: cluster.sh start|stop|env NAME [PORT]}
+name=${2:?cluster name}
+port=${3:-55432}
+dir="$RUN_ROOT/$name"
+
+as_server_user() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u "$SERVER_USER" -- "$@"
+  else
+    "$@"
+  fi
+}
+
+case "$cmd" in
+  start)
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then
+      chown "$SERVER_USER": "$RUN_ROOT" "$dir"
+    fi
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+      as_server_user "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log"
+      cat >>"$dir/data/postgresql.conf" <<CONF
+port = $port
+listen_addresses = ''
+unix_socket_directories = '$dir'
+shared_preload_libraries = 'pg_cron'
+cron.database_name = 'postgres'
+cron.host = '$dir'
+max_connections = 100
+log_line_prefix = '%m [%p] %d '
+log_lock_waits = on
+CONF
+    fi
+    if ! as_server_user "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+      as_server_user "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+    fi
+    ;;
+  stop)
+    if [ -f "$dir/data/PG_VERSION" ]; then
+      as_server_user "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    ;;
+  env)
+    echo "export PGHOST='$dir' PGPORT='$port' PGUSER=postgres"
+    ;;
+  *)
+    echo "unknown command $cmd" >&2
+    exit 2
+    ;;
+esac

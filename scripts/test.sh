@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, the planner's and SQL builder's unit
+# tests with the in-database #[pg_test]s (cargo pgrx test), then the
+# integration tests against a real cluster with several connections.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="$HOME/.cargo/bin:$PATH"
+bash scripts/install-deps.sh
+
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+RUN_ROOT=${PG_RETENTION_RUN_DIR:-/var/tmp/pg_retention}
+TEST_PORT=${PG_RETENTION_TEST_PORT:-55432}
+
+echo "==> cargo fmt --check"
+cargo fmt --check
+echo "==> cargo clippy"
+cargo clippy --all-targets --features integration -- -D warnings
+
+echo "==> unit tests and #[pg_test] (cargo pgrx test)"
+mkdir -p "$RUN_ROOT/pgrx"
+chown postgres: "$RUN_ROOT" "$RUN_ROOT/pgrx" 2>/dev/null || true
+cargo pgrx test pg15 --runas postgres --pgdata "$RUN_ROOT/pgrx/data"
+
+echo "==> integration tests"
+# cargo pgrx test installed its test build; install the real one.
+cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+bash scripts/cluster.sh stop test
+bash scripts/cluster.sh start test "$TEST_PORT"
+eval "$(bash scripts/cluster.sh env test "$TEST_PORT")"
+cargo test --features integration --test integration -- --test-threads 2
+bash scripts/cluster.sh stop test

@@ -1,0 +1,69 @@
+use postgres::{Client, NoTls};
+
+fn conninfo(db: &str) -> String {
+    let host = std::env::var("PGHOST")
+        .expect("PGHOST is not set: run the integration tests through scripts/test.sh");
+    let port = std::env::var("PGPORT")
+        .expect("PGPORT is not set: run the integration tests through scripts/test.sh");
+    format!("host={host} port={port} user=postgres dbname={db} application_name=pg_retention_it")
+}
+
+pub fn connect(db: &str) -> Client {
+    Client::connect(&conninfo(db), NoTls).unwrap_or_else(|e| panic!("cannot connect to {db}: {e}"))
+}
+
+/// A new, empty database with the extension installed.
+pub fn fresh_db(name: &str) -> Client {
+    let mut admin = connect("postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let mut db = connect(name);
+    db.batch_execute("CREATE EXTENSION pg_retention").unwrap();
+    db
+}
+
+pub const ODDS_SCHEMA: &str = include_str!("../../bench/odds_schema.sql");
+
+/// Both chains of the odds schema at the given scale.
+pub fn odds_db(name: &str, scale: i32) -> Client {
+    let mut db = fresh_db(name);
+    db.batch_execute(ODDS_SCHEMA).unwrap();
+    db.batch_execute(&format!(
+        "SELECT odds_create_schema(); SELECT odds_create_schema('competitor_');
+         SELECT odds_generate({scale}); SELECT odds_generate({scale}, 'competitor_');"
+    ))
+    .unwrap();
+    db
+}
+
+pub fn count(db: &mut Client, sql: &str) -> i64 {
+    db.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// The SQLSTATE of a statement that must fail.
+pub fn sqlstate_of(db: &mut Client, sql: &str) -> String {
+    match db.batch_execute(sql) {
+        Ok(()) => panic!("expected an error from: {sql}"),
+        Err(e) => e
+            .code()
+            .unwrap_or_else(|| panic!("no SQLSTATE for {sql}: {e}"))
+            .code()
+            .to_string(),
+    }
+}
+
+pub fn error_message(db: &mut Client, sql: &str) -> String {
+    match db.batch_execute(sql) {
+        Ok(()) => panic!("expected an error from: {sql}"),
+        Err(e) => e
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_else(|| e.to_string()),
+    }
+}

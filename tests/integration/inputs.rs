@@ -1,0 +1,102 @@
+//! Refused inputs: each gets its SQLSTATE, and neither the configuration nor
+//! the data changes.
+
+use crate::common::{count, fresh_db, sqlstate_of};
+
+fn fingerprint(db: &mut postgres::Client) -> String {
+    db.query_one(
+        "SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s|%s|%s', id, relid::oid, kind, time_column, retain, label, batch_size), ';' ORDER BY id), '')
+                || '#' || (SELECT count(*) FROM cleanup_runs)
+                || '#' || (SELECT count(*) FROM logs)
+         FROM retention_config",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn bad_inputs_are_refused_with_their_sqlstate_and_change_nothing() {
+    let mut db = fresh_db("it_inputs");
+    db.batch_execute(
+        "DROP ROLE IF EXISTS it_inputs_intruder;
+         CREATE TABLE logs (id int PRIMARY KEY, ts timestamptz NOT NULL, note text, n int);
+         INSERT INTO logs SELECT g, now() - g * interval '1 day' - interval '1 hour' FROM generate_series(1, 20) g;
+         CREATE TABLE keyless (ts timestamptz NOT NULL);
+         CREATE VIEW logs_view AS SELECT * FROM logs;
+         CREATE MATERIALIZED VIEW logs_mv AS SELECT * FROM logs;
+         CREATE TABLE parted (id int, ts timestamptz NOT NULL, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+         CREATE TABLE parted_old PARTITION OF parted FOR VALUES FROM (MINVALUE) TO ('2020-01-01');
+         CREATE TABLE other_owner (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE ROLE it_inputs_intruder;
+         GRANT ALL ON other_owner, logs TO it_inputs_intruder;
+         GRANT ALL ON ALL TABLES IN SCHEMA public TO it_inputs_intruder;
+         GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO it_inputs_intruder;
+         CREATE TEMP TABLE scratch (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         SELECT retention_add_policy('logs', 'ts', '5 days');",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let cases: &[(&str, &str)] = &[
+        ("SELECT retention_add_policy(NULL, 'ts', '1 day')", "22004"),
+        ("SELECT retention_add_policy('other_owner', NULL, '1 day')", "22004"),
+        ("SELECT retention_add_policy('other_owner', 'ts', NULL)", "22004"),
+        ("SELECT retention_add_policy('other_owner', 'ts', '-1 day')", "22023"),
+        ("SELECT retention_add_policy('other_owner', 'ts', '0 seconds')", "22023"),
+        ("SELECT retention_add_policy('other_owner', 'ts', '1 day', batch_size => 0)", "22023"),
+        ("SELECT retention_add_policy('other_owner', 'ts', '1 day', batch_size => -10)", "22023"),
+        ("SELECT retention_add_policy('no_such_table', 'ts', '1 day')", "42P01"),
+        ("SELECT retention_add_policy(123456789::oid::regclass, 'ts', '1 day')", "42P01"),
+        ("SELECT retention_add_policy('other_owner', 'missing', '1 day')", "42703"),
+        ("SELECT retention_add_policy('logs', 'note', '1 day')", "42804"),
+        ("SELECT retention_add_policy('logs', 'n', '1 day')", "42804"),
+        ("SELECT retention_add_policy('logs_view', 'ts', '1 day')", "42809"),
+        ("SELECT retention_add_policy('logs_mv', 'ts', '1 day')", "42809"),
+        ("SELECT retention_add_policy('pg_catalog.pg_class', 'relname', '1 day')", "42809"),
+        ("SELECT retention_add_policy('parted_old', 'ts', '1 day')", "42809"),
+        ("SELECT retention_add_policy('scratch', 'ts', '1 day')", "0A000"),
+        ("SELECT retention_add_policy('keyless', 'ts', '1 day')", "0A000"),
+        ("SELECT retention_add_policy('logs', 'ts', '9 days')", "42710"),
+        ("SELECT retention_add_orphan_policy('other_owner', 'ts', NULL)", "22004"),
+        ("SELECT retention_add_orphan_policy('other_owner', 'ts', '-1 hour')", "22023"),
+        ("SELECT retention_alter_policy('logs', retain => '-2 days')", "22023"),
+        ("SELECT retention_alter_policy('logs', batch_size => 0)", "22023"),
+        ("SELECT retention_alter_policy('other_owner', retain => '2 days')", "42704"),
+        ("SELECT retention_alter_policy('logs', kind => 'forever')", "22023"),
+        ("SELECT retention_remove_policy('other_owner')", "42704"),
+        ("SELECT retention_remove_policy('logs', 'bogus')", "22023"),
+        ("SELECT retention_pause('other_owner')", "42704"),
+        ("SELECT retention_execute(NULL)", "22004"),
+        ("SELECT retention_execute(0)", "22023"),
+        ("SELECT retention_execute(-1)", "22023"),
+        (
+            "SET ROLE it_inputs_intruder; SELECT retention_add_policy('other_owner', 'ts', '1 day')",
+            "42501",
+        ),
+        ("SET ROLE it_inputs_intruder; SELECT retention_remove_policy('logs')", "42501"),
+        ("SET ROLE it_inputs_intruder; SELECT retention_pause('logs')", "42501"),
+    ];
+    let before = fingerprint(&mut db);
+    for (sql, expected) in cases {
+        let got = sqlstate_of(&mut db, sql);
+        db.batch_execute("RESET ROLE").unwrap();
+        assert_eq!(&got, expected, "{sql}");
+        assert_eq!(fingerprint(&mut db), before, "{sql} changed something");
+    }
+    assert!(cases.len() >= 30);
+    // Messages name the object.
+    let msg = crate::common::error_message(
+        &mut db,
+        "SELECT retention_add_policy('logs_view', 'ts', '1 day')",
+    );
+    assert!(msg.contains("logs_view") && msg.contains("view"), "{msg}");
+    let msg = crate::common::error_message(
+        &mut db,
+        "SELECT retention_add_policy('logs', 'note', '1 day')",
+    );
+    assert!(msg.contains("note") && msg.contains("text"), "{msg}");
+    // The refusals left the one policy working.
+    assert_eq!(
+        count(&mut db, "SELECT total_deleted FROM retention_execute()"),
+        16
+    );
+}

@@ -1,0 +1,7 @@
+//! Integration tests against a real running cluster, several connections.
+//! `scripts/test.sh` starts the cluster, installs the extension and sets
+//! PGHOST/PGPORT; each test works in a database of its own.
+
+mod common;
+mod core;
+mod inputs;
