@@ -120,6 +120,91 @@ BEGIN
 END
 $$;
 
+-- The production path: commits after every batch, so row locks and the xmin
+-- horizon are held for one batch only. PL/pgSQL without SET clauses or
+-- SECURITY DEFINER and with no EXCEPTION block, so that it may COMMIT.
+CREATE PROCEDURE retention_run(
+    batch_size integer DEFAULT 1000,
+    label text DEFAULT NULL,
+    max_rows bigint DEFAULT NULL,
+    max_duration interval DEFAULT NULL,
+    batch_pause interval DEFAULT NULL,
+    lock_timeout interval DEFAULT NULL,
+    origin text DEFAULT NULL
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    run_id bigint;
+    state text := 'more';
+    failure record;
+BEGIN
+    run_id := @extschema@._retention_run_begin(
+        batch_size, label, max_rows, max_duration, batch_pause, lock_timeout,
+        COALESCE(origin, CASE WHEN pg_catalog.current_setting('application_name') OPERATOR(pg_catalog.=) 'pg_cron'
+                              THEN 'pg_cron' ELSE 'retention_run' END));
+    COMMIT;
+    WHILE state OPERATOR(pg_catalog.=) 'more' LOOP
+        state := @extschema@._retention_run_step(run_id);
+        COMMIT;
+    END LOOP;
+    IF state OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'cancelled']) THEN
+        SELECT r.error, r.sqlstate INTO failure FROM @extschema@.cleanup_runs r WHERE r.id OPERATOR(pg_catalog.=) run_id;
+        RAISE EXCEPTION 'pg_retention run % %: %', run_id, state, failure.error
+            USING ERRCODE = COALESCE(failure.sqlstate, 'XX000');
+    END IF;
+END
+$$;
+
+-- pg_cron scheduling. The job is named after the label, so scheduling again
+-- updates the job instead of adding one.
+CREATE FUNCTION retention_schedule(
+    schedule text DEFAULT '0 3 * * *',
+    batch_size integer DEFAULT 1000,
+    label text DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    command text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database %', pg_catalog.current_database()
+            USING ERRCODE = '55000',
+                  HINT = 'CREATE EXTENSION pg_cron; it needs shared_preload_libraries = ''pg_cron'' and runs in the database named by cron.database_name. For data in another database, schedule CALL retention_run() there with cron.schedule_in_database().';
+    END IF;
+    IF schedule IS NULL THEN
+        RAISE EXCEPTION 'schedule must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'batch_size must be a positive number of rows, not %', COALESCE(batch_size::text, 'NULL')
+            USING ERRCODE = CASE WHEN batch_size IS NULL THEN '22004' ELSE '22023' END;
+    END IF;
+    command := pg_catalog.format('CALL %I.retention_run(batch_size => %s, label => %L, origin => %L)',
+                                 '@extschema@', batch_size, label, 'pg_cron');
+    RETURN cron.schedule(@extschema@._retention_job_name(label), schedule, command);
+END
+$$;
+
+CREATE FUNCTION retention_unschedule(label text DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database %', pg_catalog.current_database()
+            USING ERRCODE = '55000', HINT = 'CREATE EXTENSION pg_cron';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM cron.job j WHERE j.jobname OPERATOR(pg_catalog.=) @extschema@._retention_job_name(label)) THEN
+        RETURN false;
+    END IF;
+    RETURN cron.unschedule(@extschema@._retention_job_name(label));
+END
+$$;
+
+CREATE FUNCTION _retention_job_name(label text) RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT 'pg_retention' OPERATOR(pg_catalog.||) COALESCE(':' OPERATOR(pg_catalog.||) label, '') $$;
+
 COMMENT ON TABLE retention_config IS 'pg_retention policies (configuration, kept by pg_dump); read it through the retention_policies view';
 COMMENT ON TABLE cleanup_runs IS 'pg_retention run history: one row per run, with per-table counts, date ranges and any error';
 COMMENT ON VIEW retention_policies IS 'pg_retention policies, readable: relation, kind, time column, retention, label, batch size, enabled, current cutoff';
@@ -132,3 +217,6 @@ COMMENT ON FUNCTION retention_remove_policy(regclass, text) IS 'Removes the poli
 COMMENT ON FUNCTION retention_stats(text, boolean) IS 'Per policy: rows (estimate, or exact), expired rows, time range, size, cutoff, missing indexes, last run';
 COMMENT ON FUNCTION retention_preview(text) IS 'What the next run deletes, table by table in the order it deletes them';
 COMMENT ON FUNCTION retention_execute(integer, text) IS 'Runs the enabled policies now in batches, children first, in the caller''s transaction; returns the history row';
+COMMENT ON PROCEDURE retention_run(integer, text, bigint, interval, interval, interval, text) IS 'Runs the enabled policies, committing after every batch (the path to schedule); caps default to the pg_retention.* settings';
+COMMENT ON FUNCTION retention_schedule(text, integer, text) IS 'Schedules CALL retention_run() with pg_cron (one job per label; scheduling again updates it); returns the job id';
+COMMENT ON FUNCTION retention_unschedule(text) IS 'Removes the pg_cron job of a label; false when there is none';

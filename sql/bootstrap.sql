@@ -25,7 +25,7 @@ CREATE TABLE cleanup_runs (
     finished_at   timestamptz,
     duration      interval GENERATED ALWAYS AS (finished_at - started_at) STORED,
     status        text NOT NULL
-                  CHECK (status IN ('running', 'succeeded', 'failed', 'cancelled', 'skipped', 'abandoned')),
+                  CHECK (status IN ('running', 'succeeded', 'stopped', 'failed', 'cancelled', 'skipped', 'abandoned')),
     origin        text NOT NULL,
     started_by    name NOT NULL DEFAULT CURRENT_USER,
     backend_pid   integer NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
@@ -36,6 +36,10 @@ CREATE TABLE cleanup_runs (
     tables        jsonb NOT NULL DEFAULT '[]',
     -- [{"policy_id": n, "relation": ..., "kind": ..., "cutoff": ts}, ...] fixed at the start
     policies      jsonb NOT NULL DEFAULT '[]',
+    -- why a run stopped before finishing (a cap), or what it left for the next run
+    stop_reason   text,
+    -- batches rolled back because a lock was not granted within pg_retention.lock_timeout
+    lock_timeouts integer NOT NULL DEFAULT 0,
     error         text,
     sqlstate      text
 );

@@ -52,125 +52,164 @@ fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// How a root batch went: rows selected, and the keyset to continue after.
+/// How a root batch went: rows selected, the keyset to continue after, and
+/// whether it finished (a step with a row budget may stop after clearing
+/// only part of its dependents; the next step takes the same batch again).
 struct RootProgress {
     selected: i64,
     last: Option<Vec<Option<String>>>,
+    complete: bool,
 }
 
-pub struct Deleter<'a> {
-    setup: &'a Setup,
-    default_batch_size: i64,
+/// Where a run is, kept between the steps of a commit-per-batch run.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Indexes into `setup.policies`, in the order they run.
+    order: Vec<usize>,
+    /// Position in `order`.
+    next_policy: usize,
+    /// The current policy's keyset: time and key of the last row of the
+    /// last completed root batch.
+    after: Option<Vec<Option<String>>>,
     /// Counts of batches that committed into the run.
     done: HashMap<RelId, Tally>,
-    /// Counts of the batch in progress, merged into `done` when it succeeds.
-    pending: HashMap<RelId, Tally>,
     /// Per foreign key, how many parent keys the last child statement took.
     chunk_hint: HashMap<String, usize>,
 }
 
-impl<'a> Deleter<'a> {
-    pub fn new(setup: &'a Setup, default_batch_size: i64) -> Self {
-        Deleter {
-            setup,
-            default_batch_size,
-            done: HashMap::new(),
-            pending: HashMap::new(),
-            chunk_hint: HashMap::new(),
+impl Progress {
+    /// Time-based policies first, parents before children (a parent batch
+    /// takes its dependents with it), then orphan policies children first.
+    pub fn new(setup: &Setup) -> Self {
+        let mut expire: Vec<usize> = (0..setup.policies.len())
+            .filter(|i| setup.policies[*i].kind == PolicyKind::Expire)
+            .collect();
+        expire.sort_by_key(|i| std::cmp::Reverse(setup.plan.position(setup.policies[*i].relid)));
+        let orphans = setup.orphan_order.iter().flat_map(|relid| {
+            (0..setup.policies.len()).filter(move |i| {
+                setup.policies[*i].kind == PolicyKind::Orphan && setup.policies[*i].relid == *relid
+            })
+        });
+        Progress {
+            order: expire.into_iter().chain(orphans).collect(),
+            ..Default::default()
         }
     }
 
-    /// Runs every policy of the setup: time-based ones first, parents before
-    /// children (a parent batch takes its dependents with it), then orphans.
-    pub fn run(&mut self, client: &mut SpiClient<'_>) -> std::result::Result<(), BatchFailure> {
-        let setup = self.setup;
-        let mut expire: Vec<&Policy> = setup
-            .policies
-            .iter()
-            .filter(|p| p.kind == PolicyKind::Expire)
-            .collect();
-        expire.sort_by_key(|p| std::cmp::Reverse(setup.plan.position(p.relid)));
-        for policy in expire {
-            self.run_policy(client, policy)?;
-        }
-        for relid in &setup.orphan_order {
-            for policy in setup
-                .policies
-                .iter()
-                .filter(|p| p.kind == PolicyKind::Orphan && p.relid == *relid)
-            {
-                self.run_policy(client, policy)?;
-            }
-        }
-        Ok(())
+    /// Index into `setup.policies` of the policy the next step works on.
+    pub fn current_policy(&self) -> Option<usize> {
+        self.order.get(self.next_policy).copied()
+    }
+
+    pub fn finished(&self) -> bool {
+        self.next_policy >= self.order.len()
+    }
+
+    pub fn total_deleted(&self) -> i64 {
+        self.done.values().map(|t| t.deleted).sum()
+    }
+
+    /// Gives up on the current policy for this run (its rows stay for the next).
+    pub fn skip_policy(&mut self) {
+        self.next_policy += 1;
+        self.after = None;
     }
 
     /// Per-table counts in the order tables are deleted from: the plan's
     /// children-first order, then orphan tables.
-    pub fn counts(&self) -> Vec<TableCount> {
-        let mut seen = Vec::new();
-        let order = self
-            .setup
-            .plan
-            .order
-            .iter()
-            .chain(self.setup.orphan_order.iter());
-        for relid in order {
-            if seen
-                .iter()
-                .any(|c: &TableCount| c.relation == self.setup.name(*relid))
-            {
+    pub fn counts(&self, setup: &Setup) -> Vec<TableCount> {
+        let mut out: Vec<TableCount> = Vec::new();
+        for relid in setup.plan.order.iter().chain(setup.orphan_order.iter()) {
+            if out.iter().any(|c| c.relation == setup.name(*relid)) {
                 continue;
             }
             if let Some(t) = self.done.get(relid) {
-                seen.push(TableCount {
-                    relation: self.setup.name(*relid).to_string(),
+                out.push(TableCount {
+                    relation: setup.name(*relid).to_string(),
                     deleted: t.deleted,
                     oldest: t.oldest,
                     newest: t.newest,
                 });
             }
         }
-        seen
+        out
+    }
+}
+
+pub struct Deleter<'a> {
+    setup: &'a Setup,
+    default_batch_size: i64,
+    pub progress: Progress,
+    /// Counts of the batch in progress, merged into `progress` when it succeeds.
+    pending: HashMap<RelId, Tally>,
+    /// Rows one step may delete before it stops (commit-per-batch runs).
+    budget: Option<i64>,
+}
+
+impl<'a> Deleter<'a> {
+    pub fn new(
+        setup: &'a Setup,
+        default_batch_size: i64,
+        progress: Progress,
+        budget: Option<i64>,
+    ) -> Self {
+        Deleter {
+            setup,
+            default_batch_size,
+            progress,
+            pending: HashMap::new(),
+            budget,
+        }
     }
 
-    fn batch_size(&self, policy: &Policy) -> i64 {
-        policy
+    /// Runs every remaining batch (one transaction: `retention_execute`).
+    pub fn run(&mut self, client: &mut SpiClient<'_>) -> std::result::Result<(), BatchFailure> {
+        while !self.progress.finished() {
+            self.step(client)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one root batch with its dependents (or, with a budget, part of
+    /// its dependents) in a subtransaction. On failure the batch is rolled
+    /// back and the position stays on it.
+    pub fn step(&mut self, client: &mut SpiClient<'_>) -> std::result::Result<(), BatchFailure> {
+        let setup = self.setup;
+        let Some(&index) = self.progress.order.get(self.progress.next_policy) else {
+            return Ok(());
+        };
+        let policy = &setup.policies[index];
+        let limit = policy
             .batch_size
             .map(i64::from)
-            .unwrap_or(self.default_batch_size)
+            .unwrap_or(self.default_batch_size);
+        let after = self.progress.after.clone();
+        self.pending.clear();
+        let outcome =
+            in_subtransaction(|| self.root_batch(client, policy, limit, after.as_deref()));
+        let pending = std::mem::take(&mut self.pending);
+        let p = outcome?;
+        for (rel, t) in pending {
+            self.progress
+                .done
+                .entry(rel)
+                .or_default()
+                .add(t.deleted, t.oldest, t.newest);
+        }
+        if !p.complete {
+            return Ok(());
+        }
+        if p.selected < limit || p.last.is_none() {
+            self.progress.skip_policy();
+        } else {
+            self.progress.after = p.last;
+        }
+        Ok(())
     }
 
-    fn run_policy(
-        &mut self,
-        client: &mut SpiClient<'_>,
-        policy: &Policy,
-    ) -> std::result::Result<(), BatchFailure> {
-        let limit = self.batch_size(policy);
-        let mut after: Option<Vec<Option<String>>> = None;
-        loop {
-            self.pending.clear();
-            let progress =
-                in_subtransaction(|| self.root_batch(client, policy, limit, after.as_deref()));
-            match progress {
-                Ok(p) => {
-                    for (rel, t) in self.pending.drain() {
-                        self.done
-                            .entry(rel)
-                            .or_default()
-                            .add(t.deleted, t.oldest, t.newest);
-                    }
-                    if p.selected < limit || p.last.is_none() {
-                        return Ok(());
-                    }
-                    after = p.last;
-                }
-                Err(failure) => {
-                    self.pending.clear();
-                    return Err(failure);
-                }
-            }
-        }
+    fn over_budget(&self) -> bool {
+        self.budget
+            .is_some_and(|b| self.pending.values().map(|t| t.deleted).sum::<i64>() >= b)
     }
 
     fn tally(&mut self, relid: RelId, deleted: i64, oldest: Option<i64>, newest: Option<i64>) {
@@ -221,15 +260,23 @@ impl<'a> Deleter<'a> {
             return Ok(RootProgress {
                 selected: 0,
                 last: None,
+                complete: true,
             });
         };
         let carried = transpose(&selected, 1, width);
-        self.clear_dependents(client, policy.relid, &carried, limit)?;
+        if !self.clear_dependents(client, policy.relid, &carried, limit)? {
+            return Ok(RootProgress {
+                selected: 0,
+                last: None,
+                complete: false,
+            });
+        }
         self.delete_by_keys(client, shape, &carried, Some((time, policy.cutoff)))?;
         let key_len = shape.key.len();
         Ok(RootProgress {
             selected: selected.len() as i64,
             last: Some(last_row[..1 + key_len].to_vec()),
+            complete: true,
         })
     }
 
@@ -255,12 +302,14 @@ impl<'a> Deleter<'a> {
             None => Ok(RootProgress {
                 selected: 0,
                 last: None,
+                complete: true,
             }),
             Some((selected, deleted, oldest, newest, last)) => {
                 self.tally(batch.table.relid, deleted, oldest, newest);
                 Ok(RootProgress {
                     selected,
                     last: Some(last),
+                    complete: true,
                 })
             }
         }
@@ -295,20 +344,23 @@ impl<'a> Deleter<'a> {
     }
 
     /// Deletes every row that references the given parent rows through a
-    /// walked foreign key, and their own dependents first.
+    /// walked foreign key, and their own dependents first. `false` when the
+    /// step's budget ran out before all were gone.
     fn clear_dependents(
         &mut self,
         client: &mut SpiClient<'_>,
         parent: RelId,
         parent_rows: &Columns,
         limit: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let setup = self.setup;
         let edges: Vec<&ForeignKey> = setup.plan.child_edges(parent).collect();
         for edge in edges {
-            self.clear_edge(client, edge, parent_rows, limit)?;
+            if !self.clear_edge(client, edge, parent_rows, limit)? {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn clear_edge(
@@ -317,7 +369,7 @@ impl<'a> Deleter<'a> {
         edge: &ForeignKey,
         parent_rows: &Columns,
         limit: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let setup = self.setup;
         let parent = setup.shape(edge.parent);
         let child = setup.shape(edge.child);
@@ -347,6 +399,7 @@ impl<'a> Deleter<'a> {
 
         let total = values.first().map_or(0, Vec::len);
         let mut chunk = self
+            .progress
             .chunk_hint
             .get(&edge.name)
             .copied()
@@ -379,12 +432,18 @@ impl<'a> Deleter<'a> {
                     .map_err(internal)?;
                     if !selected.is_empty() {
                         let carried = transpose(&selected, 0, width);
-                        self.clear_dependents(client, edge.child, &carried, limit)?;
+                        if !self.clear_dependents(client, edge.child, &carried, limit)? {
+                            return Ok(false);
+                        }
                         self.delete_by_keys(client, child, &carried, None)?;
                     }
                     selected.len() as i64
                 };
                 rows_in_chunk += got;
+                if self.over_budget() {
+                    self.progress.chunk_hint.insert(edge.name.clone(), chunk);
+                    return Ok(false);
+                }
                 // Every selected row is locked, so no new child of these
                 // parents can appear: a short statement means none are left.
                 if got < limit {
@@ -399,8 +458,8 @@ impl<'a> Deleter<'a> {
                 chunk = chunk.saturating_mul(2);
             }
         }
-        self.chunk_hint.insert(edge.name.clone(), chunk);
-        Ok(())
+        self.progress.chunk_hint.insert(edge.name.clone(), chunk);
+        Ok(true)
     }
 
     /// Deletes the rows whose key values are given (the first columns of

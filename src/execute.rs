@@ -6,7 +6,7 @@
 use pgrx::prelude::*;
 
 use crate::catalog::{extension_schema, get, internal, rows, Setup};
-use crate::deleter::Deleter;
+use crate::deleter::{Deleter, Progress};
 use crate::errors::{OrRaise, Result};
 use crate::history::{self, RunEnd, RunStart};
 use crate::policies::check_batch_size;
@@ -65,9 +65,9 @@ fn _retention_execute(
         };
         history::record_policies(client, &schema, id, &setup.policies)?;
 
-        let mut deleter = Deleter::new(&setup, i64::from(batch_size));
+        let mut deleter = Deleter::new(&setup, i64::from(batch_size), Progress::new(&setup), None);
         let outcome = deleter.run(client);
-        let counts = deleter.counts();
+        let counts = deleter.progress.counts(&setup);
         match outcome {
             Ok(()) => history::finish(
                 client,
@@ -87,7 +87,7 @@ fn _retention_execute(
     .or_raise()
 }
 
-fn record_failure(
+pub fn record_failure(
     client: &mut pgrx::spi::SpiClient<'_>,
     schema: &str,
     id: i64,

@@ -93,13 +93,67 @@ pub struct RunEnd<'a> {
     pub sqlstate: Option<&'a str>,
 }
 
+/// Completes the run's row.
 pub fn finish(client: &mut SpiClient<'_>, schema: &str, id: i64, end: &RunEnd<'_>) -> Result<()> {
-    let names: Vec<String> = end.tables.iter().map(|t| t.relation.clone()).collect();
-    let deleted: Vec<i64> = end.tables.iter().map(|t| t.deleted).collect();
-    let oldest: Vec<Option<i64>> = end.tables.iter().map(|t| t.oldest).collect();
-    let newest: Vec<Option<i64>> = end.tables.iter().map(|t| t.newest).collect();
+    write(
+        client,
+        schema,
+        id,
+        Some(end.status),
+        end.tables,
+        end.error,
+        end.sqlstate,
+    )
+}
+
+/// Updates a running run's counters, so other sessions can follow it.
+pub fn progress(
+    client: &mut SpiClient<'_>,
+    schema: &str,
+    id: i64,
+    tables: &[TableCount],
+) -> Result<()> {
+    write(client, schema, id, None, tables, None, None)
+}
+
+/// Notes why a run stopped early, or what it left for the next run.
+pub fn note(
+    client: &mut SpiClient<'_>,
+    schema: &str,
+    id: i64,
+    stop_reason: Option<&str>,
+    lock_timeouts: i64,
+) -> Result<()> {
     let sql = format!(
-        "UPDATE {schema}.cleanup_runs SET status = $2, finished_at = pg_catalog.clock_timestamp(), \
+        "UPDATE {schema}.cleanup_runs SET stop_reason = COALESCE($2, stop_reason), lock_timeouts = $3::pg_catalog.int4 \
+         WHERE id OPERATOR(pg_catalog.=) $1"
+    );
+    rows_mut(
+        client,
+        &sql,
+        &[id.into(), stop_reason.into(), lock_timeouts.into()],
+        |_| Ok(()),
+    )
+    .map_err(internal)?;
+    Ok(())
+}
+
+fn write(
+    client: &mut SpiClient<'_>,
+    schema: &str,
+    id: i64,
+    status: Option<&str>,
+    tables: &[TableCount],
+    error: Option<&str>,
+    sqlstate: Option<&str>,
+) -> Result<()> {
+    let names: Vec<String> = tables.iter().map(|t| t.relation.clone()).collect();
+    let deleted: Vec<i64> = tables.iter().map(|t| t.deleted).collect();
+    let oldest: Vec<Option<i64>> = tables.iter().map(|t| t.oldest).collect();
+    let newest: Vec<Option<i64>> = tables.iter().map(|t| t.newest).collect();
+    let sql = format!(
+        "UPDATE {schema}.cleanup_runs SET status = COALESCE($2, status), \
+           finished_at = CASE WHEN $2 IS NULL THEN finished_at ELSE pg_catalog.clock_timestamp() END, \
            total_deleted = (SELECT COALESCE(pg_catalog.sum(n), 0) FROM pg_catalog.unnest($4::pg_catalog.int8[]) n), \
            tables = COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
                'relation', u.rel, 'deleted', u.n, \
@@ -108,7 +162,7 @@ pub fn finish(client: &mut SpiClient<'_>, schema: &str, id: i64, end: &RunEnd<'_
              FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.int8[]), \
                            pg_catalog.unnest($5::pg_catalog.int8[]), pg_catalog.unnest($6::pg_catalog.int8[])) \
                   WITH ORDINALITY u(rel, n, lo, hi, ord)), '[]'), \
-           error = $7, sqlstate = $8 \
+           error = COALESCE($7, error), sqlstate = COALESCE($8, sqlstate) \
          WHERE id OPERATOR(pg_catalog.=) $1"
     );
     rows_mut(
@@ -116,16 +170,30 @@ pub fn finish(client: &mut SpiClient<'_>, schema: &str, id: i64, end: &RunEnd<'_
         &sql,
         &[
             id.into(),
-            end.status.into(),
+            status.into(),
             names.into(),
             deleted.into(),
             oldest.into(),
             newest.into(),
-            end.error.into(),
-            end.sqlstate.into(),
+            error.into(),
+            sqlstate.into(),
         ],
         |_| Ok(()),
     )
     .map_err(internal)?;
+    Ok(())
+}
+
+/// Deletes finished runs older than `pg_retention.history_retention`.
+pub fn prune(client: &mut SpiClient<'_>, schema: &str) -> Result<()> {
+    let keep_seconds = crate::gucs::HISTORY_RETENTION.get();
+    if keep_seconds <= 0 {
+        return Ok(());
+    }
+    let sql = format!(
+        "DELETE FROM {schema}.cleanup_runs WHERE status OPERATOR(pg_catalog.<>) 'running' \
+           AND started_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))"
+    );
+    rows_mut(client, &sql, &[f64::from(keep_seconds).into()], |_| Ok(())).map_err(internal)?;
     Ok(())
 }

@@ -8,14 +8,22 @@ mod catalog;
 mod deleter;
 mod errors;
 mod execute;
+mod gucs;
 mod history;
 pub mod planner;
 mod policies;
+mod scheduling;
 pub mod sqlgen;
 mod stats;
 mod subxact;
 
 ::pgrx::pg_module_magic!();
+
+#[allow(non_snake_case)]
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);

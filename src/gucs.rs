@@ -1,0 +1,64 @@
+//! `pg_retention.*` settings: the defaults of `retention_run`'s caps and of
+//! history pruning. Each can be set per session, per role, per database or
+//! in postgresql.conf; a procedure argument overrides it for one run.
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+pub static MAX_ROWS_PER_RUN: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static MAX_RUN_DURATION: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static BATCH_PAUSE: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
+pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(90 * 24 * 3600);
+
+pub fn init() {
+    GucRegistry::define_int_guc(
+        c"pg_retention.max_rows_per_run",
+        c"Rows a retention_run deletes at most before it stops (0: no cap).",
+        c"Checked between batches: a run may exceed it by less than one batch. Status 'stopped' when reached.",
+        &MAX_ROWS_PER_RUN,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.max_run_duration",
+        c"How long a retention_run may go on before it stops between batches (0: no cap).",
+        c"Status 'stopped' when reached; the next run continues where it stopped.",
+        &MAX_RUN_DURATION,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.batch_pause",
+        c"Pause between the batches of a retention_run (0: none).",
+        c"Taken after a batch commits, so no row lock is held during it.",
+        &BATCH_PAUSE,
+        0,
+        3_600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.lock_timeout",
+        c"lock_timeout for each batch of a retention_run (0: wait forever).",
+        c"A batch that times out is rolled back and retried; after three timeouts in a row the policy is left for the next run.",
+        &LOCK_TIMEOUT,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.history_retention",
+        c"How long cleanup_runs keeps finished runs (0: forever).",
+        c"Runs prune older history rows themselves when they finish.",
+        &HISTORY_RETENTION,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
+    );
+}

@@ -1,0 +1,403 @@
+//! `CALL retention_run(...)`: the commit-per-batch run that pg_cron schedules.
+//!
+//! A function cannot commit, so the procedure is PL/pgSQL looping over these
+//! functions with a COMMIT after each: `_retention_run_begin` (run lock,
+//! abandoned runs, history row), `_retention_run_step` (one batch) until it
+//! says otherwise. The run's plan and position live in this backend's memory
+//! between the steps; the history row is updated after every batch.
+//!
+//! The overlap guard is a session-level advisory lock (a transaction-level one
+//! would be released by the first COMMIT). Every way out of a run that the
+//! backend survives goes through `finish`, which releases it; a backend that
+//! dies releases it by dying, and the next run marks its row 'abandoned'.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use pgrx::datum::Interval;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+use crate::catalog::{extension_schema, get, internal, rows, rows_mut, Setup};
+use crate::deleter::{Deleter, Progress};
+use crate::errors::{OrRaise, Result, RetentionError};
+use crate::execute::{record_failure, RUN_LOCK_KEY};
+use crate::gucs;
+use crate::history::{self, RunEnd, RunStart};
+use crate::policies::check_batch_size;
+use crate::subxact::{in_subtransaction, BatchFailure};
+
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+/// Lock timeouts in a row on one batch before its policy is left for the next run.
+const LOCK_RETRIES: u32 = 3;
+const NOTICE_EVERY: Duration = Duration::from_secs(5);
+
+struct ActiveRun {
+    id: i64,
+    schema: String,
+    setup: Setup,
+    progress: Progress,
+    batch_size: i64,
+    max_rows: Option<i64>,
+    deadline: Option<Instant>,
+    pause: Duration,
+    lock_timeout_ms: i64,
+    lock_timeouts: i64,
+    lock_timeouts_in_a_row: u32,
+    left_for_next_run: Vec<String>,
+    steps: u64,
+    last_notice: Instant,
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Option<ActiveRun>> = const { RefCell::new(None) };
+}
+
+/// Seconds in an interval argument; months count as 30 days.
+fn interval_seconds(
+    client: &SpiClient<'_>,
+    what: &str,
+    value: Option<Interval>,
+) -> Result<Option<f64>> {
+    let Some(value) = value else { return Ok(None) };
+    let secs = rows(
+        client,
+        "SELECT pg_catalog.date_part('epoch', $1::pg_catalog.interval)",
+        &[value.into()],
+        |r| get::<f64>(r, 1),
+    )
+    .map_err(internal)?
+    .into_iter()
+    .next()
+    .flatten()
+    .unwrap_or_default();
+    if secs < 0.0 {
+        return Err(RetentionError::InvalidParameter(format!(
+            "{what} must not be negative"
+        )));
+    }
+    Ok(Some(secs))
+}
+
+fn release_run_lock(client: &SpiClient<'_>) -> Result<()> {
+    // Session advisory locks count their holds. A procedure that died mid-run
+    // in this session (an error the steps could not catch) may have left one
+    // more: unlock until this backend holds none.
+    const HELD: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks \
+        WHERE locktype OPERATOR(pg_catalog.=) 'advisory' AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() \
+          AND objsubid OPERATOR(pg_catalog.=) 1 \
+          AND classid OPERATOR(pg_catalog.=) ($1 OPERATOR(pg_catalog.>>) 32)::pg_catalog.oid \
+          AND objid OPERATOR(pg_catalog.=) ($1 OPERATOR(pg_catalog.&) 4294967295)::pg_catalog.oid)";
+    for _ in 0..100 {
+        let held =
+            rows(client, HELD, &[RUN_LOCK_KEY.into()], |r| get::<bool>(r, 1)).map_err(internal)?;
+        if held.into_iter().next().flatten() != Some(true) {
+            break;
+        }
+        rows(
+            client,
+            "SELECT pg_catalog.pg_advisory_unlock($1)",
+            &[RUN_LOCK_KEY.into()],
+            |_| Ok(()),
+        )
+        .map_err(internal)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn _retention_run_begin(
+    batch_size: Option<i32>,
+    label: Option<&str>,
+    max_rows: Option<i64>,
+    max_duration: Option<Interval>,
+    batch_pause: Option<Interval>,
+    lock_timeout: Option<Interval>,
+    origin: Option<&str>,
+) -> i64 {
+    check_batch_size(batch_size, false).or_raise();
+    let batch_size = batch_size.unwrap_or_default();
+    // SAFETY: reads the transaction state of this backend.
+    if unsafe { pg_sys::IsTransactionBlock() } {
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "retention_run commits after every batch and cannot run inside a transaction block",
+            "pg_retention",
+        )
+        .set_hint("Call it outside BEGIN ... COMMIT, or use SELECT retention_execute(...) to run in one transaction.")
+        .report(PgLogLevel::ERROR);
+    }
+    ACTIVE.with(|a| a.borrow_mut().take());
+    Spi::connect_mut(|client| -> Result<i64> {
+        if max_rows.is_some_and(|n| n < 0) {
+            return Err(RetentionError::InvalidParameter("max_rows must not be negative".into()));
+        }
+        let max_duration = interval_seconds(client, "max_duration", max_duration)?;
+        let pause = interval_seconds(client, "batch_pause", batch_pause)?;
+        let lock_timeout = interval_seconds(client, "lock_timeout", lock_timeout)?;
+        let schema = extension_schema(client)?;
+        let origin = origin.unwrap_or("retention_run");
+        let run = RunStart { origin, label, batch_size: Some(batch_size) };
+
+        let locked = rows(client, "SELECT pg_catalog.pg_try_advisory_lock($1)", &[RUN_LOCK_KEY.into()], |r| {
+            get::<bool>(r, 1)
+        })
+        .map_err(internal)?;
+        if locked.into_iter().next().flatten() != Some(true) {
+            let id = history::start(client, &schema, &run, "skipped")?;
+            history::finish(
+                client,
+                &schema,
+                id,
+                &RunEnd { status: "skipped", tables: &[], error: Some("another pg_retention run is in progress"), sqlstate: None },
+            )?;
+            pgrx::notice!("pg_retention: another run is in progress; run {id} skipped");
+            return Ok(id);
+        }
+
+        // Holding the run lock, any run still marked running lost its backend.
+        let abandoned = rows_mut(
+            client,
+            &format!(
+                "UPDATE {schema}.cleanup_runs SET status = 'abandoned', finished_at = pg_catalog.clock_timestamp(), \
+                   error = pg_catalog.format('backend %s ended before the run finished', backend_pid) \
+                 WHERE status OPERATOR(pg_catalog.=) 'running' RETURNING id"
+            ),
+            &[],
+            |r| get::<i64>(r, 1),
+        )
+        .map_err(internal)?;
+        for id in abandoned.into_iter().flatten() {
+            pgrx::notice!("pg_retention: run {id} was abandoned (its backend ended); this run continues its work");
+        }
+
+        let id = history::start(client, &schema, &run, "running")?;
+        let setup = match in_subtransaction(|| Setup::load(client, label, false)) {
+            Ok(setup) => setup,
+            Err(failure) => {
+                record_failure(client, &schema, id, &[], &failure)?;
+                release_run_lock(client)?;
+                return Ok(id);
+            }
+        };
+        history::record_policies(client, &schema, id, &setup.policies)?;
+        let max_rows = max_rows.or(Some(i64::from(gucs::MAX_ROWS_PER_RUN.get()))).filter(|n| *n > 0);
+        let max_duration =
+            max_duration.unwrap_or(f64::from(gucs::MAX_RUN_DURATION.get())).max(0.0);
+        let pause = pause.unwrap_or(f64::from(gucs::BATCH_PAUSE.get()) / 1000.0);
+        let lock_timeout_ms = lock_timeout.map(|s| (s * 1000.0) as i64).unwrap_or(i64::from(gucs::LOCK_TIMEOUT.get()));
+        let progress = Progress::new(&setup);
+        ACTIVE.with(|a| {
+            *a.borrow_mut() = Some(ActiveRun {
+                id,
+                schema,
+                setup,
+                progress,
+                batch_size: i64::from(batch_size),
+                max_rows,
+                deadline: (max_duration > 0.0).then(|| Instant::now() + Duration::from_secs_f64(max_duration)),
+                pause: Duration::from_secs_f64(pause),
+                lock_timeout_ms,
+                lock_timeouts: 0,
+                lock_timeouts_in_a_row: 0,
+                left_for_next_run: Vec::new(),
+                steps: 0,
+                last_notice: Instant::now(),
+            })
+        });
+        Ok(id)
+    })
+    .or_raise()
+}
+
+/// One batch of the run `run_id`. Returns 'more' (commit and call again),
+/// 'done' (finished: succeeded or stopped at a cap), or 'failed' /
+/// 'cancelled' (recorded; the procedure re-raises after committing).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _retention_run_step(run_id: i64) -> &'static str {
+    let Some(mut run) = ACTIVE.with(|a| a.borrow_mut().take()) else {
+        return "done";
+    };
+    if run.id != run_id {
+        return "done";
+    }
+    let state = Spi::connect_mut(|client| step(client, &mut run)).or_raise();
+    if state == "more" {
+        ACTIVE.with(|a| *a.borrow_mut() = Some(run));
+    }
+    state
+}
+
+fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str> {
+    let schema = run.schema.clone();
+    if run.steps > 0 && !run.pause.is_zero() {
+        // Taken after the previous batch committed: no row lock is held.
+        let seconds = run.pause.as_secs_f64();
+        let slept = in_subtransaction(|| {
+            rows(
+                client,
+                "SELECT pg_catalog.pg_sleep($1)",
+                &[seconds.into()],
+                |_| Ok(()),
+            )
+            .map_err(internal)
+        });
+        if let Err(failure) = slept {
+            return end_with_failure(client, run, &failure);
+        }
+    }
+    run.steps += 1;
+
+    let total = run.progress.total_deleted();
+    if let Some(max) = run.max_rows.filter(|max| total >= *max) {
+        return end(
+            client,
+            run,
+            "stopped",
+            Some(format!(
+                "max_rows reached: {total} rows deleted (cap {max})"
+            )),
+        );
+    }
+    if run.deadline.is_some_and(|d| Instant::now() >= d) {
+        return end(
+            client,
+            run,
+            "stopped",
+            Some("max_duration reached".to_string()),
+        );
+    }
+    if run.progress.finished() {
+        let reason = (!run.left_for_next_run.is_empty()).then(|| {
+            format!(
+                "lock timeouts left work for the next run: {}",
+                run.left_for_next_run.join(", ")
+            )
+        });
+        let status = if reason.is_some() {
+            "stopped"
+        } else {
+            "succeeded"
+        };
+        return end(client, run, status, reason);
+    }
+
+    rows(
+        client,
+        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+        &[format!("{}ms", run.lock_timeout_ms).into()],
+        |_| Ok(()),
+    )
+    .map_err(internal)?;
+    let policy_before = run.progress.current_policy();
+    let progress = std::mem::take(&mut run.progress);
+    let mut deleter = Deleter::new(&run.setup, run.batch_size, progress, Some(run.batch_size));
+    let outcome = deleter.step(client);
+    run.progress = deleter.progress;
+
+    match outcome {
+        Ok(()) => run.lock_timeouts_in_a_row = 0,
+        Err(failure) if failure.sqlstate == LOCK_NOT_AVAILABLE => {
+            run.lock_timeouts += 1;
+            run.lock_timeouts_in_a_row += 1;
+            if run.lock_timeouts_in_a_row >= LOCK_RETRIES {
+                if let Some(index) = policy_before {
+                    let p = &run.setup.policies[index];
+                    let name = p.relation.clone().unwrap_or_default();
+                    pgrx::warning!(
+                        "pg_retention run {}: {name} ({}) kept timing out on locks; its remaining rows are left for the next run",
+                        run.id,
+                        p.kind.as_str()
+                    );
+                    run.left_for_next_run.push(name);
+                }
+                run.progress.skip_policy();
+                run.lock_timeouts_in_a_row = 0;
+            }
+        }
+        Err(failure) => return end_with_failure(client, run, &failure),
+    }
+
+    history::progress(client, &schema, run.id, &run.progress.counts(&run.setup))?;
+    if run.lock_timeouts > 0 {
+        history::note(client, &schema, run.id, None, run.lock_timeouts)?;
+    }
+    let policy_done = policy_before.is_some() && policy_before != run.progress.current_policy();
+    if policy_done || run.last_notice.elapsed() >= NOTICE_EVERY {
+        let name = policy_before
+            .and_then(|i| run.setup.policies[i].relation.clone())
+            .unwrap_or_default();
+        let what = if policy_done {
+            "done with"
+        } else {
+            "working on"
+        };
+        pgrx::notice!(
+            "pg_retention run {}: {what} {name}; {} rows deleted so far",
+            run.id,
+            run.progress.total_deleted()
+        );
+        run.last_notice = Instant::now();
+    }
+    Ok("more")
+}
+
+fn end(
+    client: &mut SpiClient<'_>,
+    run: &ActiveRun,
+    status: &str,
+    stop_reason: Option<String>,
+) -> Result<&'static str> {
+    let counts = run.progress.counts(&run.setup);
+    history::finish(
+        client,
+        &run.schema,
+        run.id,
+        &RunEnd {
+            status,
+            tables: &counts,
+            error: None,
+            sqlstate: None,
+        },
+    )?;
+    if stop_reason.is_some() || run.lock_timeouts > 0 {
+        history::note(
+            client,
+            &run.schema,
+            run.id,
+            stop_reason.as_deref(),
+            run.lock_timeouts,
+        )?;
+    }
+    history::prune(client, &run.schema)?;
+    release_run_lock(client)?;
+    pgrx::notice!(
+        "pg_retention run {} {status}: {} rows deleted{}",
+        run.id,
+        run.progress.total_deleted(),
+        stop_reason.map(|r| format!(" ({r})")).unwrap_or_default()
+    );
+    Ok("done")
+}
+
+fn end_with_failure(
+    client: &mut SpiClient<'_>,
+    run: &ActiveRun,
+    failure: &BatchFailure,
+) -> Result<&'static str> {
+    let counts = run.progress.counts(&run.setup);
+    record_failure(client, &run.schema, run.id, &counts, failure)?;
+    if run.lock_timeouts > 0 {
+        history::note(client, &run.schema, run.id, None, run.lock_timeouts)?;
+    }
+    history::prune(client, &run.schema)?;
+    release_run_lock(client)?;
+    Ok(if failure.is_cancel() {
+        "cancelled"
+    } else {
+        "failed"
+    })
+}

@@ -1,0 +1,350 @@
+//! `CALL retention_run()`: commits per batch, progress visible to others,
+//! overlap guard, cancel / terminate / crash, caps, lock timeouts.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::common::{connect, count, fresh_db, sqlstate_of};
+
+/// items: 2000 expired (a minute apart, over 100 days ago) + 500 young;
+/// item_parts: 2 per item.
+fn items_db(name: &str) -> postgres::Client {
+    let mut db = fresh_db(name);
+    db.batch_execute(
+        "CREATE TABLE items (id int PRIMARY KEY, ts timestamptz NOT NULL, v int NOT NULL DEFAULT 0);
+         CREATE INDEX ON items (ts);
+         CREATE TABLE item_parts (id int PRIMARY KEY, item_id int NOT NULL REFERENCES items);
+         CREATE INDEX ON item_parts (item_id);
+         INSERT INTO items SELECT g, now() - interval '100 days' + g * interval '1 minute' FROM generate_series(1, 2000) g;
+         INSERT INTO items SELECT g, now() FROM generate_series(2001, 2500) g;
+         INSERT INTO item_parts SELECT g, (g % 2500) + 1 FROM generate_series(1, 5000) g;
+         SELECT retention_add_policy('items', 'ts', '30 days');",
+    )
+    .unwrap();
+    db
+}
+
+const EXPIRED_ITEMS: i64 = 2000;
+const EXPIRED_TOTAL: i64 = 2000 + 4000;
+
+/// Runs `sql` on its own connection in a thread; sends the backend pid first.
+fn spawn_call(db: &str, sql: &str) -> (i32, thread::JoinHandle<Result<(), postgres::Error>>) {
+    let (tx, rx) = mpsc::channel();
+    let db = db.to_string();
+    let sql = sql.to_string();
+    let handle = thread::spawn(move || {
+        let mut c = connect(&db);
+        let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+        tx.send(pid).unwrap();
+        c.batch_execute(&sql)
+    });
+    (rx.recv().unwrap(), handle)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn running_progress(db: &mut postgres::Client) -> i64 {
+    count(
+        db,
+        "SELECT coalesce(max(total_deleted), -1) FROM cleanup_runs WHERE status = 'running'",
+    )
+}
+
+fn assert_no_dangling_parts(db: &mut postgres::Client) {
+    assert_eq!(
+        count(db, "SELECT count(*) FROM item_parts p WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.id = p.item_id)"),
+        0
+    );
+}
+
+#[test]
+fn progress_is_visible_and_locks_are_held_per_batch() {
+    let mut watcher = items_db("it_run_progress");
+    let (_, call) = spawn_call(
+        "it_run_progress",
+        "CALL retention_run(100, batch_pause => '100ms')",
+    );
+    wait_for(
+        "the run to delete a first batch",
+        Duration::from_secs(30),
+        || running_progress(&mut watcher) > 0,
+    );
+    let first = running_progress(&mut watcher);
+    // The newest expired item is reached last: it is not locked yet.
+    watcher.batch_execute("SET lock_timeout = '2s'").unwrap();
+    let updated = watcher
+        .execute("UPDATE items SET v = v + 1 WHERE id = 2000", &[])
+        .unwrap();
+    assert_eq!(updated, 1);
+    wait_for("the counters to advance", Duration::from_secs(30), || {
+        running_progress(&mut watcher) > first
+    });
+    call.join().unwrap().unwrap();
+    let run = watcher
+        .query_one(
+            "SELECT status, total_deleted, origin FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "succeeded");
+    assert_eq!(run.get::<_, i64>(1), EXPIRED_TOTAL);
+    assert_eq!(run.get::<_, String>(2), "retention_run");
+    assert_eq!(count(&mut watcher, "SELECT count(*) FROM items"), 500);
+    assert_eq!(count(&mut watcher, "SELECT count(*) FROM item_parts"), 1000);
+    assert_no_dangling_parts(&mut watcher);
+}
+
+#[test]
+fn overlapping_runs_one_skipped() {
+    let mut db = items_db("it_run_overlap");
+    let (_, first) = spawn_call(
+        "it_run_overlap",
+        "CALL retention_run(100, batch_pause => '50ms')",
+    );
+    wait_for("the first run to start", Duration::from_secs(30), || {
+        running_progress(&mut db) >= 0
+    });
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    first.join().unwrap().unwrap();
+    let statuses: Vec<(String, i64)> = db
+        .query(
+            "SELECT status, total_deleted FROM cleanup_runs ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("succeeded".to_string(), EXPIRED_TOTAL),
+            ("skipped".to_string(), 0)
+        ]
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
+    // The lock was released: the next run runs.
+    db.batch_execute("CALL retention_run()").unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM cleanup_runs WHERE status = 'succeeded'"
+        ),
+        2
+    );
+}
+
+#[test]
+fn cancel_mid_run_is_recorded_and_the_next_run_finishes() {
+    let mut db = items_db("it_run_cancel");
+    let (pid, call) = spawn_call(
+        "it_run_cancel",
+        "CALL retention_run(100, batch_pause => '100ms')",
+    );
+    wait_for("progress", Duration::from_secs(30), || {
+        running_progress(&mut db) > 0
+    });
+    db.execute("SELECT pg_cancel_backend($1)", &[&pid]).unwrap();
+    let err = call
+        .join()
+        .unwrap()
+        .expect_err("the cancelled CALL reports an error");
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+    let run = db
+        .query_one(
+            "SELECT status, total_deleted, sqlstate FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "cancelled");
+    let before_next: i64 = run.get(1);
+    assert!(
+        before_next > 0 && before_next < EXPIRED_TOTAL,
+        "{before_next}"
+    );
+    assert_eq!(run.get::<_, String>(2), "57014");
+    // Committed batches stay deleted, no half batch, no dangling child.
+    let gone = 2500 + 5000
+        - count(
+            &mut db,
+            "SELECT (SELECT count(*) FROM items) + (SELECT count(*) FROM item_parts)",
+        );
+    assert_eq!(gone, before_next);
+    assert_no_dangling_parts(&mut db);
+
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT sum(total_deleted)::bigint FROM cleanup_runs"
+        ),
+        EXPIRED_TOTAL
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
+}
+
+#[test]
+fn terminated_run_is_marked_abandoned_by_the_next() {
+    let mut db = items_db("it_run_terminate");
+    let (pid, call) = spawn_call(
+        "it_run_terminate",
+        "CALL retention_run(100, batch_pause => '100ms')",
+    );
+    wait_for("progress", Duration::from_secs(30), || {
+        running_progress(&mut db) > 0
+    });
+    db.execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    assert!(call.join().unwrap().is_err());
+    wait_for("the backend to exit", Duration::from_secs(10), || {
+        count(
+            &mut db,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
+        ) == 0
+    });
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM cleanup_runs WHERE status = 'running'"
+        ),
+        1
+    );
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    let statuses: Vec<String> = db
+        .query("SELECT status FROM cleanup_runs ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(statuses, vec!["abandoned", "succeeded"]);
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM items"),
+        2500 - EXPIRED_ITEMS
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM item_parts"), 1000);
+    assert_no_dangling_parts(&mut db);
+}
+
+#[test]
+fn caps_stop_the_run_between_batches() {
+    let mut db = items_db("it_run_caps");
+    db.batch_execute("CALL retention_run(100, max_rows => 1000)")
+        .unwrap();
+    let run = db
+        .query_one(
+            "SELECT status, total_deleted, stop_reason FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "stopped");
+    let deleted: i64 = run.get(1);
+    assert!((1000..1100).contains(&deleted), "{deleted}");
+    assert!(run.get::<_, String>(2).contains("max_rows"));
+
+    db.batch_execute("CALL retention_run(100, batch_pause => '200ms', max_duration => '1 second')")
+        .unwrap();
+    let run = db
+        .query_one(
+            "SELECT status, total_deleted, stop_reason FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "stopped");
+    assert!(run.get::<_, i64>(1) > 0);
+    assert!(run.get::<_, String>(2).contains("max_duration"));
+
+    // The GUC is the default when the argument is not given.
+    db.batch_execute("SET pg_retention.max_rows_per_run = 200")
+        .unwrap();
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    let run = db
+        .query_one(
+            "SELECT status, total_deleted FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "stopped");
+    assert!((200..300).contains(&run.get::<_, i64>(1)));
+    db.batch_execute("RESET pg_retention.max_rows_per_run")
+        .unwrap();
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT sum(total_deleted)::bigint FROM cleanup_runs"
+        ),
+        EXPIRED_TOTAL
+    );
+    assert_no_dangling_parts(&mut db);
+}
+
+#[test]
+fn a_locked_row_times_out_its_batch_without_failing_the_run() {
+    let mut db = items_db("it_run_locks");
+    db.batch_execute(
+        "CREATE TABLE notes (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO notes SELECT g, now() - interval '90 days' FROM generate_series(1, 50) g;
+         SELECT retention_add_policy('notes', 'ts', '30 days');",
+    )
+    .unwrap();
+    // Another session holds a part of an expired item.
+    let mut holder = connect("it_run_locks");
+    holder
+        .batch_execute("BEGIN; SELECT * FROM item_parts WHERE item_id = 1 FOR UPDATE;")
+        .unwrap();
+    db.batch_execute("CALL retention_run(100, lock_timeout => '100ms')")
+        .unwrap();
+    let run = db
+        .query_one(
+            "SELECT status, lock_timeouts, stop_reason FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "stopped");
+    assert_eq!(run.get::<_, i32>(1), 3);
+    assert!(
+        run.get::<_, String>(2).contains("public.items"),
+        "{:?}",
+        run.get::<_, String>(2)
+    );
+    // The other policy ran; the items batch that timed out was rolled back whole.
+    assert_eq!(count(&mut db, "SELECT count(*) FROM notes"), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM items WHERE id = 1"), 1);
+    assert_no_dangling_parts(&mut db);
+    holder.batch_execute("COMMIT").unwrap();
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
+}
+
+#[test]
+fn refuses_a_transaction_block_and_bad_arguments() {
+    let mut db = items_db("it_run_refuse");
+    assert_eq!(
+        sqlstate_of(&mut db, "BEGIN; CALL retention_run();"),
+        "25001"
+    );
+    db.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(sqlstate_of(&mut db, "CALL retention_run(0)"), "22023");
+    assert_eq!(sqlstate_of(&mut db, "CALL retention_run(NULL)"), "22004");
+    assert_eq!(
+        sqlstate_of(&mut db, "CALL retention_run(max_rows => -1)"),
+        "22023"
+    );
+    assert_eq!(
+        sqlstate_of(&mut db, "CALL retention_run(batch_pause => '-1 second')"),
+        "22023"
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 2500);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM cleanup_runs"), 0);
+    // Without pg_cron in this database: a clear error naming it.
+    assert_eq!(sqlstate_of(&mut db, "SELECT retention_schedule()"), "55000");
+    let msg = crate::common::error_message(&mut db, "SELECT retention_schedule()");
+    assert!(msg.contains("pg_cron"), "{msg}");
+}
