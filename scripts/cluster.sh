@@ -46,6 +46,15 @@ log_line_prefix = '%m [%p] %d '
 log_lock_waits = on
 CONF
     fi
+    # A postmaster killed with SIGKILL can linger as a zombie when nothing
+    # reaps it; its pid file then looks alive to pg_ctl. It is dead: drop it.
+    if [ -f "$dir/data/postmaster.pid" ]; then
+      pid=$(head -1 "$dir/data/postmaster.pid")
+      state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
+      if [ "$state" = Z ]; then
+        rm -f "$dir/data/postmaster.pid"
+      fi
+    fi
     if ! as_server_user "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
       as_server_user "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
     fi

@@ -26,7 +26,11 @@ echo "==> integration tests"
 # cargo pgrx test installed its test build; install the real one.
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 bash scripts/cluster.sh stop test
+bash scripts/cluster.sh stop crash
 bash scripts/cluster.sh start test "$TEST_PORT"
 eval "$(bash scripts/cluster.sh env test "$TEST_PORT")"
+# The pg_cron test waits for a real minute boundary; run with two threads so
+# the rest goes on meanwhile.
 cargo test --features integration --test integration -- --test-threads 2
 bash scripts/cluster.sh stop test
+bash scripts/cluster.sh stop crash

@@ -1,6 +1,6 @@
 use postgres::{Client, NoTls};
 
-fn conninfo(db: &str) -> String {
+pub fn conninfo(db: &str) -> String {
     let host = std::env::var("PGHOST")
         .expect("PGHOST is not set: run the integration tests through scripts/test.sh");
     let port = std::env::var("PGPORT")

@@ -4,5 +4,7 @@
 
 mod common;
 mod core;
+mod crash;
+mod cron;
 mod inputs;
 mod run;

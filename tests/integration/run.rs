@@ -28,13 +28,19 @@ fn items_db(name: &str) -> postgres::Client {
 const EXPIRED_ITEMS: i64 = 2000;
 const EXPIRED_TOTAL: i64 = 2000 + 4000;
 
-/// Runs `sql` on its own connection in a thread; sends the backend pid first.
+/// Runs `sql` on its own connection in a thread; returns the backend pid.
 fn spawn_call(db: &str, sql: &str) -> (i32, thread::JoinHandle<Result<(), postgres::Error>>) {
+    spawn_call_with(crate::common::conninfo(db), sql)
+}
+
+pub fn spawn_call_with(
+    conninfo: String,
+    sql: &str,
+) -> (i32, thread::JoinHandle<Result<(), postgres::Error>>) {
     let (tx, rx) = mpsc::channel();
-    let db = db.to_string();
     let sql = sql.to_string();
     let handle = thread::spawn(move || {
-        let mut c = connect(&db);
+        let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
         let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
         tx.send(pid).unwrap();
         c.batch_execute(&sql)
@@ -42,7 +48,7 @@ fn spawn_call(db: &str, sql: &str) -> (i32, thread::JoinHandle<Result<(), postgr
     (rx.recv().unwrap(), handle)
 }
 
-fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ready() {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
