@@ -15,6 +15,46 @@ use crate::subxact::{in_subtransaction, BatchFailure};
 /// Key of the advisory lock that keeps two runs from overlapping.
 pub const RUN_LOCK_KEY: i64 = 0x7265_7465_6e74_696f; // "retentio"
 
+/// How long the run lock is held: `retention_execute` until its transaction
+/// ends, `retention_run` across its commits until it releases the lock.
+pub enum LockScope {
+    Transaction,
+    Session,
+}
+
+/// Takes the run lock; when another run holds it, records this run as
+/// skipped and returns its id.
+pub fn lock_or_skip(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    schema: &str,
+    run: &RunStart<'_>,
+    scope: LockScope,
+) -> Result<Option<i64>> {
+    let sql = match scope {
+        LockScope::Transaction => "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
+        LockScope::Session => "SELECT pg_catalog.pg_try_advisory_lock($1)",
+    };
+    let locked =
+        rows(client, sql, &[RUN_LOCK_KEY.into()], |r| get::<bool>(r, 1)).map_err(internal)?;
+    if locked.into_iter().next().flatten() == Some(true) {
+        return Ok(None);
+    }
+    let id = history::start(client, schema, run, "skipped")?;
+    history::finish(
+        client,
+        schema,
+        id,
+        &RunEnd {
+            status: "skipped",
+            tables: &[],
+            error: Some("another pg_retention run is in progress"),
+            sqlstate: None,
+        },
+    )?;
+    pgrx::notice!("pg_retention: another run is in progress; run {id} skipped");
+    Ok(Some(id))
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
 fn _retention_execute(
     batch_size: Option<i32>,
@@ -31,28 +71,8 @@ fn _retention_execute(
             batch_size: Some(batch_size),
         };
 
-        let locked = rows(
-            client,
-            "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
-            &[RUN_LOCK_KEY.into()],
-            |r| get::<bool>(r, 1),
-        )
-        .map_err(internal)?;
-        if locked.into_iter().next().flatten() != Some(true) {
-            let id = history::start(client, &schema, &run, "skipped")?;
-            history::finish(
-                client,
-                &schema,
-                id,
-                &RunEnd {
-                    status: "skipped",
-                    tables: &[],
-                    error: Some("another pg_retention run is in progress"),
-                    sqlstate: None,
-                },
-            )?;
-            pgrx::notice!("pg_retention: another run is in progress; run {id} skipped");
-            return Ok(id);
+        if let Some(skipped) = lock_or_skip(client, &schema, &run, LockScope::Transaction)? {
+            return Ok(skipped);
         }
 
         let id = history::start(client, &schema, &run, "running")?;

@@ -23,7 +23,7 @@ use pgrx::spi::SpiClient;
 use crate::catalog::{extension_schema, get, internal, rows, rows_mut, Setup};
 use crate::deleter::{Deleter, Progress};
 use crate::errors::{OrRaise, Result, RetentionError};
-use crate::execute::{record_failure, RUN_LOCK_KEY};
+use crate::execute::{lock_or_skip, record_failure, LockScope, RUN_LOCK_KEY};
 use crate::gucs;
 use crate::history::{self, RunEnd, RunStart};
 use crate::policies::check_batch_size;
@@ -142,20 +142,8 @@ fn _retention_run_begin(
         let origin = origin.unwrap_or("retention_run");
         let run = RunStart { origin, label, batch_size: Some(batch_size) };
 
-        let locked = rows(client, "SELECT pg_catalog.pg_try_advisory_lock($1)", &[RUN_LOCK_KEY.into()], |r| {
-            get::<bool>(r, 1)
-        })
-        .map_err(internal)?;
-        if locked.into_iter().next().flatten() != Some(true) {
-            let id = history::start(client, &schema, &run, "skipped")?;
-            history::finish(
-                client,
-                &schema,
-                id,
-                &RunEnd { status: "skipped", tables: &[], error: Some("another pg_retention run is in progress"), sqlstate: None },
-            )?;
-            pgrx::notice!("pg_retention: another run is in progress; run {id} skipped");
-            return Ok(id);
+        if let Some(skipped) = lock_or_skip(client, &schema, &run, LockScope::Session)? {
+            return Ok(skipped);
         }
 
         // Holding the run lock, any run still marked running lost its backend.

@@ -67,3 +67,12 @@ pub fn error_message(db: &mut Client, sql: &str) -> String {
             .unwrap_or_else(|| e.to_string()),
     }
 }
+
+/// The first column of every row, as text.
+pub fn strings(db: &mut Client, sql: &str) -> Vec<String> {
+    db.query(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}

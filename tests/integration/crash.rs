@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
 
+use crate::common::strings;
 use crate::run::{spawn_call_with, wait_for};
 
 const PORT: &str = "55434";
@@ -107,12 +108,7 @@ fn postmaster_killed_mid_run_then_restarted() {
         1
     );
     db.batch_execute("CALL retention_run(100)").unwrap();
-    let statuses: Vec<String> = db
-        .query("SELECT status FROM cleanup_runs ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let statuses = strings(&mut db, "SELECT status FROM cleanup_runs ORDER BY id");
     assert_eq!(statuses, vec!["abandoned", "succeeded"]);
     assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 0);
     assert_eq!(count(&mut db, "SELECT count(*) FROM item_parts"), 0);

@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{connect, count, fresh_db, sqlstate_of};
+use crate::common::{connect, count, fresh_db, sqlstate_of, strings};
 
 /// items: 2000 expired (a minute apart, over 100 days ago) + 500 young;
 /// item_parts: 2 per item.
@@ -223,12 +223,7 @@ fn terminated_run_is_marked_abandoned_by_the_next() {
         1
     );
     db.batch_execute("CALL retention_run(100)").unwrap();
-    let statuses: Vec<String> = db
-        .query("SELECT status FROM cleanup_runs ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let statuses = strings(&mut db, "SELECT status FROM cleanup_runs ORDER BY id");
     assert_eq!(statuses, vec!["abandoned", "succeeded"]);
     assert_eq!(
         count(&mut db, "SELECT count(*) FROM items"),
