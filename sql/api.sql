@@ -56,7 +56,12 @@ SELECT p.id,
        p.enabled,
        pg_catalog.now() OPERATOR(pg_catalog.-) p.retain AS cutoff,
        p.created_at
-FROM @extschema@.retention_config p;
+FROM @extschema@.retention_config p
+-- A view reads its tables as its owner, whom row-level security does not
+-- restrict: apply the same rule here (current_user is the reader). A policy
+-- whose table was dropped shows to everyone.
+WHERE COALESCE(pg_catalog.pg_has_role(CURRENT_USER,
+          (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid), 'USAGE'), true);
 
 CREATE FUNCTION retention_stats(label text DEFAULT NULL, exact boolean DEFAULT false)
 RETURNS TABLE (
@@ -220,3 +225,27 @@ COMMENT ON FUNCTION retention_execute(integer, text) IS 'Runs the enabled polici
 COMMENT ON PROCEDURE retention_run(integer, text, bigint, interval, interval, interval, text) IS 'Runs the enabled policies, committing after every batch (the path to schedule); caps default to the pg_retention.* settings';
 COMMENT ON FUNCTION retention_schedule(text, integer, text) IS 'Schedules CALL retention_run() with pg_cron (one job per label; scheduling again updates it); returns the job id';
 COMMENT ON FUNCTION retention_unschedule(text) IS 'Removes the pg_cron job of a label; false when there is none';
+
+-- Privileges. Policies and history are readable and writable by any role,
+-- but row-level security limits each role to the policies of tables it owns
+-- (or whose owning role it belongs to) and to the history rows of its own
+-- runs. Superusers and the extension's owner bypass it, so a run by a
+-- superuser (pg_cron's usual role) sees every policy; a run by another role
+-- runs the policies of its own tables only, with its own privileges.
+GRANT SELECT, INSERT, UPDATE, DELETE ON retention_config TO PUBLIC;
+GRANT SELECT ON retention_policies TO PUBLIC;
+GRANT USAGE ON SEQUENCE retention_config_id_seq TO PUBLIC;
+ALTER TABLE retention_config ENABLE ROW LEVEL SECURITY;
+CREATE POLICY retention_config_owner ON retention_config
+    USING (pg_catalog.pg_has_role(CURRENT_USER,
+              (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid::pg_catalog.oid), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role(CURRENT_USER,
+              (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid::pg_catalog.oid), 'USAGE'));
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON cleanup_runs TO PUBLIC;
+GRANT USAGE ON SEQUENCE cleanup_runs_id_seq TO PUBLIC;
+ALTER TABLE cleanup_runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY cleanup_runs_read ON cleanup_runs FOR SELECT USING (true);
+CREATE POLICY cleanup_runs_insert ON cleanup_runs FOR INSERT WITH CHECK (started_by OPERATOR(pg_catalog.=) CURRENT_USER);
+CREATE POLICY cleanup_runs_update ON cleanup_runs FOR UPDATE USING (started_by OPERATOR(pg_catalog.=) CURRENT_USER);
+CREATE POLICY cleanup_runs_delete ON cleanup_runs FOR DELETE USING (started_by OPERATOR(pg_catalog.=) CURRENT_USER);

@@ -400,6 +400,71 @@ impl Setup {
             .filter(move |fk| fk.parent == relid)
     }
 
+    /// The tables a policy deletes from, and those it only reads.
+    fn tables_of(&self, policy: &Policy) -> (Vec<RelId>, Vec<RelId>) {
+        match policy.kind {
+            PolicyKind::Orphan => (
+                vec![policy.relid],
+                self.referencing(policy.relid).map(|fk| fk.child).collect(),
+            ),
+            PolicyKind::Expire => {
+                let mut deleted = vec![policy.relid];
+                let mut i = 0;
+                while i < deleted.len() {
+                    for e in self.plan.child_edges(deleted[i]) {
+                        if !deleted.contains(&e.child) {
+                            deleted.push(e.child);
+                        }
+                    }
+                    i += 1;
+                }
+                (deleted, Vec::new())
+            }
+        }
+    }
+
+    /// The run's role must be able to SELECT, lock (UPDATE) and DELETE every
+    /// table the policy deletes from, and SELECT those it reads: checked
+    /// before the policy's first batch so that a refused policy deletes
+    /// nothing at all.
+    pub fn check_privileges(
+        &self,
+        client: &SpiClient<'_>,
+        policy: &Policy,
+    ) -> std::result::Result<(), crate::subxact::BatchFailure> {
+        let (deleted, read) = self.tables_of(policy);
+        let to_oids = |v: Vec<RelId>| {
+            v.into_iter()
+                .map(pgrx::pg_sys::Oid::from)
+                .collect::<Vec<_>>()
+        };
+        let missing = rows(
+            client,
+            "SELECT pg_catalog.format('%s on %s', pg_catalog.array_to_string(ARRAY[ \
+                    CASE WHEN NOT pg_catalog.has_table_privilege(r.oid, 'SELECT') THEN 'SELECT' END, \
+                    CASE WHEN r.deletes AND NOT pg_catalog.has_any_column_privilege(r.oid, 'UPDATE') THEN 'UPDATE' END, \
+                    CASE WHEN r.deletes AND NOT pg_catalog.has_table_privilege(r.oid, 'DELETE') THEN 'DELETE' END], ', '), \
+                    r.oid::pg_catalog.regclass) \
+             FROM (SELECT d, true FROM pg_catalog.unnest($1::pg_catalog.oid[]) d \
+                   UNION ALL SELECT x, false FROM pg_catalog.unnest($2::pg_catalog.oid[]) x) r(oid, deletes) \
+             WHERE NOT pg_catalog.has_table_privilege(r.oid, 'SELECT') \
+                OR (r.deletes AND NOT (pg_catalog.has_table_privilege(r.oid, 'DELETE') \
+                                       AND pg_catalog.has_any_column_privilege(r.oid, 'UPDATE')))",
+            &[to_oids(deleted).into(), to_oids(read).into()],
+            |r| get::<String>(r, 1),
+        )
+        .map_err(|e| crate::subxact::BatchFailure::from(internal(e)))?;
+        let missing: Vec<String> = missing.into_iter().flatten().collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(RetentionError::InsufficientPrivilege(format!(
+            "permission denied: the run's role lacks {}; nothing was deleted for this policy",
+            missing.join("; ")
+        ))
+        .into())
+    }
+
     /// `schema.table` quoted, for any relation (children outside the plan
     /// included, as orphan tests need them).
     pub fn qualified(&self, client: &SpiClient<'_>, relid: RelId) -> Result<String> {
@@ -455,4 +520,42 @@ fn schema_and_name(client: &SpiClient<'_>, relid: RelId) -> Result<(String, Stri
     found.into_iter().next().ok_or_else(|| {
         RetentionError::UndefinedTable(format!("relation with oid {relid} does not exist"))
     })
+}
+
+/// Runs `f` with `pg_catalog` first on the search_path, then the caller's
+/// path, then `pg_temp`: built-in functions and operators in generated SQL
+/// cannot be shadowed by a schema the caller put before `pg_catalog`, while
+/// operators of extension types (citext keys, say) still resolve. Restored
+/// on return; an error restores it with the (sub)transaction abort.
+pub fn with_trusted_search_path<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the same nesting fmgr uses for a function's SET clause.
+    let level = unsafe {
+        let current = pgrx::pg_sys::GetConfigOption(c"search_path".as_ptr(), false, false);
+        let current = if current.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(current)
+                .to_string_lossy()
+                .into_owned()
+        };
+        let trusted =
+            std::ffi::CString::new(format!("pg_catalog, {current}, pg_temp").replace(", , ", ", "))
+                .expect("search_path has no NUL");
+        let level = pgrx::pg_sys::NewGUCNestLevel();
+        pgrx::pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            trusted.as_ptr(),
+            pgrx::pg_sys::GucContext::PGC_USERSET,
+            pgrx::pg_sys::GucSource::PGC_S_SESSION,
+            pgrx::pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        level
+    };
+    let out = f();
+    // SAFETY: closes the nesting level opened above.
+    unsafe { pgrx::pg_sys::AtEOXact_GUC(true, level) };
+    out
 }

@@ -75,6 +75,10 @@ pub struct Progress {
     done: HashMap<RelId, Tally>,
     /// Per foreign key, how many parent keys the last child statement took.
     chunk_hint: HashMap<String, usize>,
+    /// Position in `order` whose privileges were checked.
+    checked: Option<usize>,
+    /// Policies that failed; the run went on with the others.
+    failures: Vec<(String, BatchFailure)>,
 }
 
 impl Progress {
@@ -113,6 +117,39 @@ impl Progress {
     pub fn skip_policy(&mut self) {
         self.next_policy += 1;
         self.after = None;
+    }
+
+    /// Records that the current policy failed (its failing batch was rolled
+    /// back) and moves on to the next one.
+    pub fn fail_policy(&mut self, setup: &Setup, failure: BatchFailure) {
+        if let Some(index) = self.current_policy() {
+            let p = &setup.policies[index];
+            let name = format!(
+                "{} ({} policy {})",
+                p.relation.as_deref().unwrap_or("?"),
+                p.kind.as_str(),
+                p.id
+            );
+            self.failures.push((name, failure));
+        }
+        self.skip_policy();
+    }
+
+    /// All policy failures as one, for the history row: the messages, and the
+    /// first failure's SQLSTATE.
+    pub fn failure(&self) -> Option<BatchFailure> {
+        let (_, first) = self.failures.first()?;
+        let message = self
+            .failures
+            .iter()
+            .map(|(policy, f)| format!("{policy}: {}", f.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Some(BatchFailure {
+            message,
+            sqlstate: first.sqlstate.clone(),
+            detail: first.detail.clone(),
+        })
     }
 
     /// Per-table counts in the order tables are deleted from: the plan's
@@ -162,10 +199,15 @@ impl<'a> Deleter<'a> {
         }
     }
 
-    /// Runs every remaining batch (one transaction: `retention_execute`).
+    /// Runs every remaining batch (one transaction: `retention_execute`). A
+    /// policy that fails is recorded and skipped; a cancel ends the run.
     pub fn run(&mut self, client: &mut SpiClient<'_>) -> std::result::Result<(), BatchFailure> {
         while !self.progress.finished() {
-            self.step(client)?;
+            match self.step(client) {
+                Err(f) if f.is_cancel() => return Err(f),
+                Err(f) => self.progress.fail_policy(self.setup, f),
+                Ok(()) => {}
+            }
         }
         Ok(())
     }
@@ -179,6 +221,11 @@ impl<'a> Deleter<'a> {
             return Ok(());
         };
         let policy = &setup.policies[index];
+        if self.progress.checked != Some(self.progress.next_policy) {
+            // Refused before its first batch, the policy deletes nothing.
+            setup.check_privileges(client, policy)?;
+            self.progress.checked = Some(self.progress.next_policy);
+        }
         let limit = policy
             .batch_size
             .map(i64::from)

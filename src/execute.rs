@@ -5,7 +5,7 @@
 
 use pgrx::prelude::*;
 
-use crate::catalog::{extension_schema, get, internal, rows, Setup};
+use crate::catalog::{extension_schema, get, internal, rows, with_trusted_search_path, Setup};
 use crate::deleter::{Deleter, Progress};
 use crate::errors::{OrRaise, Result};
 use crate::history::{self, RunEnd, RunStart};
@@ -63,46 +63,50 @@ fn _retention_execute(
 ) -> i64 {
     check_batch_size(batch_size, false).or_raise();
     let batch_size = batch_size.unwrap_or_default();
-    Spi::connect_mut(|client| -> Result<i64> {
-        let schema = extension_schema(client)?;
-        let run = RunStart {
-            origin: origin.unwrap_or("retention_execute"),
-            label,
-            batch_size: Some(batch_size),
-        };
+    with_trusted_search_path(|| {
+        Spi::connect_mut(|client| -> Result<i64> {
+            let schema = extension_schema(client)?;
+            let run = RunStart {
+                origin: origin.unwrap_or("retention_execute"),
+                label,
+                batch_size: Some(batch_size),
+            };
 
-        if let Some(skipped) = lock_or_skip(client, &schema, &run, LockScope::Transaction)? {
-            return Ok(skipped);
-        }
-
-        let id = history::start(client, &schema, &run, "running")?;
-        let setup = match in_subtransaction(|| Setup::load(client, label, false)) {
-            Ok(setup) => setup,
-            Err(failure) => {
-                record_failure(client, &schema, id, &[], &failure)?;
-                return Ok(id);
+            if let Some(skipped) = lock_or_skip(client, &schema, &run, LockScope::Transaction)? {
+                return Ok(skipped);
             }
-        };
-        history::record_policies(client, &schema, id, &setup.policies)?;
 
-        let mut deleter = Deleter::new(&setup, i64::from(batch_size), Progress::new(&setup), None);
-        let outcome = deleter.run(client);
-        let counts = deleter.progress.counts(&setup);
-        match outcome {
-            Ok(()) => history::finish(
-                client,
-                &schema,
-                id,
-                &RunEnd {
-                    status: "succeeded",
-                    tables: &counts,
-                    error: None,
-                    sqlstate: None,
-                },
-            )?,
-            Err(failure) => record_failure(client, &schema, id, &counts, &failure)?,
-        }
-        Ok(id)
+            let id = history::start(client, &schema, &run, "running")?;
+            let setup = match in_subtransaction(|| Setup::load(client, label, false)) {
+                Ok(setup) => setup,
+                Err(failure) => {
+                    record_failure(client, &schema, id, &[], &failure)?;
+                    return Ok(id);
+                }
+            };
+            history::record_policies(client, &schema, id, &setup.policies)?;
+
+            let mut deleter =
+                Deleter::new(&setup, i64::from(batch_size), Progress::new(&setup), None);
+            let outcome = deleter.run(client);
+            let counts = deleter.progress.counts(&setup);
+            match outcome.err().or_else(|| deleter.progress.failure()) {
+                None => history::finish(
+                    client,
+                    &schema,
+                    id,
+                    &RunEnd {
+                        status: "succeeded",
+                        tables: &counts,
+                        error: None,
+                        sqlstate: None,
+                    },
+                )?,
+                Some(failure) => record_failure(client, &schema, id, &counts, &failure)?,
+            }
+            history::prune(client, &schema)?;
+            Ok(id)
+        })
     })
     .or_raise()
 }

@@ -5,7 +5,9 @@ use pgrx::datum::{DatumWithOid, Interval};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{self, extension_schema, get, internal, rows, rows_mut, PolicyKind};
+use crate::catalog::{
+    self, extension_schema, get, internal, rows, rows_mut, with_trusted_search_path, PolicyKind,
+};
 use crate::errors::{OrRaise, Result, RetentionError};
 use crate::planner::{self, RelId};
 
@@ -233,7 +235,7 @@ fn _retention_add_policy(
     enabled: Option<bool>,
     kind: &str,
 ) -> i64 {
-    Spi::connect_mut(|client| {
+    with_trusted_search_path(|| Spi::connect_mut(|client| {
         let kind = PolicyKind::parse(kind)?;
         let what = match kind {
             PolicyKind::Expire => "retain",
@@ -267,7 +269,7 @@ fn _retention_add_policy(
         ];
         let id = rows_mut(client, &sql, &args, |r| get::<i64>(r, 1)).map_err(internal)?;
         Ok(id.into_iter().next().flatten().unwrap_or_default())
-    })
+    }))
     .or_raise()
 }
 
@@ -282,7 +284,7 @@ fn _retention_alter_policy(
     batch_size: Option<i32>,
     enabled: Option<bool>,
 ) -> i64 {
-    Spi::connect_mut(|client| {
+    with_trusted_search_path(|| Spi::connect_mut(|client| {
         let kind = PolicyKind::parse(kind.ok_or(RetentionError::NullArgument("kind"))?)?;
         let schema = extension_schema(client)?;
         let rel = checked_relation(client, relation)?;
@@ -305,34 +307,36 @@ fn _retention_alter_policy(
         rows_mut(client, &sql, &[id.into(), retain.into(), label.into(), batch_size.into(), enabled.into()], |_| Ok(()))
             .map_err(internal)?;
         Ok(id)
-    })
+    }))
     .or_raise()
 }
 
 /// Pauses or resumes every policy of a table; returns how many changed.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _retention_set_enabled(relation: Option<pg_sys::Oid>, enabled: bool) -> i64 {
-    Spi::connect_mut(|client| {
-        let schema = extension_schema(client)?;
-        let rel = checked_relation(client, relation)?;
-        let sql = format!(
-            "UPDATE {schema}.retention_config SET enabled = $2 \
+    with_trusted_search_path(|| {
+        Spi::connect_mut(|client| {
+            let schema = extension_schema(client)?;
+            let rel = checked_relation(client, relation)?;
+            let sql = format!(
+                "UPDATE {schema}.retention_config SET enabled = $2 \
              WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1 RETURNING id"
-        );
-        let changed = rows_mut(
-            client,
-            &sql,
-            &[pg_sys::Oid::from(rel.relid).into(), enabled.into()],
-            |_| Ok(()),
-        )
-        .map_err(internal)?;
-        if changed.is_empty() {
-            return Err(RetentionError::UndefinedPolicy(format!(
-                "table {} has no retention policy",
-                rel.display
-            )));
-        }
-        Ok(changed.len() as i64)
+            );
+            let changed = rows_mut(
+                client,
+                &sql,
+                &[pg_sys::Oid::from(rel.relid).into(), enabled.into()],
+                |_| Ok(()),
+            )
+            .map_err(internal)?;
+            if changed.is_empty() {
+                return Err(RetentionError::UndefinedPolicy(format!(
+                    "table {} has no retention policy",
+                    rel.display
+                )));
+            }
+            Ok(changed.len() as i64)
+        })
     })
     .or_raise()
 }
@@ -340,7 +344,7 @@ fn _retention_set_enabled(relation: Option<pg_sys::Oid>, enabled: bool) -> i64 {
 /// Removes a table's policies (of one kind, or all); returns how many.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _retention_remove_policy(relation: Option<pg_sys::Oid>, kind: Option<&str>) -> i64 {
-    Spi::connect_mut(|client| {
+    with_trusted_search_path(|| Spi::connect_mut(|client| {
         let kind = kind.map(PolicyKind::parse).transpose()?;
         let schema = extension_schema(client)?;
         let rel = checked_relation(client, relation)?;
@@ -359,6 +363,6 @@ fn _retention_remove_policy(relation: Option<pg_sys::Oid>, kind: Option<&str>) -
             return Err(RetentionError::UndefinedPolicy(format!("table {} has no such retention policy", rel.display)));
         }
         Ok(removed.len() as i64)
-    })
+    }))
     .or_raise()
 }

@@ -20,7 +20,9 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{extension_schema, get, internal, rows, rows_mut, Setup};
+use crate::catalog::{
+    extension_schema, get, internal, rows, rows_mut, with_trusted_search_path, Setup,
+};
 use crate::deleter::{Deleter, Progress};
 use crate::errors::{OrRaise, Result, RetentionError};
 use crate::execute::{lock_or_skip, record_failure, LockScope, RUN_LOCK_KEY};
@@ -131,7 +133,7 @@ fn _retention_run_begin(
         .report(PgLogLevel::ERROR);
     }
     ACTIVE.with(|a| a.borrow_mut().take());
-    Spi::connect_mut(|client| -> Result<i64> {
+    with_trusted_search_path(|| Spi::connect_mut(|client| -> Result<i64> {
         if max_rows.is_some_and(|n| n < 0) {
             return Err(RetentionError::InvalidParameter("max_rows must not be negative".into()));
         }
@@ -197,7 +199,7 @@ fn _retention_run_begin(
             })
         });
         Ok(id)
-    })
+    }))
     .or_raise()
 }
 
@@ -212,7 +214,8 @@ fn _retention_run_step(run_id: i64) -> &'static str {
     if run.id != run_id {
         return "done";
     }
-    let state = Spi::connect_mut(|client| step(client, &mut run)).or_raise();
+    let state =
+        with_trusted_search_path(|| Spi::connect_mut(|client| step(client, &mut run))).or_raise();
     if state == "more" {
         ACTIVE.with(|a| *a.borrow_mut() = Some(run));
     }
@@ -259,6 +262,9 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
         );
     }
     if run.progress.finished() {
+        if let Some(failure) = run.progress.failure() {
+            return end_with_failure(client, run, &failure);
+        }
         let reason = (!run.left_for_next_run.is_empty()).then(|| {
             format!(
                 "lock timeouts left work for the next run: {}",
@@ -306,7 +312,16 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
                 run.lock_timeouts_in_a_row = 0;
             }
         }
-        Err(failure) => return end_with_failure(client, run, &failure),
+        Err(failure) if failure.is_cancel() => return end_with_failure(client, run, &failure),
+        Err(failure) => {
+            pgrx::warning!(
+                "pg_retention run {}: a policy failed and is skipped: {} (SQLSTATE {})",
+                run.id,
+                failure.message,
+                failure.sqlstate
+            );
+            run.progress.fail_policy(&run.setup, failure);
+        }
     }
 
     history::progress(client, &schema, run.id, &run.progress.counts(&run.setup))?;

@@ -12,7 +12,7 @@ use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{get, internal, rows, Policy, PolicyKind, Setup};
+use crate::catalog::{get, internal, rows, with_trusted_search_path, Policy, PolicyKind, Setup};
 use crate::errors::{OrRaise, Result, RetentionError};
 use crate::planner::{ForeignKey, RelId};
 use crate::sqlgen;
@@ -161,99 +161,101 @@ fn _retention_preview(
         name!(newest, Option<TimestampWithTimeZone>),
     ),
 > {
-    let found = Spi::connect(|client| -> Result<Vec<PreviewRow>> {
-        let setup = Setup::load(client, label, false)?;
-        let preds = Predicates {
-            setup: &setup,
-            client,
-            next_alias: Cell::new(0),
-        };
-        let mut out = Vec::new();
-        let count = |relid: RelId,
-                     time: Option<&sqlgen::Column>,
-                     condition: &str|
-         -> Result<(
-            i64,
-            Option<TimestampWithTimeZone>,
-            Option<TimestampWithTimeZone>,
-        )> {
-            let qualified = setup.qualified(client, relid)?;
-            let sql = sqlgen::count_where_sql(&qualified, time, condition);
-            let found = rows(client, &sql, &preds.args(), |r| {
-                Ok((
-                    get::<i64>(r, 1)?.unwrap_or_default(),
-                    get::<TimestampWithTimeZone>(r, 2)?,
-                    get::<TimestampWithTimeZone>(r, 3)?,
-                ))
-            })
-            .map_err(internal)?;
-            Ok(found.into_iter().next().unwrap_or_default())
-        };
-        for &relid in &setup.plan.order {
-            let mut reasons = Vec::new();
-            for p in setup
-                .policies
-                .iter()
-                .filter(|p| p.kind == PolicyKind::Expire && p.relid == relid)
-            {
-                reasons.push(format!(
-                    "expired ({} older than cutoff)",
-                    setup.policy_column(p.id).name
+    let found = with_trusted_search_path(|| {
+        Spi::connect(|client| -> Result<Vec<PreviewRow>> {
+            let setup = Setup::load(client, label, false)?;
+            let preds = Predicates {
+                setup: &setup,
+                client,
+                next_alias: Cell::new(0),
+            };
+            let mut out = Vec::new();
+            let count = |relid: RelId,
+                         time: Option<&sqlgen::Column>,
+                         condition: &str|
+             -> Result<(
+                i64,
+                Option<TimestampWithTimeZone>,
+                Option<TimestampWithTimeZone>,
+            )> {
+                let qualified = setup.qualified(client, relid)?;
+                let sql = sqlgen::count_where_sql(&qualified, time, condition);
+                let found = rows(client, &sql, &preds.args(), |r| {
+                    Ok((
+                        get::<i64>(r, 1)?.unwrap_or_default(),
+                        get::<TimestampWithTimeZone>(r, 2)?,
+                        get::<TimestampWithTimeZone>(r, 3)?,
+                    ))
+                })
+                .map_err(internal)?;
+                Ok(found.into_iter().next().unwrap_or_default())
+            };
+            for &relid in &setup.plan.order {
+                let mut reasons = Vec::new();
+                for p in setup
+                    .policies
+                    .iter()
+                    .filter(|p| p.kind == PolicyKind::Expire && p.relid == relid)
+                {
+                    reasons.push(format!(
+                        "expired ({} older than cutoff)",
+                        setup.policy_column(p.id).name
+                    ));
+                }
+                for edge in setup.plan.parent_edges(relid) {
+                    reasons.push(format!(
+                        "references an expiring row of {}",
+                        setup.name(edge.parent)
+                    ));
+                }
+                let condition = preds.expiring(relid, "t", 0)?;
+                let (n, oldest, newest) =
+                    count(relid, setup.shape(relid).time_column.as_ref(), &condition)?;
+                out.push((
+                    0,
+                    pg_sys::Oid::from(relid),
+                    reasons.join("; "),
+                    n,
+                    oldest,
+                    newest,
                 ));
             }
-            for edge in setup.plan.parent_edges(relid) {
-                reasons.push(format!(
-                    "references an expiring row of {}",
-                    setup.name(edge.parent)
+            for &relid in &setup.orphan_order {
+                let Some(orphan) = preds.orphaned(relid, "t", 0)? else {
+                    continue;
+                };
+                let condition = if setup.plan.contains(relid) {
+                    format!(
+                        "({orphan}) AND ({}) IS NOT TRUE",
+                        preds.expiring(relid, "t", 0)?
+                    )
+                } else {
+                    orphan
+                };
+                let policy = setup
+                    .policies
+                    .iter()
+                    .find(|p| p.kind == PolicyKind::Orphan && p.relid == relid)
+                    .expect("orphan policy");
+                let column = setup.policy_column(policy.id);
+                let (n, oldest, newest) = count(relid, Some(column), &condition)?;
+                out.push((
+                    0,
+                    pg_sys::Oid::from(relid),
+                    format!(
+                        "orphan (no row references it; {} older than grace)",
+                        column.name
+                    ),
+                    n,
+                    oldest,
+                    newest,
                 ));
             }
-            let condition = preds.expiring(relid, "t", 0)?;
-            let (n, oldest, newest) =
-                count(relid, setup.shape(relid).time_column.as_ref(), &condition)?;
-            out.push((
-                0,
-                pg_sys::Oid::from(relid),
-                reasons.join("; "),
-                n,
-                oldest,
-                newest,
-            ));
-        }
-        for &relid in &setup.orphan_order {
-            let Some(orphan) = preds.orphaned(relid, "t", 0)? else {
-                continue;
-            };
-            let condition = if setup.plan.contains(relid) {
-                format!(
-                    "({orphan}) AND ({}) IS NOT TRUE",
-                    preds.expiring(relid, "t", 0)?
-                )
-            } else {
-                orphan
-            };
-            let policy = setup
-                .policies
-                .iter()
-                .find(|p| p.kind == PolicyKind::Orphan && p.relid == relid)
-                .expect("orphan policy");
-            let column = setup.policy_column(policy.id);
-            let (n, oldest, newest) = count(relid, Some(column), &condition)?;
-            out.push((
-                0,
-                pg_sys::Oid::from(relid),
-                format!(
-                    "orphan (no row references it; {} older than grace)",
-                    column.name
-                ),
-                n,
-                oldest,
-                newest,
-            ));
-        }
-        for (i, row) in out.iter_mut().enumerate() {
-            row.0 = i as i32 + 1;
-        }
-        Ok(out)
+            for (i, row) in out.iter_mut().enumerate() {
+                row.0 = i as i32 + 1;
+            }
+            Ok(out)
+        })
     })
     .or_raise();
     TableIterator::new(found)
@@ -309,13 +311,15 @@ fn _retention_stats(
     ),
 > {
     let exact = exact.unwrap_or(false);
-    let found = Spi::connect(|client| -> Result<Vec<StatsRow>> {
-        let setup = Setup::load(client, label, true)?;
-        let mut out = Vec::new();
-        for p in &setup.policies {
-            out.push(policy_stats(client, &setup, p, exact)?);
-        }
-        Ok(out)
+    let found = with_trusted_search_path(|| {
+        Spi::connect(|client| -> Result<Vec<StatsRow>> {
+            let setup = Setup::load(client, label, true)?;
+            let mut out = Vec::new();
+            for p in &setup.policies {
+                out.push(policy_stats(client, &setup, p, exact)?);
+            }
+            Ok(out)
+        })
     })
     .or_raise();
     TableIterator::new(found)

@@ -8,3 +8,4 @@ mod crash;
 mod cron;
 mod inputs;
 mod run;
+mod safety;

@@ -29,7 +29,7 @@ const EXPIRED_ITEMS: i64 = 2000;
 const EXPIRED_TOTAL: i64 = 2000 + 4000;
 
 /// Runs `sql` on its own connection in a thread; returns the backend pid.
-fn spawn_call(db: &str, sql: &str) -> (i32, thread::JoinHandle<Result<(), postgres::Error>>) {
+pub fn spawn_call(db: &str, sql: &str) -> (i32, thread::JoinHandle<Result<(), postgres::Error>>) {
     spawn_call_with(crate::common::conninfo(db), sql)
 }
 
