@@ -6,6 +6,7 @@ mod common;
 mod core;
 mod crash;
 mod cron;
+mod differential;
 mod inputs;
 mod run;
 mod safety;
