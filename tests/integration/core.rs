@@ -592,3 +592,32 @@ fn policies_follow_renames_and_can_be_paused_altered_removed() {
     assert_eq!(count(&mut db, "SELECT count(*) FROM retention_policies"), 0);
     assert_eq!(count(&mut db, "SELECT count(*) FROM app_logs"), 7);
 }
+
+#[test]
+fn a_dropped_table_skips_its_policy_and_the_others_run() {
+    let mut db = fresh_db("it_dropped");
+    db.batch_execute(
+        "CREATE TABLE keep_logs (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE gone_logs (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO keep_logs SELECT g, now() - interval '10 days' FROM generate_series(1, 5) g;
+         SELECT retention_add_policy('keep_logs', 'ts', '1 day');
+         SELECT retention_add_policy('gone_logs', 'ts', '1 day');
+         DROP TABLE gone_logs;",
+    )
+    .unwrap();
+    let run = db
+        .query_one(
+            "SELECT status, total_deleted, jsonb_array_length(policies) FROM retention_execute()",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "succeeded");
+    assert_eq!(run.get::<_, i64>(1), 5);
+    assert_eq!(run.get::<_, i32>(2), 1, "only the live policy ran");
+    assert_eq!(count(&mut db, "SELECT count(*) FROM retention_stats()"), 1);
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention_policies"),
+        2,
+        "the dangling policy stays listed"
+    );
+}

@@ -33,6 +33,11 @@ fn bad_inputs_are_refused_with_their_sqlstate_and_change_nothing() {
          GRANT ALL ON ALL TABLES IN SCHEMA public TO it_inputs_intruder;
          GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO it_inputs_intruder;
          CREATE TEMP TABLE scratch (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE EXTENSION file_fdw;
+         CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
+         CREATE FOREIGN TABLE logs_file (id int, ts timestamptz) SERVER files OPTIONS (filename '/dev/null');
+         ALTER TABLE other_owner ADD COLUMN old_ts timestamptz;
+         ALTER TABLE other_owner DROP COLUMN old_ts;
          SELECT retention_add_policy('logs', 'ts', '5 days');",
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -74,6 +79,14 @@ fn bad_inputs_are_refused_with_their_sqlstate_and_change_nothing() {
         ),
         ("SET ROLE it_inputs_intruder; SELECT retention_remove_policy('logs')", "42501"),
         ("SET ROLE it_inputs_intruder; SELECT retention_pause('logs')", "42501"),
+        ("SET ROLE it_inputs_intruder; SELECT retention_alter_policy('logs', retain => '1 day')", "42501"),
+        ("SELECT retention_add_policy('logs_file', 'ts', '1 day')", "42809"),
+        ("SELECT retention_add_policy('other_owner', 'old_ts', '1 day')", "42703"),
+        ("SELECT retention_add_policy('other_owner', 'ts', '1 day', batch_size => 2147483648)", "42883"),
+        ("SET pg_retention.batch_pause = '-1'", "22023"),
+        ("SET pg_retention.max_rows_per_run = 'lots'", "22023"),
+        ("SET pg_retention.lock_timeout = '99999999999'", "22023"),
+        ("SET pg_retention.history_retention = '-5 days'", "22023"),
     ];
     let before = fingerprint(&mut db);
     for (sql, expected) in cases {
