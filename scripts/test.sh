@@ -23,8 +23,10 @@ chown postgres: "$RUN_ROOT" "$RUN_ROOT/pgrx" 2>/dev/null || true
 cargo pgrx test pg15 --runas postgres --pgdata "$RUN_ROOT/pgrx/data"
 
 echo "==> integration tests"
-# cargo pgrx test installed its test build; install the real one.
+# cargo pgrx test installed its test build; install the real one, and the
+# previous release's install script for the upgrade test.
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+cp sql/archive/pg_retention--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 bash scripts/cluster.sh stop test
 bash scripts/cluster.sh stop crash
 bash scripts/cluster.sh start test "$TEST_PORT"

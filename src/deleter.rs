@@ -162,6 +162,7 @@ impl Progress {
             }
             if let Some(t) = self.done.get(relid) {
                 out.push(TableCount {
+                    relid: *relid,
                     relation: setup.name(*relid).to_string(),
                     deleted: t.deleted,
                     oldest: t.oldest,

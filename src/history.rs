@@ -10,6 +10,7 @@ use crate::errors::Result;
 /// Per-table result of a run, in deletion order.
 #[derive(Clone, Debug, Default)]
 pub struct TableCount {
+    pub relid: crate::planner::RelId,
     pub relation: String,
     pub deleted: i64,
     /// Microseconds since the epoch of the oldest and newest deleted row's
@@ -148,6 +149,10 @@ fn write(
     sqlstate: Option<&str>,
 ) -> Result<()> {
     let names: Vec<String> = tables.iter().map(|t| t.relation.clone()).collect();
+    let relids: Vec<pgrx::pg_sys::Oid> = tables
+        .iter()
+        .map(|t| pgrx::pg_sys::Oid::from(t.relid))
+        .collect();
     let deleted: Vec<i64> = tables.iter().map(|t| t.deleted).collect();
     let oldest: Vec<Option<i64>> = tables.iter().map(|t| t.oldest).collect();
     let newest: Vec<Option<i64>> = tables.iter().map(|t| t.newest).collect();
@@ -156,12 +161,13 @@ fn write(
            finished_at = CASE WHEN $2 IS NULL THEN finished_at ELSE pg_catalog.clock_timestamp() END, \
            total_deleted = (SELECT COALESCE(pg_catalog.sum(n), 0) FROM pg_catalog.unnest($4::pg_catalog.int8[]) n), \
            tables = COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
-               'relation', u.rel, 'deleted', u.n, \
+               'relation', u.rel, 'relid', u.relid, 'deleted', u.n, \
                'oldest', pg_catalog.to_timestamp(u.lo::pg_catalog.float8 / 1000000), \
                'newest', pg_catalog.to_timestamp(u.hi::pg_catalog.float8 / 1000000)) ORDER BY u.ord) \
              FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.int8[]), \
-                           pg_catalog.unnest($5::pg_catalog.int8[]), pg_catalog.unnest($6::pg_catalog.int8[])) \
-                  WITH ORDINALITY u(rel, n, lo, hi, ord)), '[]'), \
+                           pg_catalog.unnest($5::pg_catalog.int8[]), pg_catalog.unnest($6::pg_catalog.int8[]), \
+                           pg_catalog.unnest($9::pg_catalog.oid[])) \
+                  WITH ORDINALITY u(rel, n, lo, hi, relid, ord)), '[]'), \
            error = COALESCE($7, error), sqlstate = COALESCE($8, sqlstate) \
          WHERE id OPERATOR(pg_catalog.=) $1"
     );
@@ -177,6 +183,7 @@ fn write(
             newest.into(),
             error.into(),
             sqlstate.into(),
+            relids.into(),
         ],
         |_| Ok(()),
     )

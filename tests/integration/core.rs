@@ -602,6 +602,8 @@ fn a_dropped_table_skips_its_policy_and_the_others_run() {
          INSERT INTO keep_logs SELECT g, now() - interval '10 days' FROM generate_series(1, 5) g;
          SELECT retention_add_policy('keep_logs', 'ts', '1 day');
          SELECT retention_add_policy('gone_logs', 'ts', '1 day');
+         -- Without the event trigger (as in 0.1.0) the policy outlives its table.
+         ALTER EVENT TRIGGER pg_retention_forget_dropped DISABLE;
          DROP TABLE gone_logs;",
     )
     .unwrap();

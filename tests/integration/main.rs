@@ -7,6 +7,7 @@ mod core;
 mod crash;
 mod cron;
 mod differential;
+mod ecosystem;
 mod inputs;
 mod run;
 mod safety;

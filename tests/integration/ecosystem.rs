@@ -1,0 +1,241 @@
+//! Upgrades, pg_dump / pg_restore, dropped tables, monitoring views.
+
+use std::process::Command;
+
+use crate::common::{connect, count, odds_db, strings};
+
+fn psql_env() -> (String, String) {
+    (
+        std::env::var("PGHOST").expect("PGHOST"),
+        std::env::var("PGPORT").expect("PGPORT"),
+    )
+}
+
+fn tool(program: &str, args: &[&str]) {
+    let (host, port) = psql_env();
+    let out = Command::new(format!("/usr/lib/postgresql/15/bin/{program}"))
+        .args(["-h", &host, "-p", &port, "-U", "postgres"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every object of the extension, with its comment: what an install or an
+/// upgrade must produce.
+fn extension_objects(db: &mut postgres::Client) -> Vec<String> {
+    strings(
+        db,
+        "SELECT pg_describe_object(d.classid, d.objid, 0) || ' -- ' || coalesce(obj_description(d.objid, c.relname), '')
+         FROM pg_depend d JOIN pg_class c ON c.oid = d.classid
+         WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+           AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_retention')
+         ORDER BY 1",
+    )
+}
+
+fn empty_db(name: &str) -> postgres::Client {
+    let mut admin = connect("postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    connect(name)
+}
+
+const POLICIES: &str = "SELECT retention_add_policy('logs', 'ts', '5 days', 'app');
+     SELECT retention_add_policy('parts', 'ts', '3 days', 'app', 10);
+     SELECT retention_add_orphan_policy('owners', 'created', '1 day');";
+
+const TABLES: &str = "CREATE TABLE owners (id int PRIMARY KEY, created timestamptz NOT NULL);
+     CREATE TABLE logs (id int PRIMARY KEY, owner_id int REFERENCES owners, ts timestamptz NOT NULL);
+     CREATE TABLE parts (id int PRIMARY KEY, log_id int NOT NULL REFERENCES logs, ts timestamptz NOT NULL);
+     INSERT INTO owners SELECT g, now() - interval '30 days' FROM generate_series(1, 10) g;
+     INSERT INTO logs SELECT g, (g % 10) + 1, now() - g * interval '1 day' - interval '1 hour' FROM generate_series(1, 20) g;
+     INSERT INTO parts SELECT g, (g % 20) + 1, now() - (g % 7) * interval '1 day' - interval '1 hour' FROM generate_series(1, 100) g;";
+
+#[test]
+fn upgrade_from_0_1_0_keeps_policies_and_history_and_matches_a_fresh_install() {
+    let mut db = empty_db("it_upgrade");
+    db.batch_execute("CREATE EXTENSION pg_retention VERSION '0.1.0'")
+        .unwrap();
+    db.batch_execute(TABLES).unwrap();
+    db.batch_execute(POLICIES).unwrap();
+    let first = count(&mut db, "SELECT total_deleted FROM retention_execute()");
+    assert!(first > 0);
+    let policies_before = strings(&mut db, "SELECT format('%s %s %s %s', relation, kind, retain, label) FROM retention_policies ORDER BY id");
+
+    db.batch_execute("ALTER EXTENSION pg_retention UPDATE")
+        .unwrap();
+    let version: String = db
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'pg_retention'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, "0.2.0");
+    assert_eq!(
+        strings(&mut db, "SELECT format('%s %s %s %s', relation, kind, retain, label) FROM retention_policies ORDER BY id"),
+        policies_before
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM cleanup_runs WHERE status = 'succeeded'"
+        ),
+        1
+    );
+
+    // It works after the upgrade, new objects included.
+    db.batch_execute("INSERT INTO logs VALUES (100, NULL, now() - interval '50 days')")
+        .unwrap();
+    assert_eq!(
+        count(&mut db, "SELECT total_deleted FROM retention_execute()"),
+        1
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM retention_monitor"), 3);
+    db.batch_execute("DROP TABLE parts").unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM retention_policies"), 2);
+
+    // The upgraded extension has exactly the objects of a fresh install.
+    let upgraded = extension_objects(&mut db);
+    let mut fresh = empty_db("it_upgrade_fresh");
+    fresh
+        .batch_execute("CREATE EXTENSION pg_retention")
+        .unwrap();
+    assert_eq!(extension_objects(&mut fresh), upgraded);
+}
+
+#[test]
+fn dump_and_restore_bring_the_policies_back() {
+    let mut source = empty_db("it_dump_source");
+    source
+        .batch_execute("CREATE EXTENSION pg_retention")
+        .unwrap();
+    source.batch_execute(TABLES).unwrap();
+    source.batch_execute(POLICIES).unwrap();
+    source
+        .batch_execute("SELECT retention_pause('parts')")
+        .unwrap();
+    let dump = std::env::temp_dir().join("pg_retention_it_dump.custom");
+    let dump = dump.to_str().unwrap();
+    tool("pg_dump", &["-Fc", "-d", "it_dump_source", "-f", dump]);
+    let mut target = empty_db("it_dump_target");
+    drop(target);
+    tool("pg_restore", &["-d", "it_dump_target", dump]);
+    target = connect("it_dump_target");
+
+    let listing = "SELECT format('%s %s %s %s %s %s %s', relation, kind, time_column, retain, label, batch_size, enabled)
+                   FROM retention_policies ORDER BY relation::text, kind";
+    assert_eq!(strings(&mut target, listing), strings(&mut source, listing));
+    // History describes deletions in the source database: not dumped.
+    source.batch_execute("SELECT retention_execute()").unwrap();
+    assert_eq!(count(&mut target, "SELECT count(*) FROM cleanup_runs"), 0);
+    // The restored policies run, and delete what they deleted in the source.
+    let source_deleted = count(
+        &mut source,
+        "SELECT total_deleted FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+    );
+    assert_eq!(
+        count(&mut target, "SELECT total_deleted FROM retention_execute()"),
+        source_deleted
+    );
+    for t in ["owners", "logs", "parts"] {
+        let q = format!("SELECT count(*) FROM {t}");
+        assert_eq!(count(&mut target, &q), count(&mut source, &q), "{t}");
+    }
+}
+
+#[test]
+fn dropping_a_table_or_its_time_column_removes_their_policies() {
+    let mut db = empty_db("it_drop_trigger");
+    db.batch_execute("CREATE EXTENSION pg_retention").unwrap();
+    db.batch_execute(TABLES).unwrap();
+    db.batch_execute(POLICIES).unwrap();
+    db.batch_execute("ALTER TABLE parts DROP COLUMN ts")
+        .unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT relation::text FROM retention_policies ORDER BY id"
+        ),
+        vec!["logs", "owners"]
+    );
+    db.batch_execute("DROP TABLE parts; DROP TABLE logs")
+        .unwrap();
+    assert_eq!(
+        strings(&mut db, "SELECT relation::text FROM retention_policies"),
+        vec!["owners"]
+    );
+    // A role that owns a table can drop it too (the trigger sees past row-level security).
+    db.batch_execute(
+        "DROP ROLE IF EXISTS it_dropper; CREATE ROLE it_dropper;
+         CREATE TABLE mine (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         ALTER TABLE mine OWNER TO it_dropper;
+         SET ROLE it_dropper;
+         SELECT retention_add_policy('mine', 'ts', '1 day');
+         DROP TABLE mine;
+         RESET ROLE;",
+    )
+    .unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM retention_config"), 1);
+    let status: String = db
+        .query_one("SELECT status FROM retention_execute()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "succeeded");
+}
+
+#[test]
+fn monitoring_views_show_lag_and_last_run() {
+    let mut db = odds_db("it_monitor", 1);
+    db.batch_execute(
+        "SELECT retention_add_policy('odds_snapshots', 'captured_at', '30 days', 'own');
+         SELECT retention_add_policy('events', 'kickoff', '60 days', 'own');
+         SELECT retention_add_policy('competitor_events', 'kickoff', '45 days', 'competitor');",
+    )
+    .unwrap();
+    let waiting = count(
+        &mut db,
+        "SELECT count(*) FROM events WHERE kickoff < now() - interval '60 days'",
+    );
+    let row = db
+        .query_one(
+            "SELECT lag_rows, oldest_expired_age > interval '60 days', last_run_status IS NULL
+             FROM retention_monitor WHERE relation = 'events'::regclass",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), waiting);
+    assert!(row.get::<_, bool>(1));
+    assert!(row.get::<_, bool>(2));
+    db.batch_execute("SELECT retention_execute(500, 'own')")
+        .unwrap();
+    let row = db
+        .query_one(
+            "SELECT lag_rows, oldest_expired_age IS NULL, last_run_status, last_run_deleted
+             FROM retention_monitor WHERE relation = 'events'::regclass",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 0);
+    assert!(row.get::<_, bool>(1));
+    assert_eq!(
+        row.get::<_, Option<String>>(2).as_deref(),
+        Some("succeeded")
+    );
+    assert_eq!(row.get::<_, Option<i64>>(3), Some(waiting));
+    let labels = strings(
+        &mut db,
+        "SELECT format('%s %s %s %s', label, policies, lag_rows > 0, coalesce(all_last_runs_succeeded::text, 'never ran'))
+         FROM retention_label_totals ORDER BY label",
+    );
+    assert_eq!(labels, vec!["competitor 1 t never ran", "own 2 f true"]);
+}
