@@ -73,6 +73,10 @@ UNION ALL SELECT 'competitor_tournaments', count(*) FROM competitor_tournaments 
 UNION ALL SELECT 'competitor_odds_snapshots', count(*) FROM competitor_odds_snapshots UNION ALL SELECT 'competitor_market_odds', count(*) FROM competitor_market_odds;
 \echo '== preview after the run (nothing left to delete)'
 SELECT step, relation, rows_to_delete FROM retention_preview();
+\echo '== retention_monitor (for dashboards)'
+SELECT relation, label, kind, last_run_status, last_run_deleted, lag_rows, oldest_expired_age, total_size FROM retention_monitor;
+\echo '== retention_label_totals'
+SELECT * FROM retention_label_totals;
 SQL
 
 echo

@@ -34,7 +34,8 @@ CREATE EVENT TRIGGER pg_retention_forget_dropped ON sql_drop
 
 -- For dashboards: one row per policy. lag_rows are expired rows waiting for
 -- the next run; a lag that grows from run to run means retention does not
--- keep up with inserts.
+-- keep up with inserts. oldest_expired_age is for expire policies (an orphan
+-- policy's oldest row need not be an orphan).
 CREATE VIEW retention_monitor AS
 SELECT s.policy_id,
        s.relation,
@@ -49,7 +50,7 @@ SELECT s.policy_id,
            AND r.status OPERATOR(pg_catalog.<>) 'skipped'
          ORDER BY r.id DESC LIMIT 1) AS last_run_deleted,
        s.expired_rows AS lag_rows,
-       CASE WHEN s.oldest OPERATOR(pg_catalog.<) s.cutoff
+       CASE WHEN s.kind OPERATOR(pg_catalog.=) 'expire' AND s.oldest OPERATOR(pg_catalog.<) s.cutoff
             THEN pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-) s.oldest) END AS oldest_expired_age,
        s.total_rows,
        s.total_size
