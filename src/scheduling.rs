@@ -289,8 +289,19 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
     let policy_before = run.progress.current_policy();
     let progress = std::mem::take(&mut run.progress);
     let mut deleter = Deleter::new(&run.setup, run.batch_size, progress, Some(run.batch_size));
+    let deleted_before = deleter.progress.total_deleted();
+    let started = Instant::now();
     let outcome = deleter.step(client);
     run.progress = deleter.progress;
+    // One line per batch at DEBUG1 (SET client_min_messages = debug1 to see
+    // them): the lock-hold time of each batch, for tuning and the benchmark.
+    pgrx::debug1!(
+        "pg_retention run {}: batch {} deleted {} rows in {:.3} ms",
+        run.id,
+        run.steps,
+        run.progress.total_deleted() - deleted_before,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
 
     match outcome {
         Ok(()) => run.lock_timeouts_in_a_row = 0,

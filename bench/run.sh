@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The benchmark: bash bench/run.sh [--scale N] [--scaling]
+#   --scale N   data size (N=1: ~55,000 rows; default 36: ~2M rows, about half expired)
+#   --scaling   also measure retention_run at 10x the scale (per-batch p50 ratio)
+# Writes docs/bench/report.md and docs/bench/batches.svg.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+bash scripts/install-deps.sh
+export PATH="/usr/lib/postgresql/15/bin:$PATH"
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+PORT=${PG_RETENTION_BENCH_PORT:-55435}
+cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+bash scripts/cluster.sh stop bench
+bash scripts/cluster.sh start bench "$PORT"
+eval "$(bash scripts/cluster.sh env bench "$PORT")"
+python3 bench/run.py "$@"
+bash scripts/cluster.sh stop bench
