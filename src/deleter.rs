@@ -79,6 +79,10 @@ pub struct Progress {
     checked: Option<usize>,
     /// Policies that failed; the run went on with the others.
     failures: Vec<(String, BatchFailure)>,
+    /// Per policy, rows deleted per root row (the root and its dependents).
+    fanout: HashMap<i64, f64>,
+    /// Rows deleted so far for the root batch in progress (over its steps).
+    batch_deleted: i64,
 }
 
 impl Progress {
@@ -227,16 +231,27 @@ impl<'a> Deleter<'a> {
             setup.check_privileges(client, policy)?;
             self.progress.checked = Some(self.progress.next_policy);
         }
-        let limit = policy
+        let batch_limit = policy
             .batch_size
             .map(i64::from)
             .unwrap_or(self.default_batch_size);
+        // With a row budget per step (commit per batch), take as many root
+        // rows as fit the budget together with their dependents, as measured
+        // on the previous batches: a step then deletes a whole root batch
+        // instead of re-selecting and re-locking the same one many times.
+        let limit = match (self.budget, self.progress.fanout.get(&policy.id)) {
+            (Some(budget), Some(rows_per_root)) if *rows_per_root > 1.0 => {
+                ((budget as f64 / rows_per_root).floor() as i64).clamp(1, batch_limit)
+            }
+            _ => batch_limit,
+        };
         let after = self.progress.after.clone();
         self.pending.clear();
         let outcome =
             in_subtransaction(|| self.root_batch(client, policy, limit, after.as_deref()));
         let pending = std::mem::take(&mut self.pending);
         let p = outcome?;
+        self.progress.batch_deleted += pending.values().map(|t| t.deleted).sum::<i64>();
         for (rel, t) in pending {
             self.progress
                 .done
@@ -246,6 +261,16 @@ impl<'a> Deleter<'a> {
         }
         if !p.complete {
             return Ok(());
+        }
+        let deleted = std::mem::take(&mut self.progress.batch_deleted);
+        if p.selected > 0 {
+            let rows_per_root = deleted as f64 / p.selected as f64;
+            let estimate = self
+                .progress
+                .fanout
+                .entry(policy.id)
+                .or_insert(rows_per_root);
+            *estimate = (*estimate + rows_per_root) / 2.0;
         }
         if p.selected < limit || p.last.is_none() {
             self.progress.skip_policy();

@@ -98,8 +98,14 @@ fn postmaster_killed_mid_run_then_restarted() {
     }
 
     let mut db = connect("it_crash");
+    // Batches commit without waiting for the WAL flush: the last few may be
+    // lost with the crash. Whatever survived is consistent.
     let left_before = count(&mut db, "SELECT count(*) FROM items");
-    assert!(left_before > 0 && left_before < 2000, "{left_before}");
+    assert!(left_before > 0 && left_before <= 2000, "{left_before}");
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM item_parts p WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.id = p.item_id)"),
+        0
+    );
     assert_eq!(
         count(
             &mut db,
