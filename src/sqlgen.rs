@@ -245,15 +245,20 @@ pub fn child_select_sql(child: &TableShape, edge: &ForeignKey, parent_types: &[S
 }
 
 /// Like [`child_select_sql`] but deletes the selected rows in the same
-/// statement: for children with no dependents of their own.
+/// statement: for children with no dependents of their own. No `FOR UPDATE`:
+/// nothing can be attached to such a row, and the DELETE locks it anyway
+/// (locking first would write every row twice). The DELETE repeats the
+/// reference test, so that a row re-pointed to another parent meanwhile is
+/// re-checked on its new version and kept.
 pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey, parent_types: &[String]) -> String {
     let limit = edge.child_columns.len() + 1;
     format!(
-        "WITH b AS MATERIALIZED (SELECT {keys} FROM {tbl} t WHERE {w} LIMIT ${limit} FOR UPDATE OF t), \
-         d AS (DELETE FROM {tbl} x USING b WHERE {join} {ret}) {summary}",
+        "WITH b AS MATERIALIZED (SELECT {keys} FROM {tbl} t WHERE {w} LIMIT ${limit}), \
+         d AS (DELETE FROM {tbl} x USING b WHERE {join} AND {recheck} {ret}) {summary}",
         keys = col_list("t", &child.key),
         tbl = child.qualified,
         w = in_text_arrays("t", &edge.child_columns, parent_types, 1),
+        recheck = in_text_arrays("x", &edge.child_columns, parent_types, 1),
         join = key_join("x", "b", &child.key),
         ret = returning_ts("x", child.time_column.as_ref()),
         summary = deleted_summary(child.time_column.as_ref()),
