@@ -195,7 +195,10 @@ def main():
     scaling = "--scaling" in sys.argv
     if "--scale" in sys.argv:
         scale = int(sys.argv[sys.argv.index("--scale") + 1])
-    os.makedirs(OUT, exist_ok=True)
+    out = OUT
+    if "--out" in sys.argv:
+        out = sys.argv[sys.argv.index("--out") + 1]
+    os.makedirs(out, exist_ok=True)
 
     print(f"generating the odds data at scale {scale} ...", flush=True)
     rows = make_template("bench_template", scale)
@@ -293,10 +296,10 @@ def main():
         "![per-batch durations](batches.svg)",
         "",
     ]
-    with open(os.path.join(OUT, "report.md"), "w") as f:
+    with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines))
     svg({"A retention_run": results["A"]["batches"], "D DBA loop": results["D"]["batches"]},
-        os.path.join(OUT, "batches.svg"))
+        os.path.join(out, "batches.svg"))
     for db in ["bench_a", "bench_b", "bench_c", "bench_d", "bench_r", "bench_w", "bench_template"]:
         psql("postgres", f"DROP DATABASE IF EXISTS {db}")
     print("\n".join(lines))

@@ -36,3 +36,6 @@ eval "$(bash scripts/cluster.sh env test "$TEST_PORT")"
 cargo test --features integration --test integration -- --test-threads 2
 bash scripts/cluster.sh stop test
 bash scripts/cluster.sh stop crash
+
+echo "==> benchmark smoke test (tiny scale; the four methods must agree)"
+bash bench/run.sh --scale 1 --out "$(mktemp -d)"
