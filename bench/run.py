@@ -234,9 +234,9 @@ def main():
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(1)
     t_a_busy, _ = method_a("bench_w")
-    out, _ = writer.communicate()
-    tps_busy = float(re.search(r"tps = ([0-9.]+)", out).group(1))
-    failed = re.search(r"number of failed transactions: (\d+)", out)
+    writer_out, _ = writer.communicate()
+    tps_busy = float(re.search(r"tps = ([0-9.]+)", writer_out).group(1))
+    failed = re.search(r"number of failed transactions: (\d+)", writer_out)
     err_busy = int(failed.group(1)) if failed else (0 if writer.returncode == 0 else -1)
 
     scaling_line = ""

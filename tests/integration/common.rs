@@ -12,8 +12,8 @@ pub fn connect(db: &str) -> Client {
     Client::connect(&conninfo(db), NoTls).unwrap_or_else(|e| panic!("cannot connect to {db}: {e}"))
 }
 
-/// A new, empty database with the extension installed.
-pub fn fresh_db(name: &str) -> Client {
+/// A new, empty database.
+pub fn empty_db(name: &str) -> Client {
     let mut admin = connect("postgres");
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -21,7 +21,12 @@ pub fn fresh_db(name: &str) -> Client {
     admin
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .unwrap();
-    let mut db = connect(name);
+    connect(name)
+}
+
+/// A new database with the extension installed.
+pub fn fresh_db(name: &str) -> Client {
+    let mut db = empty_db(name);
     db.batch_execute("CREATE EXTENSION pg_retention").unwrap();
     db
 }

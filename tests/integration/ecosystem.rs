@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::common::{connect, count, odds_db, strings};
+use crate::common::{connect, count, empty_db, odds_db, strings};
 
 fn psql_env() -> (String, String) {
     (
@@ -36,17 +36,6 @@ fn extension_objects(db: &mut postgres::Client) -> Vec<String> {
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_retention')
          ORDER BY 1",
     )
-}
-
-fn empty_db(name: &str) -> postgres::Client {
-    let mut admin = connect("postgres");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    connect(name)
 }
 
 const POLICIES: &str = "SELECT retention_add_policy('logs', 'ts', '5 days', 'app');
