@@ -559,3 +559,33 @@ pub fn with_trusted_search_path<R>(f: impl FnOnce() -> R) -> R {
     unsafe { pgrx::pg_sys::AtEOXact_GUC(true, level) };
     out
 }
+
+/// The run's statements, each prepared (parsed and planned) once and kept
+/// across batches and, for `retention_run`, across its commits.
+#[derive(Default)]
+pub struct PreparedStatements(HashMap<String, pgrx::spi::OwnedPreparedStatement>);
+
+impl PreparedStatements {
+    /// Like [`rows_mut`], through the prepared plan of `sql` (argument types
+    /// taken from the first call's arguments).
+    pub fn rows<T>(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        sql: &str,
+        args: &[DatumWithOid<'_>],
+        map: impl Fn(&SpiHeapTupleData<'_>) -> std::result::Result<T, SpiError>,
+    ) -> std::result::Result<Vec<T>, SpiError> {
+        if !self.0.contains_key(sql) {
+            let types: Vec<pgrx::pg_sys::PgOid> = args
+                .iter()
+                .map(|a| pgrx::pg_sys::PgOid::from(a.oid()))
+                .collect();
+            let statement = client.prepare_mut(sql, &types)?.keep();
+            self.0.insert(sql.to_string(), statement);
+        }
+        let table = client.update(&self.0[sql], None, args)?;
+        let out = table.map(|row| map(&row)).collect();
+        free_last_result();
+        out
+    }
+}

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{get, internal, rows_mut, Policy, PolicyKind, Setup};
+use crate::catalog::{get, internal, Policy, PolicyKind, PreparedStatements, Setup};
 use crate::errors::{Result, RetentionError};
 use crate::history::TableCount;
 use crate::planner::{ForeignKey, RelId};
@@ -62,7 +62,7 @@ struct RootProgress {
 }
 
 /// Where a run is, kept between the steps of a commit-per-batch run.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Progress {
     /// Indexes into `setup.policies`, in the order they run.
     order: Vec<usize>,
@@ -83,6 +83,8 @@ pub struct Progress {
     fanout: HashMap<i64, f64>,
     /// Rows deleted so far for the root batch in progress (over its steps).
     batch_deleted: i64,
+    /// Every statement of the run, planned once.
+    statements: PreparedStatements,
 }
 
 impl Progress {
@@ -323,12 +325,15 @@ impl<'a> Deleter<'a> {
 
         // Select and lock the batch, clear its dependents, then delete it.
         let width = 1 + shape.carried.len();
-        let selected = rows_mut(client, &batch.select_sql(), &args, |r| {
-            (1..=width)
-                .map(|i| get::<String>(r, i))
-                .collect::<std::result::Result<Vec<_>, _>>()
-        })
-        .map_err(internal)?;
+        let selected = self
+            .progress
+            .statements
+            .rows(client, &batch.select_sql(), &args, |r| {
+                (1..=width)
+                    .map(|i| get::<String>(r, i))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })
+            .map_err(internal)?;
         let Some(last_row) = selected.last().cloned() else {
             return Ok(RootProgress {
                 selected: 0,
@@ -360,17 +365,20 @@ impl<'a> Deleter<'a> {
         args: &[DatumWithOid<'_>],
     ) -> Result<RootProgress> {
         let key_len = batch.table.key.len();
-        let found = rows_mut(client, &batch.delete_sql(), args, |r| {
-            let selected = get::<i64>(r, 1)?.unwrap_or_default();
-            let deleted = get::<i64>(r, 2)?.unwrap_or_default();
-            let oldest = get::<i64>(r, 3)?;
-            let newest = get::<i64>(r, 4)?;
-            let last = (5..5 + 1 + key_len)
-                .map(|i| get::<String>(r, i))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            Ok((selected, deleted, oldest, newest, last))
-        })
-        .map_err(internal)?;
+        let found = self
+            .progress
+            .statements
+            .rows(client, &batch.delete_sql(), args, |r| {
+                let selected = get::<i64>(r, 1)?.unwrap_or_default();
+                let deleted = get::<i64>(r, 2)?.unwrap_or_default();
+                let oldest = get::<i64>(r, 3)?;
+                let newest = get::<i64>(r, 4)?;
+                let last = (5..5 + 1 + key_len)
+                    .map(|i| get::<String>(r, i))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok((selected, deleted, oldest, newest, last))
+            })
+            .map_err(internal)?;
         match found.into_iter().next() {
             None => Ok(RootProgress {
                 selected: 0,
@@ -491,18 +499,25 @@ impl<'a> Deleter<'a> {
             loop {
                 statements += 1;
                 let got = if leaf {
-                    let (n, lo, hi) =
-                        summary(rows_mut(client, &sql, &args, summary_row).map_err(internal)?);
+                    let (n, lo, hi) = summary(
+                        self.progress
+                            .statements
+                            .rows(client, &sql, &args, summary_row)
+                            .map_err(internal)?,
+                    );
                     self.tally(edge.child, n, lo, hi);
                     n
                 } else {
                     let width = child.carried.len();
-                    let selected = rows_mut(client, &sql, &args, |r| {
-                        (1..=width)
-                            .map(|i| get::<String>(r, i))
-                            .collect::<std::result::Result<Vec<_>, _>>()
-                    })
-                    .map_err(internal)?;
+                    let selected = self
+                        .progress
+                        .statements
+                        .rows(client, &sql, &args, |r| {
+                            (1..=width)
+                                .map(|i| get::<String>(r, i))
+                                .collect::<std::result::Result<Vec<_>, _>>()
+                        })
+                        .map_err(internal)?;
                     if !selected.is_empty() {
                         let carried = transpose(&selected, 0, width);
                         if !self.clear_dependents(client, edge.child, &carried, limit)? {
@@ -552,7 +567,12 @@ impl<'a> Deleter<'a> {
             args.push(cutoff.into());
         }
         let sql = sqlgen::delete_by_keys_sql(table, recheck.map(|(c, _)| c));
-        let (n, lo, hi) = summary(rows_mut(client, &sql, &args, summary_row).map_err(internal)?);
+        let (n, lo, hi) = summary(
+            self.progress
+                .statements
+                .rows(client, &sql, &args, summary_row)
+                .map_err(internal)?,
+        );
         self.tally(table.relid, n, lo, hi);
         Ok(())
     }
