@@ -197,6 +197,8 @@ impl<'a> Deleter<'a> {
         progress: Progress,
         budget: Option<i64>,
     ) -> Self {
+        let mut progress = progress;
+        progress.statements.set_enabled(budget.is_some());
         Deleter {
             setup,
             default_batch_size,
