@@ -35,6 +35,7 @@ const LOCK_NOT_AVAILABLE: &str = "55P03";
 /// Lock timeouts in a row on one batch before its policy is left for the next run.
 const LOCK_RETRIES: u32 = 3;
 const NOTICE_EVERY: Duration = Duration::from_secs(5);
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 struct ActiveRun {
     id: i64,
@@ -51,6 +52,7 @@ struct ActiveRun {
     left_for_next_run: Vec<String>,
     steps: u64,
     last_notice: Instant,
+    last_progress: Instant,
 }
 
 thread_local! {
@@ -196,6 +198,7 @@ fn _retention_run_begin(
                 left_for_next_run: Vec::new(),
                 steps: 0,
                 last_notice: Instant::now(),
+                last_progress: Instant::now(),
             })
         });
         Ok(id)
@@ -339,11 +342,17 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
         }
     }
 
-    history::progress(client, &schema, run.id, &run.progress.counts(&run.setup))?;
-    if run.lock_timeouts > 0 {
-        history::note(client, &schema, run.id, None, run.lock_timeouts)?;
-    }
     let policy_done = policy_before.is_some() && policy_before != run.progress.current_policy();
+    // The history row's counters advance at most every PROGRESS_EVERY (and
+    // when a policy is done): writing it after every batch cost as much as a
+    // small batch itself.
+    if policy_done || run.last_progress.elapsed() >= PROGRESS_EVERY {
+        history::progress(client, &schema, run.id, &run.progress.counts(&run.setup))?;
+        if run.lock_timeouts > 0 {
+            history::note(client, &schema, run.id, None, run.lock_timeouts)?;
+        }
+        run.last_progress = Instant::now();
+    }
     if policy_done || run.last_notice.elapsed() >= NOTICE_EVERY {
         let name = policy_before
             .and_then(|i| run.setup.policies[i].relation.clone())
