@@ -298,6 +298,9 @@ pub struct Setup {
     pub names: HashMap<RelId, String>,
     /// Each policy's time column with its type.
     pub policy_columns: HashMap<i64, Column>,
+    /// Per orphan-policy table, the test that no row references a row, on
+    /// alias `t` (selection) and alias `x` (re-check at delete time).
+    orphan_tests: HashMap<RelId, (String, String)>,
 }
 
 impl Setup {
@@ -363,7 +366,7 @@ impl Setup {
             })?;
             policy_columns.insert(p.id, column.into_iter().next().expect("one column asked"));
         }
-        Ok(Setup {
+        let mut setup = Setup {
             schema,
             policies,
             foreign_keys,
@@ -372,11 +375,38 @@ impl Setup {
             shapes,
             names,
             policy_columns,
-        })
+            orphan_tests: HashMap::new(),
+        };
+        for relid in setup.orphan_order.clone() {
+            let test = setup.build_orphan_test(client, relid)?;
+            setup.orphan_tests.insert(relid, test);
+        }
+        Ok(setup)
     }
 
     pub fn name(&self, relid: RelId) -> &str {
         self.names.get(&relid).map(String::as_str).unwrap_or("?")
+    }
+
+    /// The orphan test of an orphan-policy table, built once per run.
+    pub fn orphan_test(&self, relid: RelId) -> &(String, String) {
+        &self.orphan_tests[&relid]
+    }
+
+    /// No row of any table references the row, through any foreign key.
+    fn build_orphan_test(&self, client: &SpiClient<'_>, relid: RelId) -> Result<(String, String)> {
+        let mut on_t = Vec::new();
+        let mut on_x = Vec::new();
+        for (i, fk) in self.referencing(relid).enumerate() {
+            let child = self.qualified(client, fk.child)?;
+            let inner = format!("c{i}");
+            on_t.push(crate::sqlgen::not_referenced("t", &child, fk, &inner, None));
+            on_x.push(crate::sqlgen::not_referenced("x", &child, fk, &inner, None));
+        }
+        if on_t.is_empty() {
+            return Ok(("true".into(), "true".into()));
+        }
+        Ok((on_t.join(" AND "), on_x.join(" AND ")))
     }
 
     pub fn policy_column(&self, policy_id: i64) -> &Column {

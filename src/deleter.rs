@@ -307,7 +307,7 @@ impl<'a> Deleter<'a> {
         let shape = setup.shape(policy.relid);
         let time = setup.policy_column(policy.id);
         let extra = match policy.kind {
-            PolicyKind::Orphan => Some(self.orphan_test(client, policy.relid)?),
+            PolicyKind::Orphan => Some(setup.orphan_test(policy.relid).clone()),
             PolicyKind::Expire => None,
         };
         let batch = RootBatch {
@@ -396,34 +396,6 @@ impl<'a> Deleter<'a> {
                 })
             }
         }
-    }
-
-    /// The orphan condition on alias `t` and its re-check on alias `x`: no
-    /// row of any table references the row, through any foreign key.
-    fn orphan_test(&self, client: &SpiClient<'_>, relid: RelId) -> Result<(String, String)> {
-        let mut on_t = Vec::new();
-        let mut on_x = Vec::new();
-        for (i, fk) in self.setup.referencing(relid).enumerate() {
-            let child = self.setup.qualified(client, fk.child)?;
-            on_t.push(sqlgen::not_referenced(
-                "t",
-                &child,
-                fk,
-                &format!("c{i}"),
-                None,
-            ));
-            on_x.push(sqlgen::not_referenced(
-                "x",
-                &child,
-                fk,
-                &format!("c{i}"),
-                None,
-            ));
-        }
-        if on_t.is_empty() {
-            return Ok(("true".into(), "true".into()));
-        }
-        Ok((on_t.join(" AND "), on_x.join(" AND ")))
     }
 
     /// Deletes every row that references the given parent rows through a

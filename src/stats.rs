@@ -362,20 +362,7 @@ fn policy_stats(
 
     let expired_condition = match p.kind {
         PolicyKind::Expire => format!("{time} < $1"),
-        PolicyKind::Orphan => {
-            let mut parts = vec![format!("{time} < $1")];
-            for (i, fk) in setup.referencing(p.relid).enumerate() {
-                let child = setup.qualified(client, fk.child)?;
-                parts.push(sqlgen::not_referenced(
-                    "t",
-                    &child,
-                    fk,
-                    &format!("c{i}"),
-                    None,
-                ));
-            }
-            parts.join(" AND ")
-        }
+        PolicyKind::Orphan => format!("{time} < $1 AND {}", setup.orphan_test(p.relid).0),
     };
     let expired_rows = scalar_i64(
         client,
