@@ -243,16 +243,26 @@ impl<'a> Deleter<'a> {
         // rows as fit the budget together with their dependents, as measured
         // on the previous batches: a step then deletes a whole root batch
         // instead of re-selecting and re-locking the same one many times.
+        // Before anything is measured, a policy with dependents starts with
+        // one root row: a full root batch could hold far more rows than one
+        // step deletes, and every step would re-lock it and re-walk its
+        // dependents.
         let limit = match (self.budget, self.progress.fanout.get(&policy.id)) {
             (Some(budget), Some(rows_per_root)) if *rows_per_root > 1.0 => {
                 ((budget as f64 / rows_per_root).floor() as i64).clamp(1, batch_limit)
+            }
+            (Some(_), None)
+                if policy.kind == PolicyKind::Expire && setup.has_walked_children(policy.relid) =>
+            {
+                1
             }
             _ => batch_limit,
         };
         let after = self.progress.after.clone();
         self.pending.clear();
-        let outcome =
-            in_subtransaction(|| self.root_batch(client, policy, limit, after.as_deref()));
+        let outcome = in_subtransaction(|| {
+            self.root_batch(client, policy, limit, batch_limit, after.as_deref())
+        });
         let pending = std::mem::take(&mut self.pending);
         let p = outcome?;
         self.progress.batch_deleted += pending.values().map(|t| t.deleted).sum::<i64>();
@@ -264,6 +274,13 @@ impl<'a> Deleter<'a> {
                 .add(t.deleted, t.oldest, t.newest);
         }
         if !p.complete {
+            // The batch held more than a step deletes: the next step takes
+            // it again (the keyset has not moved), smaller, as measured so far.
+            if p.selected > 0 {
+                let rows_per_root = self.progress.batch_deleted as f64 / p.selected as f64;
+                let estimate = self.progress.fanout.entry(policy.id).or_insert(0.0);
+                *estimate = estimate.max(rows_per_root);
+            }
             return Ok(());
         }
         let deleted = std::mem::take(&mut self.progress.batch_deleted);
@@ -300,7 +317,8 @@ impl<'a> Deleter<'a> {
         &mut self,
         client: &mut SpiClient<'_>,
         policy: &Policy,
-        limit: i64,
+        root_limit: i64,
+        statement_limit: i64,
         after: Option<&[Option<String>]>,
     ) -> Result<RootProgress> {
         let setup = self.setup;
@@ -316,7 +334,7 @@ impl<'a> Deleter<'a> {
             after: after.is_some(),
             extra,
         };
-        let mut args: Vec<DatumWithOid> = vec![policy.cutoff.into(), limit.into()];
+        let mut args: Vec<DatumWithOid> = vec![policy.cutoff.into(), root_limit.into()];
         for v in after.unwrap_or_default() {
             args.push(v.clone().into());
         }
@@ -344,9 +362,9 @@ impl<'a> Deleter<'a> {
             });
         };
         let carried = transpose(&selected, 1, width);
-        if !self.clear_dependents(client, policy.relid, &carried, limit)? {
+        if !self.clear_dependents(client, policy.relid, &carried, statement_limit)? {
             return Ok(RootProgress {
-                selected: 0,
+                selected: selected.len() as i64,
                 last: None,
                 complete: false,
             });
@@ -406,12 +424,12 @@ impl<'a> Deleter<'a> {
         client: &mut SpiClient<'_>,
         parent: RelId,
         parent_rows: &Columns,
-        limit: i64,
+        statement_limit: i64,
     ) -> Result<bool> {
         let setup = self.setup;
         let edges: Vec<&ForeignKey> = setup.plan.child_edges(parent).collect();
         for edge in edges {
-            if !self.clear_edge(client, edge, parent_rows, limit)? {
+            if !self.clear_edge(client, edge, parent_rows, statement_limit)? {
                 return Ok(false);
             }
         }
@@ -423,7 +441,7 @@ impl<'a> Deleter<'a> {
         client: &mut SpiClient<'_>,
         edge: &ForeignKey,
         parent_rows: &Columns,
-        limit: i64,
+        statement_limit: i64,
     ) -> Result<bool> {
         let setup = self.setup;
         let parent = setup.shape(edge.parent);
@@ -467,9 +485,39 @@ impl<'a> Deleter<'a> {
                 .iter()
                 .map(|v| v[start..end].to_vec().into())
                 .collect();
-            args.push(limit.into());
+            args.push(statement_limit.into());
             let mut statements = 0;
             let mut rows_in_chunk = 0;
+            if leaf {
+                // Usually all of a chunk's children fit one statement: delete
+                // them in one pass over the foreign key's index; else fall
+                // back to statements of `statement_limit` rows.
+                let all_sql = sqlgen::child_delete_all_sql(child, edge, &types);
+                let (n, lo, hi, found) = self
+                    .progress
+                    .statements
+                    .rows(client, &all_sql, &args, |r| {
+                        let (n, lo, hi) = summary_row(r)?;
+                        Ok((n, lo, hi, get::<i64>(r, 4)?.unwrap_or_default()))
+                    })
+                    .map_err(internal)?
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                if found <= statement_limit {
+                    self.tally(edge.child, n, lo, hi);
+                    if self.over_budget() {
+                        self.progress.chunk_hint.insert(edge.name.clone(), chunk);
+                        return Ok(false);
+                    }
+                    start = end;
+                    if n < statement_limit / 2 {
+                        chunk = chunk.saturating_mul(2);
+                    }
+                    continue;
+                }
+                statements += 1;
+            }
             loop {
                 statements += 1;
                 let got = if leaf {
@@ -494,7 +542,7 @@ impl<'a> Deleter<'a> {
                         .map_err(internal)?;
                     if !selected.is_empty() {
                         let carried = transpose(&selected, 0, width);
-                        if !self.clear_dependents(client, edge.child, &carried, limit)? {
+                        if !self.clear_dependents(client, edge.child, &carried, statement_limit)? {
                             return Ok(false);
                         }
                         self.delete_by_keys(client, child, &carried, None)?;
@@ -508,7 +556,7 @@ impl<'a> Deleter<'a> {
                 }
                 // Every selected row is locked, so no new child of these
                 // parents can appear: a short statement means none are left.
-                if got < limit {
+                if got < statement_limit {
                     break;
                 }
             }
@@ -516,7 +564,7 @@ impl<'a> Deleter<'a> {
             // Aim for about one statement per chunk next time.
             if statements > 1 {
                 chunk = (chunk / 2).max(1);
-            } else if rows_in_chunk < limit / 2 {
+            } else if rows_in_chunk < statement_limit / 2 {
                 chunk = chunk.saturating_mul(2);
             }
         }

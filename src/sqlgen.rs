@@ -69,10 +69,12 @@ fn text_list(alias: &str, columns: &[Column]) -> String {
 /// `$first..`, cast to `types`.
 fn in_text_arrays(alias: &str, columns: &[String], types: &[String], first: usize) -> String {
     if columns.len() == 1 {
+        // The cast runs once, in an InitPlan: written inline, a generic plan
+        // that filters rows by it would cast the whole array on every row.
+        let ty = &types[0];
         return format!(
-            "{} = ANY (${first}::pg_catalog.text[]::{}[])",
+            "{} = ANY ((SELECT ${first}::pg_catalog.text[]::{ty}[])::{ty}[])",
             col(alias, &columns[0]),
-            types[0]
         );
     }
     let arrays: Vec<String> = types
@@ -115,10 +117,16 @@ fn key_join(left: &str, right: &str, key: &[Column]) -> String {
 /// Aggregates over a `d` CTE of deleted rows that returned `ts`:
 /// count, oldest and newest as microseconds since the epoch (comparable in
 /// Rust whatever the column type).
-fn deleted_summary(time: Option<&Column>) -> &'static str {
+fn deleted_summary(time: Option<&Column>) -> String {
+    deleted_summary_and(time, "")
+}
+
+/// [`deleted_summary`] followed by more output columns (`extra` starts with
+/// a comma).
+fn deleted_summary_and(time: Option<&Column>, extra: &str) -> String {
     match time {
-        Some(_) => "SELECT pg_catalog.count(*), (pg_catalog.date_part('epoch', pg_catalog.min(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8, (pg_catalog.date_part('epoch', pg_catalog.max(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8 FROM d",
-        None => "SELECT pg_catalog.count(*), NULL::pg_catalog.int8, NULL::pg_catalog.int8 FROM d",
+        Some(_) => format!("SELECT pg_catalog.count(*), (pg_catalog.date_part('epoch', pg_catalog.min(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8, (pg_catalog.date_part('epoch', pg_catalog.max(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8{extra} FROM d"),
+        None => format!("SELECT pg_catalog.count(*), NULL::pg_catalog.int8, NULL::pg_catalog.int8{extra} FROM d"),
     }
 }
 
@@ -262,6 +270,29 @@ pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey, parent_types: &[S
         join = key_join("x", "b", &child.key),
         ret = returning_ts("x", child.time_column.as_ref()),
         summary = deleted_summary(child.time_column.as_ref()),
+    )
+}
+
+/// Deletes every row of `child` that references one of the parent rows, in
+/// one pass over the foreign key's index, provided there are no more of
+/// them than the limit `$k+1` (counted first, in the same snapshot; the
+/// parents are locked, so no child can be attached in between). Returns the
+/// deleted summary, then the count (at most limit + 1): over the limit,
+/// nothing is deleted and the caller falls back to [`child_delete_sql`].
+pub fn child_delete_all_sql(
+    child: &TableShape,
+    edge: &ForeignKey,
+    parent_types: &[String],
+) -> String {
+    let limit = edge.child_columns.len() + 1;
+    format!(
+        "WITH c AS MATERIALIZED (SELECT pg_catalog.count(*) AS n FROM (SELECT FROM {tbl} t WHERE {w} LIMIT ${limit} + 1) s), \
+         d AS (DELETE FROM {tbl} x WHERE {wx} AND (SELECT c.n FROM c) <= ${limit} {ret}) {summary}",
+        tbl = child.qualified,
+        w = in_text_arrays("t", &edge.child_columns, parent_types, 1),
+        wx = in_text_arrays("x", &edge.child_columns, parent_types, 1),
+        ret = returning_ts("x", child.time_column.as_ref()),
+        summary = deleted_summary_and(child.time_column.as_ref(), ", (SELECT c.n FROM c)"),
     )
 }
 
@@ -413,7 +444,7 @@ mod tests {
         assert_eq!(
             child_select_sql(&child, &edge, &types),
             "SELECT t.\"id\"::pg_catalog.text FROM \"public\".\"market_odds\" t \
-             WHERE t.\"snapshot_id\" = ANY ($1::pg_catalog.text[]::bigint[]) LIMIT $2 FOR UPDATE OF t"
+             WHERE t.\"snapshot_id\" = ANY ((SELECT $1::pg_catalog.text[]::bigint[])::bigint[]) LIMIT $2 FOR UPDATE OF t"
         );
         let del = child_delete_sql(&child, &edge, &types);
         assert!(del.contains(
