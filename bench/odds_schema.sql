@@ -38,6 +38,9 @@ BEGIN
 END
 $$;
 
+-- Rows are stored in the order a live feed writes them: snapshots by capture
+-- time, each snapshot's market odds together with it.
+--
 -- scale 1: 300 events, 10 snapshots per event, 8 market odds per snapshot
 -- (27,330 rows per chain). Events spread over the last 120 days; tournaments
 -- are old, plus a few made this hour with no event yet (inside any grace).
@@ -70,11 +73,13 @@ BEGIN
     EXECUTE format('INSERT INTO %I (id, event_id, bookmaker, captured_at)
         SELECT (e.id - 1) * $1 + k, e.id, ''book '' || (k %% 3),
                e.kickoff - interval ''30 minutes'' - k * interval ''3 hours''
-        FROM %I e, generate_series(1, $1) k', prefix || 'odds_snapshots', prefix || 'events')
+        FROM %I e, generate_series(1, $1) k
+        ORDER BY 4, 1', prefix || 'odds_snapshots', prefix || 'events')
         USING snapshots_per_event;
     EXECUTE format('INSERT INTO %I (id, snapshot_id, market, price)
         SELECT (s.id - 1) * $1 + m, s.id, ''market '' || m, 1 + ((s.id * m) %% 500) / 100.0
-        FROM %I s, generate_series(1, $1) m', prefix || 'market_odds', prefix || 'odds_snapshots')
+        FROM %I s, generate_series(1, $1) m
+        ORDER BY s.captured_at, s.id, m', prefix || 'market_odds', prefix || 'odds_snapshots')
         USING odds_per_snapshot;
     EXECUTE format('ANALYZE %I, %I, %I, %I', prefix || 'tournaments', prefix || 'events',
                    prefix || 'odds_snapshots', prefix || 'market_odds');

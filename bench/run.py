@@ -12,6 +12,7 @@ Ratios are measured in the same invocation; absolute times are context only.
 """
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -157,15 +158,50 @@ def pct(values, q):
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def pgbench(db, seconds, live_events):
-    p = subprocess.run(
-        ["pgbench", "-n", "-c", "2", "-j", "2", "-T", str(seconds), "-D", f"live_events={live_events}",
+def start_writers(db, clients, seconds, live_events, log_dir):
+    """pgbench writers with a per-transaction log (completion times)."""
+    for f in os.listdir(log_dir):
+        os.remove(os.path.join(log_dir, f))
+    return subprocess.Popen(
+        ["pgbench", "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
+         "-D", f"live_events={live_events}", "-l", "--log-prefix", os.path.join(log_dir, "tx"),
          "-f", os.path.join(ROOT, "bench", "writer.sql"), db],
-        text=True, capture_output=True)
-    tps = re.search(r"tps = ([0-9.]+)", p.stdout)
-    failed = re.search(r"number of failed transactions: (\d+)", p.stdout)
-    errors = int(failed.group(1)) if failed else (0 if p.returncode == 0 else -1)
-    return (float(tps.group(1)) if tps else 0.0), errors, p.returncode
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish_writers(proc, log_dir, start, end):
+    """Transactions per second completed between start and end (epoch
+    seconds), and the run's failed transactions."""
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        sys.exit(f"pgbench failed:\n{out}\n{err}")
+    done = 0
+    for name in os.listdir(log_dir):
+        with open(os.path.join(log_dir, name)) as f:
+            for line in f:
+                fields = line.split()
+                t = int(fields[4]) + int(fields[5]) / 1e6
+                if start <= t < end:
+                    done += 1
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    return done / (end - start), int(failed.group(1)) if failed else 0
+
+
+def writers_during(template, clients, live, seconds, log_dir, action):
+    """Writer TPS over the window in which `action` (about `seconds` long)
+    runs on a fresh copy; with no action, over `seconds` of writers alone."""
+    fresh_copy(template, "bench_w")
+    # Long enough for the action even when the writers slow it down.
+    proc = start_writers("bench_w", clients, int(2 * seconds) + 4, live, log_dir)
+    time.sleep(1.5)
+    start = time.time()
+    if action is None:
+        time.sleep(seconds)
+    else:
+        action("bench_w")
+    end = time.time()
+    tps, failed = finish_writers(proc, log_dir, start, end)
+    return tps, failed, end - start
 
 
 def svg(series, path):
@@ -194,117 +230,155 @@ def svg(series, path):
         f.write("\n".join(parts))
 
 
+def arg(name, default):
+    return type(default)(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
+def timed(db, sql, times=3):
+    """Median seconds of `times` runs of a read-only statement."""
+    return statistics.median(psql(db, sql)[0] for _ in range(times))
+
+
+def run_method(name, template):
+    """Runs method `name` on a fresh copy of `template`; returns seconds, rows
+    deleted and per-batch durations."""
+    db = f"bench_{name.lower()}"
+    fresh_copy(template, db)
+    before = table_rows(db)
+    t, batches = METHODS[name](db)
+    deleted = before - table_rows(db)
+    psql("postgres", f"DROP DATABASE {db}")
+    print(f"{name}: {deleted} rows in {t:.2f} s", flush=True)
+    return {"seconds": t, "deleted": deleted, "batches": batches}
+
+
+METHODS = {"A": method_a, "B": method_b, "C": method_c, "D": method_d}
+
+
 def main():
-    scale = 36
+    scale = arg("--scale", 36)
+    rounds = arg("--rounds", 3)
     scaling = "--scaling" in sys.argv
-    if "--scale" in sys.argv:
-        scale = int(sys.argv[sys.argv.index("--scale") + 1])
-    out = OUT
-    if "--out" in sys.argv:
-        out = sys.argv[sys.argv.index("--out") + 1]
+    out = arg("--out", OUT)
     os.makedirs(out, exist_ok=True)
 
     print(f"generating the odds data at scale {scale} ...", flush=True)
     rows = make_template("bench_template", scale)
     live = int(scalar("bench_template", "SELECT count(*) FROM bench_live_events"))
 
-    results = {}
-    for name, fn in [("C", method_c), ("A", method_a), ("B", method_b), ("D", method_d)]:
-        db = f"bench_{name.lower()}"
-        fresh_copy("bench_template", db)
-        before = table_rows(db)
-        t, batches = fn(db)
-        deleted = before - table_rows(db)
-        results[name] = {"seconds": t, "deleted": deleted, "batches": batches}
-        print(f"{name}: {deleted} rows in {t:.2f} s", flush=True)
-    expected = results["C"]["deleted"]
-    for name, r in results.items():
-        if r["deleted"] != expected:
-            sys.exit(f"method {name} deleted {r['deleted']} rows, C deleted {expected}: the methods disagree")
+    # C, A and B alternate over the rounds (this machine's speed drifts by
+    # tens of percent from one minute to the next); D, slow, runs once.
+    runs = {name: [] for name in METHODS}
+    for _ in range(rounds):
+        for name in ["C", "A", "B"]:
+            runs[name].append(run_method(name, "bench_template"))
+    runs["D"].append(run_method("D", "bench_template"))
+    expected = runs["C"][0]["deleted"]
+    for name, rs in runs.items():
+        for r in rs:
+            if r["deleted"] != expected:
+                sys.exit(f"method {name} deleted {r['deleted']} rows, C deleted {expected}: the methods disagree")
+    seconds = {name: statistics.median(r["seconds"] for r in rs) for name, rs in runs.items()}
+    batches = {name: [b for r in rs for b in r["batches"]] for name, rs in runs.items()}
+    a_over_c = [a["seconds"] / c["seconds"] for a, c in zip(runs["A"], runs["C"])]
 
     # stats and preview, on a fresh copy (before any run)
     fresh_copy("bench_template", "bench_r")
-    t_stats = psql("bench_r", "SELECT * FROM retention_stats();")[0]
-    t_preview = psql("bench_r", "SELECT * FROM retention_preview();")[0]
+    t_stats = timed("bench_r", "SELECT * FROM retention_stats();")
+    t_preview = timed("bench_r", "SELECT * FROM retention_preview();")
 
-    # live writers: alone, then during run A
-    span = max(10, int(round(results["A"]["seconds"])))
-    fresh_copy("bench_template", "bench_w")
-    tps_alone, err_alone, _ = pgbench("bench_w", span, live)
-    fresh_copy("bench_template", "bench_w")
-    writer = subprocess.Popen(
-        ["pgbench", "-n", "-c", "2", "-j", "2", "-T", str(span), "-D", f"live_events={live}",
-         "-f", os.path.join(ROOT, "bench", "writer.sql"), "bench_w"], text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1)
-    t_a_busy, _ = method_a("bench_w")
-    writer_out, _ = writer.communicate()
-    tps_busy = float(re.search(r"tps = ([0-9.]+)", writer_out).group(1))
-    failed = re.search(r"number of failed transactions: (\d+)", writer_out)
-    err_busy = int(failed.group(1)) if failed else (0 if writer.returncode == 0 else -1)
+    # live writers: during run A, over the run's own window, then alone
+    log_dir = os.path.join("/tmp", f"pg_retention_bench_{os.getpid()}")
+    os.makedirs(log_dir, exist_ok=True)
+    writers = []
+    for clients in (1, 2):
+        busy_tps, busy_failed, window = writers_during("bench_template", clients, live, seconds["A"],
+                                                       log_dir, method_a)
+        alone_tps, alone_failed, _ = writers_during("bench_template", clients, live, window, log_dir, None)
+        writers.append((clients, alone_tps, alone_failed, busy_tps, busy_failed, window))
+    shutil.rmtree(log_dir)
 
-    scaling_line = ""
+    scaling_lines = []
     if scaling:
         print(f"generating 10x (scale {scale * 10}) ...", flush=True)
-        make_template("bench_template10", scale * 10)
-        fresh_copy("bench_template10", "bench_a10")
-        _, b10 = method_a("bench_a10")
-        p50_1, p50_10 = pct(results["A"]["batches"], 0.5), pct(b10, 0.5)
-        scaling_line = (f"\n## Scaling\n\nretention_run per-batch p50 at 10x data: {p50_10:.2f} ms, at 1x: {p50_1:.2f} ms, "
-                        f"ratio **{p50_10 / p50_1:.2f}** (target <= 1.2).\n")
+        rows10 = make_template("bench_template10", scale * 10)
+        a10 = run_method("A", "bench_template10")
         fresh_copy("bench_template10", "bench_r10")
-        t_stats10 = psql("bench_r10", "SELECT * FROM retention_stats();")[0]
-        t_preview10 = psql("bench_r10", "SELECT * FROM retention_preview();")[0]
-        scaling_line += (f"\nretention_stats(): {t_stats10 / t_stats:.2f}x the 1x time; "
-                         f"retention_preview(): {t_preview10 / t_preview:.2f}x.\n")
-        for db in ["bench_template10", "bench_a10", "bench_r10"]:
+        t_stats10 = timed("bench_r10", "SELECT * FROM retention_stats();")
+        t_preview10 = timed("bench_r10", "SELECT * FROM retention_preview();")
+        p50_1, p50_10 = pct(batches["A"], 0.5), pct(a10["batches"], 0.5)
+        scaling_lines = [
+            "## Scaling (10x)",
+            "",
+            f"Scale {scale * 10}: {rows10:,} rows, {a10['deleted']:,} deleted by run A in {a10['seconds']:.2f} s "
+            f"({len(a10['batches'])} batches).",
+            "",
+            "| measure | 1x | 10x | 10x / 1x | target |",
+            "|---|---:|---:|---:|---|",
+            f"| run A per-batch p50 (ms) | {p50_1:.2f} | {p50_10:.2f} | **{p50_10 / p50_1:.2f}** | <= 1.2 |",
+            f"| run A per-batch p99 (ms) | {pct(batches['A'], .99):.2f} | {pct(a10['batches'], .99):.2f} | "
+            f"{pct(a10['batches'], .99) / pct(batches['A'], .99):.2f} | |",
+            f"| `retention_stats()` (ms) | {t_stats * 1000:.0f} | {t_stats10 * 1000:.0f} | **{t_stats10 / t_stats:.2f}** | <= 2 |",
+            f"| `retention_preview()` (ms) | {t_preview * 1000:.0f} | {t_preview10 * 1000:.0f} | "
+            f"{t_preview10 / t_preview:.2f} | <= run A at 10x ({a10['seconds'] * 1000:.0f} ms) |",
+            "",
+        ]
+        for db in ["bench_template10", "bench_r10"]:
             psql("postgres", f"DROP DATABASE IF EXISTS {db}")
 
-    c = results["C"]["seconds"]
+    c = seconds["C"]
     lines = [
         "# pg_retention benchmark",
         "",
-        f"Command: `bash bench/run.sh --scale {scale}{' --scaling' if scaling else ''}`. "
+        f"Command: `bash bench/run.sh --scale {scale} --rounds {rounds}{' --scaling' if scaling else ''}`. "
         f"Machine: {os.cpu_count()} cores, PostgreSQL 15 (Debian), default settings, the extension built with `--release`.",
         f"Data: the sports-odds schema of SPEC.md, both chains, {rows:,} rows; every method deletes the same "
         f"{expected:,} rows (odds and matches kept 60 days, orphaned tournaments after a day) from a fresh copy.",
+        f"Seconds are the median of {rounds} rounds in which C, A and B alternate (D: one run); the per-batch "
+        "figures pool every batch of every run.",
         "",
-        "| method | seconds | rows/s | time / C | batches | batch p50 ms | p99 ms | max ms |",
+        "| method | seconds | rows/s | time / C | batches per run | batch p50 ms | p99 ms | max ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     labels = {"A": "A `CALL retention_run(1000)`", "B": "B `SELECT retention_execute(1000)`",
               "C": "C plain DELETE per table, one transaction", "D": "D DBA loop, `id IN (... LIMIT 1000)` + COMMIT"}
     for name in ["A", "B", "C", "D"]:
-        r = results[name]
-        b = r["batches"]
+        b = batches[name]
+        per_run = len(b) // len(runs[name])
         lines.append(
-            f"| {labels[name]} | {r['seconds']:.2f} | {r['deleted'] / r['seconds']:,.0f} | **{r['seconds'] / c:.2f}** | "
-            f"{len(b) or ''} | {'%.2f' % pct(b, .5) if b else ''} | {'%.2f' % pct(b, .99) if b else ''} | "
+            f"| {labels[name]} | {seconds[name]:.2f} | {expected / seconds[name]:,.0f} | **{seconds[name] / c:.2f}** | "
+            f"{per_run or ''} | {'%.2f' % pct(b, .5) if b else ''} | {'%.2f' % pct(b, .99) if b else ''} | "
             f"{'%.2f' % max(b) if b else ''} |")
     lines += [
         "",
-        "Targets: A <= 1.2x C, and A faster than D.",
+        f"A / C in each round: {', '.join('%.2f' % r for r in a_over_c)}. Targets: A <= 1.2x C, and A faster than D.",
         "",
         "## Live writers",
         "",
-        f"pgbench, 2 clients, each transaction a new snapshot with 8 market odds for a live event, {span} s:",
-        f"alone {tps_alone:.0f} TPS ({err_alone} failed); during run A {tps_busy:.0f} TPS ({err_busy} failed): "
-        f"**{100 * tps_busy / tps_alone:.0f}%** of their throughput (target >= 90%). "
-        f"Run A took {t_a_busy:.2f} s with the writers, {results['A']['seconds']:.2f} s alone.",
+        "pgbench, each transaction a new snapshot with 8 market odds for a live event, at full speed; "
+        "TPS counted over the window in which run A runs, and over a window as long with nothing else running:",
+        "",
+        "| writer clients | TPS alone | TPS during A | kept | failed (alone / during A) | A took |",
+        "|---:|---:|---:|---:|---:|---:|",
+        *[f"| {n} | {alone:.0f} | {busy:.0f} | **{100 * busy / alone:.0f}%** | {fa} / {fb} | {w:.2f} s |"
+          for n, alone, fa, busy, fb, w in writers],
+        "",
+        "Target: writers keep >= 90% of their TPS during A, with zero errors.",
         "",
         "## Reports",
         "",
         f"`retention_stats()` {t_stats * 1000:.0f} ms, `retention_preview()` {t_preview * 1000:.0f} ms "
-        f"(run A: {results['A']['seconds'] * 1000:.0f} ms).",
-        scaling_line,
+        f"(median of 3; run A: {seconds['A'] * 1000:.0f} ms).",
+        "",
+        *scaling_lines,
         "![per-batch durations](batches.svg)",
         "",
     ]
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines))
-    svg({"A retention_run": results["A"]["batches"], "D DBA loop": results["D"]["batches"]},
+    svg({"A retention_run": runs["A"][0]["batches"], "D DBA loop": runs["D"][0]["batches"]},
         os.path.join(out, "batches.svg"))
-    for db in ["bench_a", "bench_b", "bench_c", "bench_d", "bench_r", "bench_w", "bench_template"]:
+    for db in ["bench_r", "bench_w", "bench_template"]:
         psql("postgres", f"DROP DATABASE IF EXISTS {db}")
     print("\n".join(lines))
 

@@ -12,7 +12,9 @@ use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{get, internal, rows, with_trusted_search_path, Policy, PolicyKind, Setup};
+use crate::catalog::{
+    get, internal, rows, rows_mut, with_trusted_search_path, Policy, PolicyKind, Setup,
+};
 use crate::errors::{OrRaise, Result, RetentionError};
 use crate::planner::{ForeignKey, RelId};
 use crate::sqlgen;
@@ -312,7 +314,9 @@ fn _retention_stats(
 > {
     let exact = exact.unwrap_or(false);
     let found = with_trusted_search_path(|| {
-        Spi::connect(|client| -> Result<Vec<StatsRow>> {
+        // Not read-only: SPI counts the EXPLAIN behind the default
+        // estimates as a utility statement.
+        Spi::connect_mut(|client| -> Result<Vec<StatsRow>> {
             let setup = Setup::load(client, label, true)?;
             let mut out = Vec::new();
             for p in &setup.policies {
@@ -325,8 +329,11 @@ fn _retention_stats(
     TableIterator::new(found)
 }
 
+/// Default `retention_stats()` counts expired rows exactly up to this many.
+const EXPIRED_COUNT_CAP: i64 = 10_000;
+
 fn policy_stats(
-    client: &SpiClient<'_>,
+    client: &mut SpiClient<'_>,
     setup: &Setup,
     p: &Policy,
     exact: bool,
@@ -364,11 +371,29 @@ fn policy_stats(
         PolicyKind::Expire => format!("{time} < $1"),
         PolicyKind::Orphan => format!("{time} < $1 AND {}", setup.orphan_test(p.relid).0),
     };
-    let expired_rows = scalar_i64(
-        client,
-        &format!("SELECT pg_catalog.count(*) FROM {qualified} t WHERE {expired_condition}"),
-        &[p.cutoff.into()],
-    )?;
+    // Counting all expired rows costs as much as the rows: by default they
+    // are counted up to EXPIRED_COUNT_CAP (exact when a run has kept up, which
+    // is what monitoring asks), and past that the planner's estimate for the
+    // same condition stands in.
+    let count_sql = format!("SELECT FROM {qualified} t WHERE {expired_condition}");
+    let expired_rows = if exact {
+        scalar_i64(
+            client,
+            &format!("SELECT pg_catalog.count(*) FROM {qualified} t WHERE {expired_condition}"),
+            &[p.cutoff.into()],
+        )?
+    } else {
+        let counted = scalar_i64(
+            client,
+            &format!("SELECT pg_catalog.count(*) FROM ({count_sql} LIMIT $2) s"),
+            &[p.cutoff.into(), (EXPIRED_COUNT_CAP + 1).into()],
+        )?;
+        if counted <= EXPIRED_COUNT_CAP {
+            counted
+        } else {
+            planner_estimate(client, &count_sql, &[p.cutoff.into()])?.max(counted)
+        }
+    };
     // min/max walk the time column's index from either end when there is one.
     let range = rows(
         client,
@@ -482,6 +507,26 @@ fn leading_index(client: &SpiClient<'_>, relid: RelId, columns: &[String]) -> Re
     )
     .map_err(internal)?;
     Ok(found.into_iter().next().flatten().unwrap_or(false))
+}
+
+/// The rows the planner expects `sql` to return, planned with these argument
+/// values (the top line of its EXPLAIN reads `(cost=... rows=N width=...)`).
+fn planner_estimate(
+    client: &mut SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+) -> Result<i64> {
+    let lines = rows_mut(client, &format!("EXPLAIN {sql}"), args, |r| {
+        get::<String>(r, 1)
+    })
+    .map_err(internal)?;
+    let top = lines.into_iter().next().flatten().unwrap_or_default();
+    top.split_once(" rows=")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse::<i64>().ok())
+        .ok_or_else(|| {
+            RetentionError::NotReady(format!("no row estimate in the plan line {top:?}"))
+        })
 }
 
 fn scalar_i64(client: &SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> Result<i64> {

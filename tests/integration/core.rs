@@ -623,3 +623,36 @@ fn a_dropped_table_skips_its_policy_and_the_others_run() {
         "the dangling policy stays listed"
     );
 }
+
+#[test]
+fn stats_count_expired_rows_up_to_a_cap_then_estimate() {
+    let mut db = fresh_db("it_stats_cap");
+    db.batch_execute(
+        "CREATE TABLE readings (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE INDEX ON readings (ts);
+         INSERT INTO readings SELECT g, now() - interval '40 days' - g * interval '1 second'
+           FROM generate_series(1, 15000) g;
+         INSERT INTO readings SELECT g, now() FROM generate_series(15001, 20000) g;
+         ANALYZE readings;
+         SELECT retention_add_policy('readings', 'ts', '30 days');",
+    )
+    .unwrap();
+    let default_sql = "SELECT expired_rows FROM retention_stats()";
+    // Past 10,000 expired rows: the planner's estimate (ANALYZE saw them all).
+    let estimated = count(&mut db, default_sql);
+    assert!(
+        (13_500..=16_500).contains(&estimated),
+        "estimate {estimated} for 15000"
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT expired_rows FROM retention_stats(exact => true)"
+        ),
+        15_000
+    );
+    // Up to the cap, an exact count, whatever the statistics still say.
+    db.batch_execute("DELETE FROM readings WHERE id > 500 AND id <= 15000")
+        .unwrap();
+    assert_eq!(count(&mut db, default_sql), 500);
+}

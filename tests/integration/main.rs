@@ -9,5 +9,6 @@ mod cron;
 mod differential;
 mod ecosystem;
 mod inputs;
+mod plans;
 mod run;
 mod safety;
