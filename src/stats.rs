@@ -329,7 +329,8 @@ fn _retention_stats(
     TableIterator::new(found)
 }
 
-/// Default `retention_stats()` counts expired rows exactly up to this many.
+/// Default `retention_stats()` counts expired rows exactly while at most this
+/// many rows are past the cutoff.
 const EXPIRED_COUNT_CAP: i64 = 10_000;
 
 fn policy_stats(
@@ -371,27 +372,25 @@ fn policy_stats(
         PolicyKind::Expire => format!("{time} < $1"),
         PolicyKind::Orphan => format!("{time} < $1 AND {}", setup.orphan_test(p.relid).0),
     };
-    // Counting all expired rows costs as much as the rows: by default they
-    // are counted up to EXPIRED_COUNT_CAP (exact when a run has kept up, which
-    // is what monitoring asks), and past that the planner's estimate for the
-    // same condition stands in.
+    // Counting all expired rows costs as much as the rows looked at: by
+    // default they are counted while the rows past the cutoff number at most
+    // EXPIRED_COUNT_CAP (exact when runs keep up, which is what monitoring
+    // asks), and past that the planner's estimate for the condition stands in.
     let count_sql = format!("SELECT FROM {qualified} t WHERE {expired_condition}");
+    let count_all =
+        format!("SELECT pg_catalog.count(*) FROM {qualified} t WHERE {expired_condition}");
     let expired_rows = if exact {
-        scalar_i64(
-            client,
-            &format!("SELECT pg_catalog.count(*) FROM {qualified} t WHERE {expired_condition}"),
-            &[p.cutoff.into()],
-        )?
+        scalar_i64(client, &count_all, &[p.cutoff.into()])?
     } else {
-        let counted = scalar_i64(
+        let past_cutoff = scalar_i64(
             client,
-            &format!("SELECT pg_catalog.count(*) FROM ({count_sql} LIMIT $2) s"),
+            &format!("SELECT pg_catalog.count(*) FROM (SELECT FROM {qualified} t WHERE {time} < $1 LIMIT $2) s"),
             &[p.cutoff.into(), (EXPIRED_COUNT_CAP + 1).into()],
         )?;
-        if counted <= EXPIRED_COUNT_CAP {
-            counted
-        } else {
-            planner_estimate(client, &count_sql, &[p.cutoff.into()])?.max(counted)
+        match (past_cutoff <= EXPIRED_COUNT_CAP, p.kind) {
+            (true, PolicyKind::Expire) => past_cutoff,
+            (true, PolicyKind::Orphan) => scalar_i64(client, &count_all, &[p.cutoff.into()])?,
+            (false, _) => planner_estimate(client, &count_sql, &[p.cutoff.into()])?,
         }
     };
     // min/max walk the time column's index from either end when there is one.
