@@ -254,11 +254,7 @@ impl<'a> Deleter<'a> {
             (Some(budget), Some(rows_per_root)) if *rows_per_root > 1.0 => {
                 ((budget as f64 / rows_per_root).floor() as i64).clamp(1, batch_limit)
             }
-            (Some(_), None)
-                if policy.kind == PolicyKind::Expire && setup.has_walked_children(policy.relid) =>
-            {
-                1
-            }
+            (Some(_), None) if clears_dependents(setup, policy) => 1,
             _ => batch_limit,
         };
         let after = self.progress.after.clone();
@@ -342,7 +338,7 @@ impl<'a> Deleter<'a> {
             args.push(v.clone().into());
         }
 
-        if policy.kind == PolicyKind::Orphan || !setup.has_walked_children(policy.relid) {
+        if !clears_dependents(setup, policy) {
             return self.root_batch_single_statement(client, &batch, &args);
         }
 
@@ -472,6 +468,10 @@ impl<'a> Deleter<'a> {
         } else {
             sqlgen::child_select_sql(child, edge, &types)
         };
+        // Usually all of a chunk's leaf children fit one statement: the first
+        // statement of a chunk deletes them in one pass over the foreign key's
+        // index; only when there are more does it fall back to `sql`.
+        let one_pass_sql = leaf.then(|| sqlgen::child_delete_all_sql(child, edge, &types));
 
         let total = values.first().map_or(0, Vec::len);
         let mut chunk = self
@@ -491,39 +491,24 @@ impl<'a> Deleter<'a> {
             args.push(statement_limit.into());
             let mut statements = 0;
             let mut rows_in_chunk = 0;
-            if leaf {
-                // Usually all of a chunk's children fit one statement: delete
-                // them in one pass over the foreign key's index; else fall
-                // back to statements of `statement_limit` rows.
-                let all_sql = sqlgen::child_delete_all_sql(child, edge, &types);
-                let (n, lo, hi, found) = self
-                    .progress
-                    .statements
-                    .rows(client, &all_sql, &args, |r| {
-                        let (n, lo, hi) = summary_row(r)?;
-                        Ok((n, lo, hi, get::<i64>(r, 4)?.unwrap_or_default()))
-                    })
-                    .map_err(internal)?
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default();
-                if found <= statement_limit {
-                    self.tally(edge.child, n, lo, hi);
-                    if self.over_budget() {
-                        self.progress.chunk_hint.insert(edge.name.clone(), chunk);
-                        return Ok(false);
-                    }
-                    start = end;
-                    if n < statement_limit / 2 {
-                        chunk = chunk.saturating_mul(2);
-                    }
-                    continue;
-                }
-                statements += 1;
-            }
             loop {
                 statements += 1;
-                let got = if leaf {
+                let one_pass = one_pass_sql.as_deref().filter(|_| statements == 1);
+                let (got, cleared) = if let Some(one_pass) = one_pass {
+                    let (n, lo, hi, found) = self
+                        .progress
+                        .statements
+                        .rows(client, one_pass, &args, |r| {
+                            let (n, lo, hi) = summary_row(r)?;
+                            Ok((n, lo, hi, get::<i64>(r, 4)?.unwrap_or_default()))
+                        })
+                        .map_err(internal)?
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default();
+                    self.tally(edge.child, n, lo, hi);
+                    (n, found <= statement_limit)
+                } else if leaf {
                     let (n, lo, hi) = summary(
                         self.progress
                             .statements
@@ -531,7 +516,7 @@ impl<'a> Deleter<'a> {
                             .map_err(internal)?,
                     );
                     self.tally(edge.child, n, lo, hi);
-                    n
+                    (n, n < statement_limit)
                 } else {
                     let width = child.carried.len();
                     let selected = self
@@ -550,16 +535,17 @@ impl<'a> Deleter<'a> {
                         }
                         self.delete_by_keys(client, child, &carried, None)?;
                     }
-                    selected.len() as i64
+                    let got = selected.len() as i64;
+                    // Every selected row is locked, so no new child of these
+                    // parents can appear: a short statement means none are left.
+                    (got, got < statement_limit)
                 };
                 rows_in_chunk += got;
                 if self.over_budget() {
                     self.progress.chunk_hint.insert(edge.name.clone(), chunk);
                     return Ok(false);
                 }
-                // Every selected row is locked, so no new child of these
-                // parents can appear: a short statement means none are left.
-                if got < statement_limit {
+                if cleared {
                     break;
                 }
             }
@@ -601,6 +587,12 @@ impl<'a> Deleter<'a> {
         self.tally(table.relid, n, lo, hi);
         Ok(())
     }
+}
+
+/// Whether a policy's root batches clear dependents before they are deleted
+/// (else each batch is selected and deleted in one statement).
+fn clears_dependents(setup: &Setup, policy: &Policy) -> bool {
+    policy.kind == PolicyKind::Expire && setup.has_walked_children(policy.relid)
 }
 
 type Summary = (i64, Option<i64>, Option<i64>);

@@ -376,9 +376,8 @@ fn policy_stats(
     // default they are counted while the rows past the cutoff number at most
     // EXPIRED_COUNT_CAP (exact when runs keep up, which is what monitoring
     // asks), and past that the planner's estimate for the condition stands in.
-    let count_sql = format!("SELECT FROM {qualified} t WHERE {expired_condition}");
-    let count_all =
-        format!("SELECT pg_catalog.count(*) FROM {qualified} t WHERE {expired_condition}");
+    let expired_rows_from = format!("FROM {qualified} t WHERE {expired_condition}");
+    let count_all = format!("SELECT pg_catalog.count(*) {expired_rows_from}");
     let expired_rows = if exact {
         scalar_i64(client, &count_all, &[p.cutoff.into()])?
     } else {
@@ -390,7 +389,11 @@ fn policy_stats(
         match (past_cutoff <= EXPIRED_COUNT_CAP, p.kind) {
             (true, PolicyKind::Expire) => past_cutoff,
             (true, PolicyKind::Orphan) => scalar_i64(client, &count_all, &[p.cutoff.into()])?,
-            (false, _) => planner_estimate(client, &count_sql, &[p.cutoff.into()])?,
+            (false, _) => planner_estimate(
+                client,
+                &format!("SELECT {expired_rows_from}"),
+                &[p.cutoff.into()],
+            )?,
         }
     };
     // min/max walk the time column's index from either end when there is one.
