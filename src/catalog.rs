@@ -10,7 +10,7 @@ use pgrx::spi::{SpiClient, SpiError, SpiHeapTupleData};
 
 use crate::errors::{Result, RetentionError};
 use crate::planner::{self, ForeignKey, OnDelete, Plan, RelId};
-use crate::sqlgen::{quote_ident, quote_qualified, Column, TableShape};
+use crate::sqlgen::{quote_ident, quote_qualified, Column, FusedChild, TableShape};
 
 /// Runs a query and maps its rows, then frees the result at once: a run
 /// issues thousands of statements and SPI would otherwise keep every result
@@ -301,6 +301,9 @@ pub struct Setup {
     /// Per orphan-policy table, the test that no row references a row, on
     /// alias `t` (selection) and alias `x` (re-check at delete time).
     orphan_tests: HashMap<RelId, (String, String)>,
+    /// `track_counts` is on: a table's deletes in this transaction, cascades
+    /// included, can be read from its statistics entry.
+    track_counts: bool,
 }
 
 impl Setup {
@@ -376,6 +379,7 @@ impl Setup {
             names,
             policy_columns,
             orphan_tests: HashMap::new(),
+            track_counts: setting_is_on(client, "track_counts")?,
         };
         for relid in setup.orphan_order.clone() {
             let test = setup.build_orphan_test(client, relid)?;
@@ -420,6 +424,47 @@ impl Setup {
     /// Tables that must be cleared before rows of `relid` can go.
     pub fn has_walked_children(&self, relid: RelId) -> bool {
         self.plan.child_edges(relid).next().is_some()
+    }
+
+    /// The children of `relid` for a one-statement root batch
+    /// ([`crate::sqlgen::RootBatch::fused_sql`]), or `None` when its batches
+    /// need the general walk: a child with walked children of its own, or a
+    /// key or foreign key of several columns.
+    ///
+    /// A child is left to Postgres's `ON DELETE CASCADE` when every walked key
+    /// from `relid` to it cascades, it is an ordinary table (its deletes,
+    /// cascades included, are counted in its statistics entry, which the run
+    /// reads with `track_counts` on) and it has no policy time column (the
+    /// history's date range for it comes from the rows the statement returns).
+    pub fn fused_children(&self, relid: RelId) -> Option<Vec<FusedChild<'_>>> {
+        let parent = self.shape(relid);
+        if parent.key.len() != 1 {
+            return None;
+        }
+        let edges: Vec<&ForeignKey> = self.plan.child_edges(relid).collect();
+        edges
+            .iter()
+            .map(|edge| {
+                let child = self.shape(edge.child);
+                if self.has_walked_children(edge.child) || edge.child_columns.len() != 1 {
+                    return None;
+                }
+                let all_cascade = edges
+                    .iter()
+                    .filter(|e| e.child == edge.child)
+                    .all(|e| e.on_delete == OnDelete::Cascade);
+                Some(FusedChild {
+                    table: child,
+                    column: &edge.child_columns[0],
+                    parent_column: &parent.carried
+                        [parent.carried_index(&edge.parent_columns[0])?],
+                    cascaded: all_cascade
+                        && child.plain_table
+                        && child.time_column.is_none()
+                        && self.track_counts,
+                })
+            })
+            .collect()
     }
 
     /// Every foreign key pointing at `relid`, walked or not: an orphan is a
@@ -501,7 +546,7 @@ impl Setup {
         if let Some(shape) = self.shapes.get(&relid) {
             return Ok(shape.qualified.clone());
         }
-        let (schema, table) = schema_and_name(client, relid)?;
+        let (schema, table, _) = schema_name_and_kind(client, relid)?;
         Ok(quote_qualified(&schema, &table))
     }
 }
@@ -528,23 +573,30 @@ fn load_shape(
         Some(t) => columns(client, relid, &[t.to_string()])?.into_iter().next(),
         None => None,
     };
-    let (schema, table) = schema_and_name(client, relid)?;
+    let (schema, table, relkind) = schema_name_and_kind(client, relid)?;
     Ok(TableShape {
         relid,
         qualified: quote_qualified(&schema, &table),
         key,
         carried,
         time_column,
+        plain_table: relkind == "r",
     })
 }
 
-fn schema_and_name(client: &SpiClient<'_>, relid: RelId) -> Result<(String, String)> {
+fn schema_name_and_kind(client: &SpiClient<'_>, relid: RelId) -> Result<(String, String, String)> {
     let found = rows(
         client,
-        "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text FROM pg_catalog.pg_class c \
+        "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) $1",
         &[pgrx::pg_sys::Oid::from(relid).into()],
-        |r| Ok((get::<String>(r, 1)?.unwrap_or_default(), get::<String>(r, 2)?.unwrap_or_default())),
+        |r| {
+            Ok((
+                get::<String>(r, 1)?.unwrap_or_default(),
+                get::<String>(r, 2)?.unwrap_or_default(),
+                get::<String>(r, 3)?.unwrap_or_default(),
+            ))
+        },
     )
     .map_err(internal)?;
     found.into_iter().next().ok_or_else(|| {
@@ -632,4 +684,15 @@ impl PreparedStatements {
         free_last_result();
         out
     }
+}
+
+fn setting_is_on(client: &SpiClient<'_>, name: &str) -> Result<bool> {
+    let found = rows(
+        client,
+        "SELECT pg_catalog.current_setting($1)::pg_catalog.bool",
+        &[name.into()],
+        |r| get::<bool>(r, 1),
+    )
+    .map_err(internal)?;
+    Ok(found.into_iter().next().flatten().unwrap_or(false))
 }

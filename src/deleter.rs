@@ -17,7 +17,7 @@ use crate::catalog::{get, internal, Policy, PolicyKind, PreparedStatements, Setu
 use crate::errors::{Result, RetentionError};
 use crate::history::TableCount;
 use crate::planner::{ForeignKey, RelId};
-use crate::sqlgen::{self, Column, RootBatch, TableShape};
+use crate::sqlgen::{self, Column, FusedChild, RootBatch, TableShape};
 use crate::subxact::{in_subtransaction, BatchFailure};
 
 /// Values of some columns for a set of rows, column by column, as text.
@@ -250,17 +250,23 @@ impl<'a> Deleter<'a> {
         // one root row: a full root batch could hold far more rows than one
         // step deletes, and every step would re-lock it and re-walk its
         // dependents.
-        let limit = match (self.budget, self.progress.fanout.get(&policy.id)) {
-            (Some(budget), Some(rows_per_root)) if *rows_per_root > 1.0 => {
-                ((budget as f64 / rows_per_root).floor() as i64).clamp(1, batch_limit)
-            }
-            (Some(_), None) if clears_dependents(setup, policy) => 1,
-            _ => batch_limit,
+        let (limit, sized) = match (self.budget, self.progress.fanout.get(&policy.id)) {
+            (Some(budget), Some(rows_per_root)) if *rows_per_root > 1.0 => (
+                ((budget as f64 / rows_per_root).floor() as i64).clamp(1, batch_limit),
+                true,
+            ),
+            (Some(_), None) if clears_dependents(setup, policy) => (1, false),
+            _ => (batch_limit, false),
         };
         let after = self.progress.after.clone();
         self.pending.clear();
         let outcome = in_subtransaction(|| {
-            self.root_batch(client, policy, limit, batch_limit, after.as_deref())
+            let limits = Limits {
+                root: limit,
+                statement: batch_limit,
+                sized,
+            };
+            self.root_batch(client, policy, limits, after.as_deref())
         });
         let pending = std::mem::take(&mut self.pending);
         let p = outcome?;
@@ -316,10 +322,14 @@ impl<'a> Deleter<'a> {
         &mut self,
         client: &mut SpiClient<'_>,
         policy: &Policy,
-        root_limit: i64,
-        statement_limit: i64,
+        limits: Limits,
         after: Option<&[Option<String>]>,
     ) -> Result<RootProgress> {
+        let Limits {
+            root: root_limit,
+            statement: statement_limit,
+            sized,
+        } = limits;
         let setup = self.setup;
         let shape = setup.shape(policy.relid);
         let time = setup.policy_column(policy.id);
@@ -333,13 +343,27 @@ impl<'a> Deleter<'a> {
             after: after.is_some(),
             extra,
         };
-        let mut args: Vec<DatumWithOid> = vec![policy.cutoff.into(), root_limit.into()];
-        for v in after.unwrap_or_default() {
-            args.push(v.clone().into());
-        }
+        let root_args = || {
+            let mut args: Vec<DatumWithOid> = vec![policy.cutoff.into(), root_limit.into()];
+            args.extend(after.unwrap_or_default().iter().map(|v| v.clone().into()));
+            args
+        };
+        let args = root_args();
 
         if !clears_dependents(setup, policy) {
             return self.root_batch_single_statement(client, &batch, &args);
+        }
+        // A batch sized from the measured fan-out usually holds at most a
+        // statement's worth of children: one statement does it all. If the
+        // count says otherwise, it deleted nothing and the walk below runs.
+        if sized {
+            if let Some(children) = setup.fused_children(policy.relid) {
+                let mut fused_args = root_args();
+                fused_args.push(statement_limit.into());
+                if let Some(done) = self.root_batch_fused(client, &batch, &children, &fused_args)? {
+                    return Ok(done);
+                }
+            }
         }
 
         // Select and lock the batch, clear its dependents, then delete it.
@@ -413,6 +437,82 @@ impl<'a> Deleter<'a> {
                 })
             }
         }
+    }
+
+    /// One root batch in one statement ([`sqlgen::RootBatch::fused_sql`]).
+    /// `None` when a child table holds more than a statement's worth of the
+    /// batch's rows: nothing was deleted (the batch stays locked).
+    fn root_batch_fused(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        batch: &RootBatch<'_>,
+        children: &[FusedChild<'_>],
+        args: &[DatumWithOid<'_>],
+    ) -> Result<Option<RootProgress>> {
+        let key_len = batch.table.key.len();
+        let mut cascaded: Vec<RelId> = children
+            .iter()
+            .filter(|c| c.cascaded)
+            .map(|c| c.table.relid)
+            .collect();
+        cascaded.dedup();
+        let before: Vec<i64> = cascaded.iter().map(|r| xact_tuples_deleted(*r)).collect();
+        let explicit = children.iter().filter(|c| !c.cascaded).count();
+        let found = self
+            .progress
+            .statements
+            .rows(client, &batch.fused_sql(children), args, |r| {
+                let (deleted, oldest, newest) =
+                    (get::<i64>(r, 2)?, get::<i64>(r, 3)?, get::<i64>(r, 4)?);
+                let selected = get::<i64>(r, 1)?.unwrap_or_default();
+                let allowed = get::<bool>(r, 6)?.unwrap_or(false);
+                let last = (7..7 + 1 + key_len)
+                    .map(|i| get::<String>(r, i))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let first = 7 + 1 + key_len;
+                let children = (0..explicit)
+                    .map(|i| {
+                        let at = first + 3 * i;
+                        Ok::<Summary, pgrx::spi::SpiError>((
+                            get::<i64>(r, at)?.unwrap_or_default(),
+                            get::<i64>(r, at + 1)?,
+                            get::<i64>(r, at + 2)?,
+                        ))
+                    })
+                    .collect::<std::result::Result<Vec<Summary>, _>>()?;
+                Ok((
+                    selected,
+                    (deleted.unwrap_or_default(), oldest, newest),
+                    allowed,
+                    last,
+                    children,
+                ))
+            })
+            .map_err(internal)?;
+        let Some((selected, (deleted, oldest, newest), allowed, last, explicit_counts)) =
+            found.into_iter().next()
+        else {
+            return Ok(Some(RootProgress {
+                selected: 0,
+                last: None,
+                complete: true,
+            }));
+        };
+        if !allowed {
+            return Ok(None);
+        }
+        for (child, (n, lo, hi)) in children.iter().filter(|c| !c.cascaded).zip(explicit_counts) {
+            self.tally(child.table.relid, n, lo, hi);
+        }
+        for (relid, before) in cascaded.iter().zip(before) {
+            self.tally(*relid, xact_tuples_deleted(*relid) - before, None, None);
+        }
+        self.tally(batch.table.relid, deleted, oldest, newest);
+        Ok(Some(RootProgress {
+            selected,
+            last: Some(last),
+            complete: true,
+        }))
     }
 
     /// Deletes every row that references the given parent rows through a
@@ -587,6 +687,31 @@ impl<'a> Deleter<'a> {
         self.tally(table.relid, n, lo, hi);
         Ok(())
     }
+}
+
+/// The limits of one step: root rows in its batch, rows per statement, and
+/// whether the root limit was sized from the measured fan-out.
+#[derive(Clone, Copy)]
+struct Limits {
+    root: i64,
+    statement: i64,
+    sized: bool,
+}
+
+/// Rows of `relid` this transaction has deleted so far (subtransactions in
+/// progress included), as its statistics entry counts them: cascades too.
+/// Only differences between two readings in one statement's step are used.
+fn xact_tuples_deleted(relid: RelId) -> i64 {
+    let oid = pgrx::pg_sys::Oid::from(relid);
+    // SAFETY: a builtin taking one non-null oid and returning int8; it only
+    // reads this backend's pending statistics.
+    unsafe {
+        pgrx::direct_function_call::<i64>(
+            pgrx::pg_sys::pg_stat_get_xact_tuples_deleted,
+            &[pgrx::IntoDatum::into_datum(oid)],
+        )
+    }
+    .unwrap_or_default()
 }
 
 /// Whether a policy's root batches clear dependents before they are deleted

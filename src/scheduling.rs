@@ -288,15 +288,9 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
     // Generic plans: the batches' statements are prepared once per run, and
     // the plan cache would otherwise re-plan the keyset selection at every
     // batch (its generic cost looks high only because LIMIT is a parameter).
-    rows(
-        client,
-        "SELECT pg_catalog.set_config('lock_timeout', $1, true), \
-                pg_catalog.set_config('synchronous_commit', 'off', true), \
-                pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)",
-        &[format!("{}ms", run.lock_timeout_ms).into()],
-        |_| Ok(()),
-    )
-    .map_err(internal)?;
+    set_local(c"lock_timeout", &format!("{}ms", run.lock_timeout_ms));
+    set_local(c"synchronous_commit", "off");
+    set_local(c"plan_cache_mode", "force_generic_plan");
     let policy_before = run.progress.current_policy();
     let progress = std::mem::take(&mut run.progress);
     let mut deleter = Deleter::new(&run.setup, run.batch_size, progress, Some(run.batch_size));
@@ -374,6 +368,26 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
         run.last_notice = Instant::now();
     }
     Ok("more")
+}
+
+/// `SET LOCAL name = value`: until the step's transaction ends. Called
+/// directly rather than through `set_config()`, which would be parsed and
+/// planned again at every step.
+fn set_local(name: &std::ffi::CStr, value: &str) {
+    let value = std::ffi::CString::new(value).expect("setting values have no NUL");
+    // SAFETY: plain C strings; a bad value raises an ERROR like SET would.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            0,
+            false,
+        );
+    }
 }
 
 fn end(

@@ -28,6 +28,9 @@ pub struct TableShape {
     pub carried: Vec<Column>,
     /// The time column of the table's policy, for date ranges in the history.
     pub time_column: Option<Column>,
+    /// An ordinary table (not partitioned, not foreign): its deletes, also
+    /// those of a cascade, are counted in its own statistics entry.
+    pub plain_table: bool,
 }
 
 impl TableShape {
@@ -137,6 +140,34 @@ fn returning_ts(alias: &str, time: Option<&Column>) -> String {
     }
 }
 
+/// `count, oldest, newest` of the rows a data-modifying CTE returned as
+/// `__retention_time`, as three scalar subqueries (times in microseconds
+/// since the epoch).
+fn cte_summary(cte: &str, time: Option<&Column>) -> String {
+    let count = format!("(SELECT pg_catalog.count(*) FROM {cte})");
+    match time {
+        Some(_) => {
+            let edge = |f: &str| {
+                format!("(SELECT (pg_catalog.date_part('epoch', pg_catalog.{f}({cte}.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8 FROM {cte})")
+            };
+            format!("{count}, {}, {}", edge("min"), edge("max"))
+        }
+        None => format!("{count}, NULL::pg_catalog.int8, NULL::pg_catalog.int8"),
+    }
+}
+
+/// A child table of a fused root batch ([`RootBatch::fused_sql`]).
+#[derive(Clone, Debug)]
+pub struct FusedChild<'a> {
+    pub table: &'a TableShape,
+    /// The foreign key's column in the child.
+    pub column: &'a str,
+    /// The referenced column of the parent (carried by the batch).
+    pub parent_column: &'a Column,
+    /// Deleted by the foreign key's `ON DELETE CASCADE`, not by the statement.
+    pub cascaded: bool,
+}
+
 /// A batch of a policy's own rows, by keyset on (time, key).
 ///
 /// Parameters: `$1` cutoff (timestamptz), `$2` limit, then, when `after` is
@@ -191,18 +222,11 @@ impl RootBatch<'_> {
     /// last selected row's time and key as text for the next keyset.
     pub fn delete_sql(&self) -> String {
         let t = self.table;
-        let key_desc: Vec<String> = t
-            .key
-            .iter()
-            .map(|c| format!("{} DESC", col("b", &c.name)))
-            .collect();
+        let last = self.last_row();
         format!(
             "WITH b AS MATERIALIZED (SELECT {time} AS __retention_time, {keys} FROM {tbl} t WHERE {w} ORDER BY {order} LIMIT $2 FOR UPDATE OF t SKIP LOCKED), \
              d AS (DELETE FROM {tbl} x USING b WHERE {join} AND {xtime} < $1{recheck} RETURNING {xtime} AS __retention_time) \
-             SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM d), \
-             (SELECT (pg_catalog.date_part('epoch', pg_catalog.min(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8 FROM d), (SELECT (pg_catalog.date_part('epoch', pg_catalog.max(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8 FROM d), \
-             last.__retention_time::pg_catalog.text, {last_keys} \
-             FROM (SELECT * FROM b ORDER BY b.__retention_time DESC, {key_desc} LIMIT 1) last",
+             SELECT (SELECT pg_catalog.count(*) FROM b), {summary}, {last} FROM {last_from}",
             time = col("t", &self.time.name),
             keys = col_list("t", &t.key),
             tbl = t.qualified,
@@ -210,9 +234,111 @@ impl RootBatch<'_> {
             order = self.order(),
             join = key_join("x", "b", &t.key),
             xtime = col("x", &self.time.name),
-            last_keys = text_list("last", &t.key),
-            key_desc = key_desc.join(", "),
+            summary = cte_summary("d", Some(self.time)),
+            last = last.0,
+            last_from = last.1,
             recheck = self.extra.as_ref().map(|(_, on_x)| format!(" AND {on_x}")).unwrap_or_default(),
+        )
+    }
+
+    /// The last row of batch `b` by (time, key) descending, where the next
+    /// batch continues: its time and key as text, and the FROM item `last`
+    /// they are read from (no row when the batch is empty).
+    fn last_row(&self) -> (String, String) {
+        let key_desc: Vec<String> = self
+            .table
+            .key
+            .iter()
+            .map(|c| format!("{} DESC", col("b", &c.name)))
+            .collect();
+        (
+            format!(
+                "last.__retention_time::pg_catalog.text, {}",
+                text_list("last", &self.table.key)
+            ),
+            format!(
+                "(SELECT * FROM b ORDER BY b.__retention_time DESC, {} LIMIT 1) last",
+                key_desc.join(", ")
+            ),
+        )
+    }
+
+    /// A whole root batch in one statement, for a parent whose walked
+    /// children have no walked children of their own: select and lock the
+    /// batch, count each child table's rows that reference it (reading the
+    /// foreign key's index only, at most `$L + 1`), and only if every count is
+    /// at most `$L`, delete the explicit children and the batch. Children in
+    /// `cascaded` tables are left to their `ON DELETE CASCADE` (Postgres
+    /// probes every deleted parent for them anyway; the caller counts them).
+    ///
+    /// Parameters as [`RootBatch::select_sql`], then `$L`, the statement
+    /// limit. Returns one row (none for an empty batch): rows selected, rows
+    /// deleted, oldest and newest deleted, children counted (each table's
+    /// count capped at `$L + 1`), whether the counts allowed the delete, the
+    /// last row's time and key as text, then per explicit child: rows
+    /// deleted, oldest, newest. The key and every foreign key must be single
+    /// columns.
+    pub fn fused_sql(&self, children: &[FusedChild<'_>]) -> String {
+        let t = self.table;
+        let key = &t.key[0];
+        let limit = 3 + if self.after { 1 + t.key.len() } else { 0 };
+        let in_batch = |alias: &str, column: &str, parent: &Column| {
+            format!(
+                "{} = ANY ((SELECT pg_catalog.array_agg({}) FROM b)::{}[])",
+                col(alias, column),
+                col("b", &parent.name),
+                parent.type_sql
+            )
+        };
+        let mut ctes = vec![format!(
+            "b AS MATERIALIZED (SELECT {time} AS __retention_time, {carried} FROM {tbl} t WHERE {w} ORDER BY {order} LIMIT $2 FOR UPDATE OF t SKIP LOCKED)",
+            time = col("t", &self.time.name),
+            carried = col_list("t", &t.carried),
+            tbl = t.qualified,
+            w = self.where_clause(),
+            order = self.order(),
+        )];
+        for (i, c) in children.iter().enumerate() {
+            ctes.push(format!(
+                "c{i} AS MATERIALIZED (SELECT pg_catalog.count(*) AS n FROM (SELECT FROM {tbl} t WHERE {w} LIMIT ${limit} + 1) s)",
+                tbl = c.table.qualified,
+                w = in_batch("t", c.column, c.parent_column),
+            ));
+        }
+        let counts: Vec<String> = (0..children.len()).map(|i| format!("c{i}.n")).collect();
+        let allowed: Vec<String> = counts.iter().map(|n| format!("{n} <= ${limit}")).collect();
+        let from: Vec<String> = (0..children.len()).map(|i| format!("c{i}")).collect();
+        ctes.push(format!(
+            "ok AS MATERIALIZED (SELECT {} AS allowed, {} AS found FROM {})",
+            allowed.join(" AND "),
+            counts.join(" + "),
+            from.join(", ")
+        ));
+        let mut explicit = Vec::new();
+        for (i, c) in children.iter().enumerate().filter(|(_, c)| !c.cascaded) {
+            ctes.push(format!(
+                "e{i} AS (DELETE FROM {tbl} x WHERE {w} AND (SELECT ok.allowed FROM ok) {ret})",
+                tbl = c.table.qualified,
+                w = in_batch("x", c.column, c.parent_column),
+                ret = returning_ts("x", c.table.time_column.as_ref()),
+            ));
+            explicit.push(cte_summary(&format!("e{i}"), c.table.time_column.as_ref()));
+        }
+        ctes.push(format!(
+            "d AS (DELETE FROM {tbl} x WHERE {w} AND {xtime} < $1 AND (SELECT ok.allowed FROM ok) RETURNING {xtime} AS __retention_time)",
+            tbl = t.qualified,
+            w = in_batch("x", &key.name, key),
+            xtime = col("x", &self.time.name),
+        ));
+        let explicit = explicit
+            .iter()
+            .map(|e| format!(", {e}"))
+            .collect::<String>();
+        let (last, last_from) = self.last_row();
+        format!(
+            "WITH {} SELECT (SELECT pg_catalog.count(*) FROM b), {}, ok.found, ok.allowed, {last}{explicit} FROM ok, {last_from}",
+            ctes.join(", "),
+            cte_summary("d", Some(self.time)),
         )
     }
 }
@@ -379,6 +505,7 @@ mod tests {
             carried: key.clone(),
             key,
             time_column: Some(column("ts", "timestamp with time zone")),
+            plain_table: true,
         }
     }
 
@@ -451,6 +578,51 @@ mod tests {
             "DELETE FROM \"public\".\"market_odds\" x USING b WHERE x.\"id\" = b.\"id\""
         ));
         assert!(del.ends_with("FROM d"));
+    }
+
+    #[test]
+    fn one_statement_batch_counts_every_child_and_deletes_only_explicit_ones() {
+        let parent = shape("snapshots", &["id"]);
+        let odds = TableShape {
+            time_column: None,
+            ..shape("odds", &["id"])
+        };
+        let notes = shape("notes", &["id"]);
+        let time = column("captured_at", "timestamp with time zone");
+        let batch = RootBatch {
+            table: &parent,
+            time: &time,
+            after: true,
+            extra: None,
+        };
+        let children = [
+            FusedChild {
+                table: &odds,
+                column: "snapshot_id",
+                parent_column: &parent.key[0],
+                cascaded: true,
+            },
+            FusedChild {
+                table: &notes,
+                column: "snapshot_id",
+                parent_column: &parent.key[0],
+                cascaded: false,
+            },
+        ];
+        let sql = batch.fused_sql(&children);
+        // $3, $4: the keyset; $5: the statement limit.
+        assert!(sql.contains("c0 AS MATERIALIZED (SELECT pg_catalog.count(*) AS n FROM (SELECT FROM \"public\".\"odds\" t \
+             WHERE t.\"snapshot_id\" = ANY ((SELECT pg_catalog.array_agg(b.\"id\") FROM b)::bigint[]) LIMIT $5 + 1) s)"));
+        assert!(sql.contains("ok AS MATERIALIZED (SELECT c0.n <= $5 AND c1.n <= $5 AS allowed, c0.n + c1.n AS found FROM c0, c1)"));
+        assert!(!sql.contains("DELETE FROM \"public\".\"odds\""));
+        assert!(
+            sql.contains("e1 AS (DELETE FROM \"public\".\"notes\" x WHERE x.\"snapshot_id\" = ANY")
+        );
+        assert!(sql.contains(
+            "d AS (DELETE FROM \"public\".\"snapshots\" x WHERE x.\"id\" = ANY ((SELECT pg_catalog.array_agg(b.\"id\") FROM b)::bigint[]) \
+             AND x.\"captured_at\" < $1 AND (SELECT ok.allowed FROM ok) RETURNING"
+        ));
+        assert!(sql.ends_with("FROM ok, (SELECT * FROM b ORDER BY b.__retention_time DESC, b.\"id\" DESC LIMIT 1) last"));
     }
 
     #[test]
