@@ -427,41 +427,36 @@ impl Setup {
     }
 
     /// The children of `relid` for a one-statement root batch
-    /// ([`crate::sqlgen::RootBatch::fused_sql`]), or `None` when its batches
-    /// need the general walk: a child with walked children of its own, or a
-    /// key or foreign key of several columns.
-    ///
-    /// A child is left to Postgres's `ON DELETE CASCADE` when every walked key
-    /// from `relid` to it cascades, it is an ordinary table (its deletes,
-    /// cascades included, are counted in its statistics entry, which the run
-    /// reads with `track_counts` on) and it has no policy time column (the
-    /// history's date range for it comes from the rows the statement returns).
+    /// ([`crate::sqlgen::RootBatch::fused_sql`]), all left to their
+    /// `ON DELETE CASCADE`; `None` when its batches need the general walk.
+    /// That is so unless every walked key to `relid` is a single-column
+    /// CASCADE key (with `relid`'s key a single column) from an ordinary table
+    /// with no walked children and no policy of its own: its deletes,
+    /// cascades included, are then counted in its statistics entry (read with
+    /// `track_counts` on), and the history needs no date range for it.
+    /// A NO ACTION or RESTRICT child is never fused: a child committed between
+    /// the statement's snapshot and its row locks would be missed by a delete
+    /// in the statement and then fail the foreign key check, where a cascade
+    /// deletes it like any other.
     pub fn fused_children(&self, relid: RelId) -> Option<Vec<FusedChild<'_>>> {
         let parent = self.shape(relid);
-        if parent.key.len() != 1 {
+        if parent.key.len() != 1 || !self.track_counts {
             return None;
         }
-        let edges: Vec<&ForeignKey> = self.plan.child_edges(relid).collect();
-        edges
-            .iter()
+        self.plan
+            .child_edges(relid)
             .map(|edge| {
                 let child = self.shape(edge.child);
-                if self.has_walked_children(edge.child) || edge.child_columns.len() != 1 {
-                    return None;
-                }
-                let all_cascade = edges
-                    .iter()
-                    .filter(|e| e.child == edge.child)
-                    .all(|e| e.on_delete == OnDelete::Cascade);
-                Some(FusedChild {
+                let fused = edge.on_delete == OnDelete::Cascade
+                    && edge.child_columns.len() == 1
+                    && child.plain_table
+                    && child.time_column.is_none()
+                    && !self.has_walked_children(edge.child);
+                fused.then_some(FusedChild {
                     table: child,
                     column: &edge.child_columns[0],
                     parent_column: &parent.carried
                         [parent.carried_index(&edge.parent_columns[0])?],
-                    cascaded: all_cascade
-                        && child.plain_table
-                        && child.time_column.is_none()
-                        && self.track_counts,
                 })
             })
             .collect()

@@ -439,9 +439,10 @@ impl<'a> Deleter<'a> {
         }
     }
 
-    /// One root batch in one statement ([`sqlgen::RootBatch::fused_sql`]).
-    /// `None` when a child table holds more than a statement's worth of the
-    /// batch's rows: nothing was deleted (the batch stays locked).
+    /// One root batch in one statement ([`sqlgen::RootBatch::fused_sql`]),
+    /// its children deleted by their cascade and counted from their tables'
+    /// statistics. `None` when a child table holds more than a statement's
+    /// worth of the batch's rows: nothing was deleted (the batch stays locked).
     fn root_batch_fused(
         &mut self,
         client: &mut SpiClient<'_>,
@@ -450,47 +451,24 @@ impl<'a> Deleter<'a> {
         args: &[DatumWithOid<'_>],
     ) -> Result<Option<RootProgress>> {
         let key_len = batch.table.key.len();
-        let mut cascaded: Vec<RelId> = children
-            .iter()
-            .filter(|c| c.cascaded)
-            .map(|c| c.table.relid)
-            .collect();
+        let mut cascaded: Vec<RelId> = children.iter().map(|c| c.table.relid).collect();
+        cascaded.sort_unstable();
         cascaded.dedup();
         let before: Vec<i64> = cascaded.iter().map(|r| xact_tuples_deleted(*r)).collect();
-        let explicit = children.iter().filter(|c| !c.cascaded).count();
         let found = self
             .progress
             .statements
             .rows(client, &batch.fused_sql(children), args, |r| {
-                let (deleted, oldest, newest) =
-                    (get::<i64>(r, 2)?, get::<i64>(r, 3)?, get::<i64>(r, 4)?);
                 let selected = get::<i64>(r, 1)?.unwrap_or_default();
+                let (n, lo, hi) = (get::<i64>(r, 2)?, get::<i64>(r, 3)?, get::<i64>(r, 4)?);
                 let allowed = get::<bool>(r, 6)?.unwrap_or(false);
                 let last = (7..7 + 1 + key_len)
                     .map(|i| get::<String>(r, i))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
-                let first = 7 + 1 + key_len;
-                let children = (0..explicit)
-                    .map(|i| {
-                        let at = first + 3 * i;
-                        Ok::<Summary, pgrx::spi::SpiError>((
-                            get::<i64>(r, at)?.unwrap_or_default(),
-                            get::<i64>(r, at + 1)?,
-                            get::<i64>(r, at + 2)?,
-                        ))
-                    })
-                    .collect::<std::result::Result<Vec<Summary>, _>>()?;
-                Ok((
-                    selected,
-                    (deleted.unwrap_or_default(), oldest, newest),
-                    allowed,
-                    last,
-                    children,
-                ))
+                Ok((selected, (n.unwrap_or_default(), lo, hi), allowed, last))
             })
             .map_err(internal)?;
-        let Some((selected, (deleted, oldest, newest), allowed, last, explicit_counts)) =
-            found.into_iter().next()
+        let Some((selected, (deleted, oldest, newest), allowed, last)) = found.into_iter().next()
         else {
             return Ok(Some(RootProgress {
                 selected: 0,
@@ -500,9 +478,6 @@ impl<'a> Deleter<'a> {
         };
         if !allowed {
             return Ok(None);
-        }
-        for (child, (n, lo, hi)) in children.iter().filter(|c| !c.cascaded).zip(explicit_counts) {
-            self.tally(child.table.relid, n, lo, hi);
         }
         for (relid, before) in cascaded.iter().zip(before) {
             self.tally(*relid, xact_tuples_deleted(*relid) - before, None, None);

@@ -156,7 +156,8 @@ fn cte_summary(cte: &str, time: Option<&Column>) -> String {
     }
 }
 
-/// A child table of a fused root batch ([`RootBatch::fused_sql`]).
+/// A child table of a fused root batch ([`RootBatch::fused_sql`]), deleted
+/// by its foreign key's `ON DELETE CASCADE`.
 #[derive(Clone, Debug)]
 pub struct FusedChild<'a> {
     pub table: &'a TableShape,
@@ -164,8 +165,6 @@ pub struct FusedChild<'a> {
     pub column: &'a str,
     /// The referenced column of the parent (carried by the batch).
     pub parent_column: &'a Column,
-    /// Deleted by the foreign key's `ON DELETE CASCADE`, not by the statement.
-    pub cascaded: bool,
 }
 
 /// A batch of a policy's own rows, by keyset on (time, key).
@@ -264,20 +263,19 @@ impl RootBatch<'_> {
     }
 
     /// A whole root batch in one statement, for a parent whose walked
-    /// children have no walked children of their own: select and lock the
-    /// batch, count each child table's rows that reference it (reading the
-    /// foreign key's index only, at most `$L + 1`), and only if every count is
-    /// at most `$L`, delete the explicit children and the batch. Children in
-    /// `cascaded` tables are left to their `ON DELETE CASCADE` (Postgres
-    /// probes every deleted parent for them anyway; the caller counts them).
+    /// children all cascade and have no walked children of their own: select
+    /// and lock the batch, count each child table's rows that reference it
+    /// (reading the foreign key's index only, at most `$L + 1`), and only if
+    /// every count is at most `$L`, delete the batch. Its children go by the
+    /// cascade: Postgres probes every deleted parent for them anyway (the
+    /// caller counts them).
     ///
     /// Parameters as [`RootBatch::select_sql`], then `$L`, the statement
     /// limit. Returns one row (none for an empty batch): rows selected, rows
     /// deleted, oldest and newest deleted, children counted (each table's
-    /// count capped at `$L + 1`), whether the counts allowed the delete, the
-    /// last row's time and key as text, then per explicit child: rows
-    /// deleted, oldest, newest. The key and every foreign key must be single
-    /// columns.
+    /// count capped at `$L + 1`), whether the counts allowed the delete, then
+    /// the last row's time and key as text. The key and every foreign key
+    /// must be single columns.
     pub fn fused_sql(&self, children: &[FusedChild<'_>]) -> String {
         let t = self.table;
         let key = &t.key[0];
@@ -314,29 +312,15 @@ impl RootBatch<'_> {
             counts.join(" + "),
             from.join(", ")
         ));
-        let mut explicit = Vec::new();
-        for (i, c) in children.iter().enumerate().filter(|(_, c)| !c.cascaded) {
-            ctes.push(format!(
-                "e{i} AS (DELETE FROM {tbl} x WHERE {w} AND (SELECT ok.allowed FROM ok) {ret})",
-                tbl = c.table.qualified,
-                w = in_batch("x", c.column, c.parent_column),
-                ret = returning_ts("x", c.table.time_column.as_ref()),
-            ));
-            explicit.push(cte_summary(&format!("e{i}"), c.table.time_column.as_ref()));
-        }
         ctes.push(format!(
             "d AS (DELETE FROM {tbl} x WHERE {w} AND {xtime} < $1 AND (SELECT ok.allowed FROM ok) RETURNING {xtime} AS __retention_time)",
             tbl = t.qualified,
             w = in_batch("x", &key.name, key),
             xtime = col("x", &self.time.name),
         ));
-        let explicit = explicit
-            .iter()
-            .map(|e| format!(", {e}"))
-            .collect::<String>();
         let (last, last_from) = self.last_row();
         format!(
-            "WITH {} SELECT (SELECT pg_catalog.count(*) FROM b), {}, ok.found, ok.allowed, {last}{explicit} FROM ok, {last_from}",
+            "WITH {} SELECT (SELECT pg_catalog.count(*) FROM b), {}, ok.found, ok.allowed, {last} FROM ok, {last_from}",
             ctes.join(", "),
             cte_summary("d", Some(self.time)),
         )
@@ -581,12 +565,9 @@ mod tests {
     }
 
     #[test]
-    fn one_statement_batch_counts_every_child_and_deletes_only_explicit_ones() {
+    fn one_statement_batch_counts_every_child_and_leaves_them_to_the_cascade() {
         let parent = shape("snapshots", &["id"]);
-        let odds = TableShape {
-            time_column: None,
-            ..shape("odds", &["id"])
-        };
+        let odds = shape("odds", &["id"]);
         let notes = shape("notes", &["id"]);
         let time = column("captured_at", "timestamp with time zone");
         let batch = RootBatch {
@@ -600,13 +581,11 @@ mod tests {
                 table: &odds,
                 column: "snapshot_id",
                 parent_column: &parent.key[0],
-                cascaded: true,
             },
             FusedChild {
                 table: &notes,
                 column: "snapshot_id",
                 parent_column: &parent.key[0],
-                cascaded: false,
             },
         ];
         let sql = batch.fused_sql(&children);
@@ -615,9 +594,7 @@ mod tests {
              WHERE t.\"snapshot_id\" = ANY ((SELECT pg_catalog.array_agg(b.\"id\") FROM b)::bigint[]) LIMIT $5 + 1) s)"));
         assert!(sql.contains("ok AS MATERIALIZED (SELECT c0.n <= $5 AND c1.n <= $5 AS allowed, c0.n + c1.n AS found FROM c0, c1)"));
         assert!(!sql.contains("DELETE FROM \"public\".\"odds\""));
-        assert!(
-            sql.contains("e1 AS (DELETE FROM \"public\".\"notes\" x WHERE x.\"snapshot_id\" = ANY")
-        );
+        assert!(!sql.contains("DELETE FROM \"public\".\"notes\""));
         assert!(sql.contains(
             "d AS (DELETE FROM \"public\".\"snapshots\" x WHERE x.\"id\" = ANY ((SELECT pg_catalog.array_agg(b.\"id\") FROM b)::bigint[]) \
              AND x.\"captured_at\" < $1 AND (SELECT ok.allowed FROM ok) RETURNING"
