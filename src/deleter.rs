@@ -17,7 +17,7 @@ use crate::catalog::{get, internal, Policy, PolicyKind, PreparedStatements, Setu
 use crate::errors::{Result, RetentionError};
 use crate::history::TableCount;
 use crate::planner::{ForeignKey, RelId};
-use crate::sqlgen::{self, Column, FusedChild, RootBatch, TableShape};
+use crate::sqlgen::{self, BatchStart, Column, FusedChild, RootBatch, TableShape};
 use crate::subxact::{in_subtransaction, BatchFailure};
 
 /// Values of some columns for a set of rows, column by column, as text.
@@ -59,7 +59,36 @@ struct RootProgress {
     selected: i64,
     last: Option<Vec<Option<String>>>,
     complete: bool,
+    /// Every row of the batch had the same time.
+    one_time: bool,
 }
+
+impl RootProgress {
+    const EMPTY: RootProgress = RootProgress {
+        selected: 0,
+        last: None,
+        complete: true,
+        one_time: false,
+    };
+}
+
+/// Where a root batch starts (see [`sqlgen::BatchStart`]).
+enum Start<'s> {
+    First,
+    After(&'s [Option<String>]),
+    Keys(&'s [String]),
+}
+
+/// The rest of a group of rows sharing one time, in key order, taken by key
+/// batch after batch.
+struct SameTimeKeys {
+    time: String,
+    keys: Vec<String>,
+    taken: usize,
+}
+
+/// How many keys of a same-time group are read at once.
+const SAME_TIME_KEYS_READ: i64 = 10_000;
 
 /// Where a run is, kept between the steps of a commit-per-batch run.
 #[derive(Default)]
@@ -71,6 +100,10 @@ pub struct Progress {
     /// The current policy's keyset: time and key of the last row of the
     /// last completed root batch.
     after: Option<Vec<Option<String>>>,
+    /// While set, batches take these keys instead of the keyset.
+    same_time: Option<SameTimeKeys>,
+    /// The last keyset batch was full and all at one time.
+    last_batch_one_time: bool,
     /// Counts of batches that committed into the run.
     done: HashMap<RelId, Tally>,
     /// Per foreign key, how many parent keys the last child statement took.
@@ -126,6 +159,8 @@ impl Progress {
     pub fn skip_policy(&mut self) {
         self.next_policy += 1;
         self.after = None;
+        self.same_time = None;
+        self.last_batch_one_time = false;
     }
 
     /// Records that the current policy failed (its failing batch was rolled
@@ -259,6 +294,15 @@ impl<'a> Deleter<'a> {
             _ => (batch_limit, false),
         };
         let after = self.progress.after.clone();
+        let keys: Option<Vec<String>> = self.progress.same_time.as_ref().map(|g| {
+            let end = (g.taken + limit as usize).min(g.keys.len());
+            g.keys[g.taken..end].to_vec()
+        });
+        let start = match (&keys, &after) {
+            (Some(keys), _) => Start::Keys(keys),
+            (None, Some(after)) => Start::After(after),
+            (None, None) => Start::First,
+        };
         self.pending.clear();
         let outcome = in_subtransaction(|| {
             let limits = Limits {
@@ -266,10 +310,22 @@ impl<'a> Deleter<'a> {
                 statement: batch_limit,
                 sized,
             };
-            self.root_batch(client, policy, limits, after.as_deref())
+            let p = self.root_batch(client, policy, limits, &start)?;
+            // Two full keyset batches in a row at one time: they sit inside a
+            // large group of rows sharing that time. Read the rest of the
+            // group's keys once rather than sort the group at every batch.
+            let full_at_one_time = p.complete && p.one_time && p.selected == limit;
+            let group = match (&start, &p.last) {
+                (Start::Keys(_), _) | (_, None) => None,
+                (_, Some(last)) if full_at_one_time && self.progress.last_batch_one_time => {
+                    self.same_time_keys(client, policy, last)?
+                }
+                _ => None,
+            };
+            Ok((p, group, full_at_one_time))
         });
         let pending = std::mem::take(&mut self.pending);
-        let p = outcome?;
+        let (p, group, full_at_one_time) = outcome?;
         self.progress.batch_deleted += pending.values().map(|t| t.deleted).sum::<i64>();
         for (rel, t) in pending {
             self.progress
@@ -298,12 +354,70 @@ impl<'a> Deleter<'a> {
                 .or_insert(rows_per_root);
             *estimate = (*estimate + rows_per_root) / 2.0;
         }
-        if p.selected < limit || p.last.is_none() {
+        if let Some(taken) = keys.map(|k| k.len()) {
+            // Inside a same-time group: missing keys (deleted or locked by
+            // others) do not end the policy; the keyset resumes after the group.
+            if let Some(g) = self.progress.same_time.as_mut() {
+                g.taken += taken;
+                if g.taken >= g.keys.len() {
+                    let last = g.keys.last().cloned();
+                    self.progress.after = Some(vec![Some(g.time.clone()), last]);
+                    self.progress.same_time = None;
+                }
+            }
+        } else if p.selected < limit || p.last.is_none() {
             self.progress.skip_policy();
         } else {
             self.progress.after = p.last;
+            self.progress.last_batch_one_time = full_at_one_time && group.is_none();
+            self.progress.same_time = group;
         }
         Ok(())
+    }
+
+    /// The keys after the batch's last row at the same time, in key order
+    /// (at most [`SAME_TIME_KEYS_READ`]); `None` if there are none or the
+    /// key has several columns.
+    fn same_time_keys(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        policy: &Policy,
+        last: &[Option<String>],
+    ) -> Result<Option<SameTimeKeys>> {
+        let setup = self.setup;
+        let shape = setup.shape(policy.relid);
+        let (Some(Some(time)), Some(Some(key)), 1) = (last.first(), last.get(1), shape.key.len())
+        else {
+            return Ok(None);
+        };
+        let batch = RootBatch {
+            table: shape,
+            time: setup.policy_column(policy.id),
+            start: BatchStart::Keys,
+            extra: None,
+        };
+        let keys: Vec<String> = self
+            .progress
+            .statements
+            .rows(
+                client,
+                &batch.same_time_keys_sql(),
+                &[
+                    time.clone().into(),
+                    key.clone().into(),
+                    SAME_TIME_KEYS_READ.into(),
+                ],
+                |r| get::<String>(r, 1),
+            )
+            .map_err(internal)?
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok((!keys.is_empty()).then(|| SameTimeKeys {
+            time: time.clone(),
+            keys,
+            taken: 0,
+        }))
     }
 
     fn over_budget(&self) -> bool {
@@ -323,7 +437,7 @@ impl<'a> Deleter<'a> {
         client: &mut SpiClient<'_>,
         policy: &Policy,
         limits: Limits,
-        after: Option<&[Option<String>]>,
+        start: &Start<'_>,
     ) -> Result<RootProgress> {
         let Limits {
             root: root_limit,
@@ -340,12 +454,20 @@ impl<'a> Deleter<'a> {
         let batch = RootBatch {
             table: shape,
             time,
-            after: after.is_some(),
+            start: match start {
+                Start::First => BatchStart::First,
+                Start::After(_) => BatchStart::After,
+                Start::Keys(_) => BatchStart::Keys,
+            },
             extra,
         };
         let root_args = || {
             let mut args: Vec<DatumWithOid> = vec![policy.cutoff.into(), root_limit.into()];
-            args.extend(after.unwrap_or_default().iter().map(|v| v.clone().into()));
+            match start {
+                Start::First => {}
+                Start::After(after) => args.extend(after.iter().map(|v| v.clone().into())),
+                Start::Keys(keys) => args.push(keys.to_vec().into()),
+            }
             args
         };
         let args = root_args();
@@ -378,18 +500,16 @@ impl<'a> Deleter<'a> {
             })
             .map_err(internal)?;
         let Some(last_row) = selected.last().cloned() else {
-            return Ok(RootProgress {
-                selected: 0,
-                last: None,
-                complete: true,
-            });
+            return Ok(RootProgress::EMPTY);
         };
+        let one_time = selected[0][0] == last_row[0];
         let carried = transpose(&selected, 1, width);
         if !self.clear_dependents(client, policy.relid, &carried, statement_limit)? {
             return Ok(RootProgress {
                 selected: selected.len() as i64,
                 last: None,
                 complete: false,
+                one_time,
             });
         }
         self.delete_by_keys(client, shape, &carried, Some((time, policy.cutoff)))?;
@@ -398,6 +518,7 @@ impl<'a> Deleter<'a> {
             selected: selected.len() as i64,
             last: Some(last_row[..1 + key_len].to_vec()),
             complete: true,
+            one_time,
         })
     }
 
@@ -416,24 +537,19 @@ impl<'a> Deleter<'a> {
                 let deleted = get::<i64>(r, 2)?.unwrap_or_default();
                 let oldest = get::<i64>(r, 3)?;
                 let newest = get::<i64>(r, 4)?;
-                let last = (5..5 + 1 + key_len)
-                    .map(|i| get::<String>(r, i))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                Ok((selected, deleted, oldest, newest, last))
+                let (last, one_time) = last_row(r, 5, key_len)?;
+                Ok((selected, deleted, oldest, newest, last, one_time))
             })
             .map_err(internal)?;
         match found.into_iter().next() {
-            None => Ok(RootProgress {
-                selected: 0,
-                last: None,
-                complete: true,
-            }),
-            Some((selected, deleted, oldest, newest, last)) => {
+            None => Ok(RootProgress::EMPTY),
+            Some((selected, deleted, oldest, newest, last, one_time)) => {
                 self.tally(batch.table.relid, deleted, oldest, newest);
                 Ok(RootProgress {
                     selected,
                     last: Some(last),
                     complete: true,
+                    one_time,
                 })
             }
         }
@@ -462,19 +578,20 @@ impl<'a> Deleter<'a> {
                 let selected = get::<i64>(r, 1)?.unwrap_or_default();
                 let (n, lo, hi) = (get::<i64>(r, 2)?, get::<i64>(r, 3)?, get::<i64>(r, 4)?);
                 let allowed = get::<bool>(r, 6)?.unwrap_or(false);
-                let last = (7..7 + 1 + key_len)
-                    .map(|i| get::<String>(r, i))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                Ok((selected, (n.unwrap_or_default(), lo, hi), allowed, last))
+                let (last, one_time) = last_row(r, 7, key_len)?;
+                Ok((
+                    selected,
+                    (n.unwrap_or_default(), lo, hi),
+                    allowed,
+                    last,
+                    one_time,
+                ))
             })
             .map_err(internal)?;
-        let Some((selected, (deleted, oldest, newest), allowed, last)) = found.into_iter().next()
+        let Some((selected, (deleted, oldest, newest), allowed, last, one_time)) =
+            found.into_iter().next()
         else {
-            return Ok(Some(RootProgress {
-                selected: 0,
-                last: None,
-                complete: true,
-            }));
+            return Ok(Some(RootProgress::EMPTY));
         };
         if !allowed {
             return Ok(None);
@@ -487,6 +604,7 @@ impl<'a> Deleter<'a> {
             selected,
             last: Some(last),
             complete: true,
+            one_time,
         }))
     }
 
@@ -696,6 +814,21 @@ fn clears_dependents(setup: &Setup, policy: &Policy) -> bool {
 }
 
 type Summary = (i64, Option<i64>, Option<i64>);
+
+/// The batch's last row (time and key as text) from column `first` on, and
+/// whether the batch's first time, in the column after it, is the same.
+fn last_row(
+    r: &pgrx::spi::SpiHeapTupleData<'_>,
+    first: usize,
+    key_len: usize,
+) -> std::result::Result<(Vec<Option<String>>, bool), pgrx::spi::SpiError> {
+    let last = (first..first + 1 + key_len)
+        .map(|i| get::<String>(r, i))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let first_time = get::<String>(r, first + 1 + key_len)?;
+    let one_time = first_time == last[0];
+    Ok((last, one_time))
+}
 
 fn summary_row(
     r: &pgrx::spi::SpiHeapTupleData<'_>,

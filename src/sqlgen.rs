@@ -167,26 +167,62 @@ pub struct FusedChild<'a> {
     pub parent_column: &'a Column,
 }
 
+/// Where a root batch starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchStart {
+    /// At the oldest expired row.
+    First,
+    /// After the previous batch's last row: `$3..` its time and key as text.
+    After,
+    /// At the rows whose (single-column) key is in `$3`, a text array: the
+    /// rest of a large group of rows sharing one time, read once in key
+    /// order ([`RootBatch::same_time_keys_sql`]). With an index on the time
+    /// column only, a keyset inside such a group would read the whole group
+    /// again at every batch to sort it by key.
+    Keys,
+}
+
 /// A batch of a policy's own rows, by keyset on (time, key).
 ///
-/// Parameters: `$1` cutoff (timestamptz), `$2` limit, then, when `after` is
-/// set, the previous batch's last time and key values as text.
+/// Parameters: `$1` cutoff (timestamptz), `$2` limit, then as `start` says.
 /// `extra` is an additional condition (the orphan test), spelled for alias
 /// `t` (selection) and alias `x` (its re-check at delete time).
 #[derive(Clone, Debug)]
 pub struct RootBatch<'a> {
     pub table: &'a TableShape,
     pub time: &'a Column,
-    pub after: bool,
+    pub start: BatchStart,
     pub extra: Option<(String, String)>,
 }
 
 impl RootBatch<'_> {
+    /// The first parameter number after those `start` uses.
+    fn next_param(&self) -> usize {
+        match self.start {
+            BatchStart::First => 3,
+            BatchStart::After => 4 + self.table.key.len(),
+            BatchStart::Keys => 4,
+        }
+    }
+
     fn where_clause(&self) -> String {
         let mut w = format!("{} < $1", col("t", &self.time.name));
-        if self.after {
-            w.push_str(" AND ");
-            w.push_str(&keyset_after("t", self.time, &self.table.key, 3));
+        match self.start {
+            BatchStart::First => {}
+            BatchStart::After => {
+                w.push_str(" AND ");
+                w.push_str(&keyset_after("t", self.time, &self.table.key, 3));
+            }
+            BatchStart::Keys => {
+                let key = &self.table.key[0];
+                w.push_str(" AND ");
+                w.push_str(&in_text_arrays(
+                    "t",
+                    std::slice::from_ref(&key.name),
+                    std::slice::from_ref(&key.type_sql),
+                    3,
+                ));
+            }
         }
         if let Some((extra, _)) = &self.extra {
             w.push_str(" AND ");
@@ -241,8 +277,9 @@ impl RootBatch<'_> {
     }
 
     /// The last row of batch `b` by (time, key) descending, where the next
-    /// batch continues: its time and key as text, and the FROM item `last`
-    /// they are read from (no row when the batch is empty).
+    /// batch continues: its time and key as text, then the batch's first
+    /// time as text; and the FROM item `last` they are read from (no row
+    /// when the batch is empty).
     fn last_row(&self) -> (String, String) {
         let key_desc: Vec<String> = self
             .table
@@ -252,7 +289,8 @@ impl RootBatch<'_> {
             .collect();
         (
             format!(
-                "last.__retention_time::pg_catalog.text, {}",
+                "last.__retention_time::pg_catalog.text, {}, \
+                 (SELECT pg_catalog.min(b.__retention_time) FROM b)::pg_catalog.text",
                 text_list("last", &self.table.key)
             ),
             format!(
@@ -279,7 +317,7 @@ impl RootBatch<'_> {
     pub fn fused_sql(&self, children: &[FusedChild<'_>]) -> String {
         let t = self.table;
         let key = &t.key[0];
-        let limit = 3 + if self.after { 1 + t.key.len() } else { 0 };
+        let limit = self.next_param();
         let in_batch = |alias: &str, column: &str, parent: &Column| {
             format!(
                 "{} = ANY ((SELECT pg_catalog.array_agg({}) FROM b)::{}[])",
@@ -323,6 +361,22 @@ impl RootBatch<'_> {
             "WITH {} SELECT (SELECT pg_catalog.count(*) FROM b), {}, ok.found, ok.allowed, {last} FROM ok, {last_from}",
             ctes.join(", "),
             cte_summary("d", Some(self.time)),
+        )
+    }
+
+    /// Keys of the rows at time `$1` (as text) with a key after `$2`, in key
+    /// order, at most `$3` of them: the rest of a group of rows sharing one
+    /// time, read once (single-column keys).
+    pub fn same_time_keys_sql(&self) -> String {
+        let key = &self.table.key[0];
+        format!(
+            "SELECT {k}::pg_catalog.text FROM {tbl} t WHERE {time} = $1::pg_catalog.text::{tt} \
+             AND {k} > $2::pg_catalog.text::{kt} ORDER BY {k} LIMIT $3",
+            k = col("t", &key.name),
+            kt = key.type_sql,
+            tbl = self.table.qualified,
+            time = col("t", &self.time.name),
+            tt = self.time.type_sql,
         )
     }
 }
@@ -513,7 +567,7 @@ mod tests {
         let first = RootBatch {
             table: &t,
             time: &time,
-            after: false,
+            start: BatchStart::First,
             extra: None,
         };
         assert_eq!(
@@ -522,12 +576,25 @@ mod tests {
              WHERE t.\"kickoff\" < $1 ORDER BY t.\"kickoff\", t.\"id\" LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
         );
         let next = RootBatch {
-            after: true,
-            ..first
+            start: BatchStart::After,
+            ..first.clone()
         };
         assert!(next.select_sql().contains(
             "AND (t.\"kickoff\", t.\"id\") > ($3::pg_catalog.text::timestamp with time zone, $4::pg_catalog.text::bigint)"
         ));
+        let within = RootBatch {
+            start: BatchStart::Keys,
+            ..first
+        };
+        assert!(within.select_sql().contains(
+            "WHERE t.\"kickoff\" < $1 AND t.\"id\" = ANY ((SELECT $3::pg_catalog.text[]::bigint[])::bigint[]) ORDER BY"
+        ));
+        assert_eq!(
+            within.same_time_keys_sql(),
+            "SELECT t.\"id\"::pg_catalog.text FROM \"public\".\"events\" t \
+             WHERE t.\"kickoff\" = $1::pg_catalog.text::timestamp with time zone \
+             AND t.\"id\" > $2::pg_catalog.text::bigint ORDER BY t.\"id\" LIMIT $3"
+        );
     }
 
     #[test]
@@ -573,7 +640,7 @@ mod tests {
         let batch = RootBatch {
             table: &parent,
             time: &time,
-            after: true,
+            start: BatchStart::After,
             extra: None,
         };
         let children = [
