@@ -70,11 +70,12 @@ BEGIN
                $1 - ((((e - 1) / 10) * 13 + (e - 1) %% 10) %% 120) * interval ''1 day'' - interval ''12 hours''
         FROM generate_series(1, $2) e', prefix || 'events')
         USING base, n_events, n_tournaments;
+    -- Snapshot ids come from the feed's sequence: in capture order.
     EXECUTE format('INSERT INTO %I (id, event_id, bookmaker, captured_at)
-        SELECT (e.id - 1) * $1 + k, e.id, ''book '' || (k %% 3),
-               e.kickoff - interval ''30 minutes'' - k * interval ''3 hours''
-        FROM %I e, generate_series(1, $1) k
-        ORDER BY 4, 1', prefix || 'odds_snapshots', prefix || 'events')
+        SELECT row_number() OVER (ORDER BY s.captured_at, s.event_id, s.k), s.event_id, ''book '' || (s.k %% 3), s.captured_at
+        FROM (SELECT e.id AS event_id, k, e.kickoff - interval ''30 minutes'' - k * interval ''3 hours'' AS captured_at
+              FROM %I e, generate_series(1, $1) k) s
+        ORDER BY 1', prefix || 'odds_snapshots', prefix || 'events')
         USING snapshots_per_event;
     EXECUTE format('INSERT INTO %I (id, snapshot_id, market, price)
         SELECT (s.id - 1) * $1 + m, s.id, ''market '' || m, 1 + ((s.id * m) %% 500) / 100.0
