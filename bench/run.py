@@ -178,22 +178,28 @@ def start_writers(db, clients, seconds, live_events, log_dir):
 
 
 def finish_writers(proc, log_dir, windows):
-    """Transactions per second completed in each (start, end) window (epoch
-    seconds), and the run's failed transactions."""
+    """Transactions completed in each (start, end) window (epoch seconds)
+    with the seconds of it pgbench covered, and the run's failed
+    transactions."""
     out, err = proc.communicate()
     if proc.returncode != 0:
         sys.exit(f"pgbench failed:\n{out}\n{err}")
     done = [0] * len(windows)
+    last = 0.0
     for name in os.listdir(log_dir):
         with open(os.path.join(log_dir, name)) as f:
             for line in f:
                 fields = line.split()
                 t = int(fields[4]) + int(fields[5]) / 1e6
+                last = max(last, t)
                 for i, (start, end) in enumerate(windows):
                     if start <= t < end:
                         done[i] += 1
+    # A window pgbench did not live to the end of counts up to its last
+    # transaction.
+    spans = [max(min(end, last) - start, 1e-9) for start, end in windows]
     failed = re.search(r"number of failed transactions: (\d+)", out)
-    return [n / (end - start) for n, (start, end) in zip(done, windows)], int(failed.group(1)) if failed else 0
+    return list(zip(done, spans)), int(failed.group(1)) if failed else 0
 
 
 def writers_during(template, clients, live, seconds, log_dir, action, repeats=3):
@@ -212,7 +218,7 @@ def writers_during(template, clients, live, seconds, log_dir, action, repeats=3)
     for _ in range(repeats):
         fresh_copy(template, "bench_w")
         # Long enough for the action even when the writers slow it down.
-        proc = start_writers("bench_w", clients, int(3 + 8 * seconds) + 6, live, log_dir)
+        proc = start_writers("bench_w", clients, int(3 + 12 * seconds) + 6, live, log_dir)
         time.sleep(3)
         before = time.time()
         time.sleep(seconds)
@@ -222,10 +228,10 @@ def writers_during(template, clients, live, seconds, log_dir, action, repeats=3)
         time.sleep(end - start)
         after = time.time()
         windows = [(before, start), (start, end), (end, after)]
-        tps, f = finish_writers(proc, log_dir, windows)
-        for (a, b), rate, bucket in zip(windows, tps, [quiet, busy, quiet]):
-            bucket[0] += rate * (b - a)
-            bucket[1] += b - a
+        counted, f = finish_writers(proc, log_dir, windows)
+        for (n, span), bucket in zip(counted, [quiet, busy, quiet]):
+            bucket[0] += n
+            bucket[1] += span
         failed += f
         durations.append(end - start)
     return quiet[0] / quiet[1], busy[0] / busy[1], failed, statistics.median(durations)
