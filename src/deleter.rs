@@ -470,10 +470,8 @@ impl<'a> Deleter<'a> {
             }
             args
         };
-        let args = root_args();
-
         if !clears_dependents(setup, policy) {
-            return self.root_batch_single_statement(client, &batch, &args);
+            return self.root_batch_single_statement(client, &batch, &root_args());
         }
         // A batch sized from the measured fan-out usually holds at most a
         // statement's worth of children: one statement does it all. If the
@@ -487,6 +485,7 @@ impl<'a> Deleter<'a> {
                 }
             }
         }
+        let args = root_args();
 
         // Select and lock the batch, clear its dependents, then delete it.
         let width = 1 + shape.carried.len();
@@ -533,17 +532,12 @@ impl<'a> Deleter<'a> {
             .progress
             .statements
             .rows(client, &batch.delete_sql(), args, |r| {
-                let selected = get::<i64>(r, 1)?.unwrap_or_default();
-                let deleted = get::<i64>(r, 2)?.unwrap_or_default();
-                let oldest = get::<i64>(r, 3)?;
-                let newest = get::<i64>(r, 4)?;
-                let (last, one_time) = last_row(r, 5, key_len)?;
-                Ok((selected, deleted, oldest, newest, last, one_time))
+                batch_row(r, 5, key_len)
             })
             .map_err(internal)?;
         match found.into_iter().next() {
             None => Ok(RootProgress::EMPTY),
-            Some((selected, deleted, oldest, newest, last, one_time)) => {
+            Some((selected, (deleted, oldest, newest), last, one_time)) => {
                 self.tally(batch.table.relid, deleted, oldest, newest);
                 Ok(RootProgress {
                     selected,
@@ -575,20 +569,13 @@ impl<'a> Deleter<'a> {
             .progress
             .statements
             .rows(client, &batch.fused_sql(children), args, |r| {
-                let selected = get::<i64>(r, 1)?.unwrap_or_default();
-                let (n, lo, hi) = (get::<i64>(r, 2)?, get::<i64>(r, 3)?, get::<i64>(r, 4)?);
-                let allowed = get::<bool>(r, 6)?.unwrap_or(false);
-                let (last, one_time) = last_row(r, 7, key_len)?;
                 Ok((
-                    selected,
-                    (n.unwrap_or_default(), lo, hi),
-                    allowed,
-                    last,
-                    one_time,
+                    batch_row(r, 7, key_len)?,
+                    get::<bool>(r, 6)?.unwrap_or(false),
                 ))
             })
             .map_err(internal)?;
-        let Some((selected, (deleted, oldest, newest), allowed, last, one_time)) =
+        let Some(((selected, (deleted, oldest, newest), last, one_time), allowed)) =
             found.into_iter().next()
         else {
             return Ok(Some(RootProgress::EMPTY));
@@ -815,28 +802,42 @@ fn clears_dependents(setup: &Setup, policy: &Policy) -> bool {
 
 type Summary = (i64, Option<i64>, Option<i64>);
 
-/// The batch's last row (time and key as text) from column `first` on, and
-/// whether the batch's first time, in the column after it, is the same.
-fn last_row(
+/// The row a one-statement root batch returns: rows selected (column 1),
+/// deleted with oldest and newest (2-4); the last row's time and key as text
+/// from column `last_at` on, and whether the batch's first time, in the
+/// column after them, is the same.
+type BatchRow = (i64, Summary, Vec<Option<String>>, bool);
+
+fn batch_row(
     r: &pgrx::spi::SpiHeapTupleData<'_>,
-    first: usize,
+    last_at: usize,
     key_len: usize,
-) -> std::result::Result<(Vec<Option<String>>, bool), pgrx::spi::SpiError> {
-    let last = (first..first + 1 + key_len)
+) -> std::result::Result<BatchRow, pgrx::spi::SpiError> {
+    let selected = get::<i64>(r, 1)?.unwrap_or_default();
+    let (deleted, oldest, newest) = summary_row_at(r, 2)?;
+    let last = (last_at..last_at + 1 + key_len)
         .map(|i| get::<String>(r, i))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let first_time = get::<String>(r, first + 1 + key_len)?;
+    let first_time = get::<String>(r, last_at + 1 + key_len)?;
     let one_time = first_time == last[0];
-    Ok((last, one_time))
+    Ok((selected, (deleted, oldest, newest), last, one_time))
 }
 
 fn summary_row(
     r: &pgrx::spi::SpiHeapTupleData<'_>,
 ) -> std::result::Result<Summary, pgrx::spi::SpiError> {
+    summary_row_at(r, 1)
+}
+
+/// Rows deleted, oldest and newest, from column `at` on.
+fn summary_row_at(
+    r: &pgrx::spi::SpiHeapTupleData<'_>,
+    at: usize,
+) -> std::result::Result<Summary, pgrx::spi::SpiError> {
     Ok((
-        get::<i64>(r, 1)?.unwrap_or_default(),
-        get::<i64>(r, 2)?,
-        get::<i64>(r, 3)?,
+        get::<i64>(r, at)?.unwrap_or_default(),
+        get::<i64>(r, at + 1)?,
+        get::<i64>(r, at + 2)?,
     ))
 }
 

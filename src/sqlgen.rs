@@ -128,9 +128,19 @@ fn deleted_summary(time: Option<&Column>) -> String {
 /// a comma).
 fn deleted_summary_and(time: Option<&Column>, extra: &str) -> String {
     match time {
-        Some(_) => format!("SELECT pg_catalog.count(*), (pg_catalog.date_part('epoch', pg_catalog.min(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8, (pg_catalog.date_part('epoch', pg_catalog.max(d.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8{extra} FROM d"),
+        Some(_) => format!(
+            "SELECT pg_catalog.count(*), {}, {}{extra} FROM d",
+            epoch_us("pg_catalog.min(d.__retention_time)"),
+            epoch_us("pg_catalog.max(d.__retention_time)")
+        ),
         None => format!("SELECT pg_catalog.count(*), NULL::pg_catalog.int8, NULL::pg_catalog.int8{extra} FROM d"),
     }
+}
+
+/// A time as microseconds since the epoch (comparable in Rust whatever the
+/// column type).
+fn epoch_us(time: &str) -> String {
+    format!("(pg_catalog.date_part('epoch', {time}::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8")
 }
 
 fn returning_ts(alias: &str, time: Option<&Column>) -> String {
@@ -148,7 +158,10 @@ fn cte_summary(cte: &str, time: Option<&Column>) -> String {
     match time {
         Some(_) => {
             let edge = |f: &str| {
-                format!("(SELECT (pg_catalog.date_part('epoch', pg_catalog.{f}({cte}.__retention_time)::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8 FROM {cte})")
+                format!(
+                    "(SELECT {} FROM {cte})",
+                    epoch_us(&format!("pg_catalog.{f}({cte}.__retention_time)"))
+                )
             };
             format!("{count}, {}, {}", edge("min"), edge("max"))
         }
