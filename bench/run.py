@@ -87,13 +87,24 @@ def table_rows(db):
                           " + (SELECT count(*) FROM competitor_events) + (SELECT count(*) FROM competitor_tournaments)"))
 
 
-BATCH_RE = re.compile(r"batch \d+ deleted (\d+) rows in ([0-9.]+) ms")
+BATCH_RE = re.compile(r"batch \d+ deleted (\d+) rows in ([0-9.]+) ms; yields ([0-9.]+) ms")
 LOOP_RE = re.compile(r"NOTICE:  batch ([0-9.]+) ms")
 
 
+def run_a(db, settings=""):
+    """CALL retention_run(1000) after `settings`: seconds, per-batch
+    durations and the milliseconds it yielded to other sessions."""
+    t, _, err = psql(db, f"{settings} SET client_min_messages = debug1; CALL retention_run(1000);")
+    batches = BATCH_RE.findall(err)
+    return t, [float(ms) for _, ms, _ in batches], sum(float(y) for _, _, y in batches)
+
+
 def method_a(db):
-    t, _, err = psql(db, "SET client_min_messages = debug1; CALL retention_run(1000);")
-    batches = [float(ms) for _, ms in BATCH_RE.findall(err)]
+    t, batches, yielded = run_a(db)
+    # Alone on the server, a run must not yield (pg_retention.yield_ratio):
+    # a sleep here would be timed as deleting.
+    if yielded > 0:
+        sys.exit(f"run A yielded {yielded:.1f} ms with no other session running a statement")
     return t, batches
 
 
@@ -203,29 +214,30 @@ def finish_writers(proc, log_dir, windows):
 
 
 def writers_during(template, clients, live, seconds, log_dir, action, repeats=3):
-    """Writer TPS during `action` (about `seconds` long) and alone. Each of
-    `repeats` times, on a fresh copy and in one pgbench session: the window
-    in which the action runs, and windows as long right before and right
-    after it with nothing else running (this machine's speed drifts from one
-    minute to the next, and one writer's TPS by 15% from one second to the
-    next: the baseline is measured around each run and everything pooled).
-    Returns TPS alone, TPS during the action, failed transactions and the
-    action's median duration."""
+    """Writer TPS during `action` (at most `seconds` long, with the writers
+    running) and alone. Each of `repeats` times, on a fresh copy and in one
+    pgbench session: the window in which the action runs, and windows of at
+    least 3 s right before and right after it with nothing else running
+    (this machine's speed drifts from one minute to the next, and one
+    writer's TPS by 15% from one second to the next: the baseline is
+    measured around each run and everything pooled). Returns TPS alone, TPS
+    during the action, failed transactions and the action's median
+    duration."""
     quiet = [0.0, 0.0]  # transactions, seconds
     busy = [0.0, 0.0]
     failed = 0
     durations = []
+    baseline = 3.0
     for _ in range(repeats):
         fresh_copy(template, "bench_w")
-        # Long enough for the action even when the writers slow it down.
-        proc = start_writers("bench_w", clients, int(3 + 12 * seconds) + 6, live, log_dir)
+        proc = start_writers("bench_w", clients, int(3 + 2 * baseline + seconds) + 3, live, log_dir)
         time.sleep(3)
         before = time.time()
-        time.sleep(seconds)
+        time.sleep(baseline)
         start = time.time()
         action("bench_w")
         end = time.time()
-        time.sleep(end - start)
+        time.sleep(baseline)
         after = time.time()
         windows = [(before, start), (start, end), (end, after)]
         counted, f = finish_writers(proc, log_dir, windows)
@@ -235,12 +247,6 @@ def writers_during(template, clients, live, seconds, log_dir, action, repeats=3)
         failed += f
         durations.append(end - start)
     return quiet[0] / quiet[1], busy[0] / busy[1], failed, statistics.median(durations)
-
-
-def method_a_paused(db):
-    """Run A with a 2 ms pause between batches (`batch_pause`)."""
-    t, _, _ = psql(db, "CALL retention_run(1000, batch_pause => '2 ms');")
-    return t, []
 
 
 def svg(series, path):
@@ -398,9 +404,15 @@ def benchmark():
     log_dir = os.path.join("/tmp", f"pg_retention_bench_{os.getpid()}")
     os.makedirs(log_dir, exist_ok=True)
     writers = []
+    # Bounds on A's duration with the writers running: it yields up to
+    # yield_ratio times each batch, and the writers slow its batches too.
+    yield_ratio = float(scalar("bench_template", "LOAD 'pg_retention'; SHOW pg_retention.yield_ratio"))
     for clients in (1, 2):
-        for label, action in (("A", method_a), ("A, `batch_pause => '2 ms'`", method_a_paused)):
-            alone_tps, busy_tps, failed, window = writers_during("bench_template", clients, live, seconds["A"],
+        for label, action, bound in (("A", run_a, (1 + yield_ratio) * 1.5 * seconds["A"] + 5),
+                                     ("A, `pg_retention.yield_ratio = 0`",
+                                      lambda db: run_a(db, "SET pg_retention.yield_ratio = 0;"),
+                                      2 * seconds["A"] + 5)):
+            alone_tps, busy_tps, failed, window = writers_during("bench_template", clients, live, bound,
                                                                  log_dir, action)
             writers.append((clients, label, alone_tps, busy_tps, failed, window))
     shutil.rmtree(log_dir)
@@ -483,8 +495,10 @@ def benchmark():
         "",
         "pgbench, each transaction a new snapshot with 8 market odds for a live event, at full speed. "
         "Per row, three times on a fresh copy in one pgbench session: TPS over the window in which the run "
-        "runs, and over windows as long right before and right after it with nothing else running ('alone'); "
-        "pooled over the three:",
+        "runs, and over 3 s windows right before and right after it with nothing else running ('alone'); "
+        "pooled over the three. A yields to sessions running statements (after each batch it sleeps "
+        f"`pg_retention.yield_ratio` = {yield_ratio:g} times the batch's duration while any runs); "
+        "the second row of each count is the same run at full speed:",
         "",
         "| writer clients | run | TPS alone | TPS during the run | kept | failed transactions | run took (median) |",
         "|---:|---|---:|---:|---:|---:|---:|",

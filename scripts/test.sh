@@ -31,6 +31,10 @@ bash scripts/cluster.sh stop test
 bash scripts/cluster.sh stop crash
 bash scripts/cluster.sh start test "$TEST_PORT"
 eval "$(bash scripts/cluster.sh env test "$TEST_PORT")"
+# Two test threads share this server, and a run yields to the other's
+# statements (pg_retention.yield_ratio): off here, where only correctness is
+# asserted; the test of yielding sets it in its own session.
+psql -X -q -d postgres -c "ALTER SYSTEM SET pg_retention.yield_ratio = 0" -c "SELECT pg_reload_conf()" >/dev/null
 # The pg_cron test waits for a real minute boundary; run with two threads so
 # the rest goes on meanwhile.
 cargo test --features integration --test integration -- --test-threads 2

@@ -36,6 +36,9 @@ const LOCK_NOT_AVAILABLE: &str = "55P03";
 const LOCK_RETRIES: u32 = 3;
 const NOTICE_EVERY: Duration = Duration::from_secs(5);
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// The longest a run yields after one batch: a batch that waited on a lock
+/// for seconds is not a measure of the load it puts on others.
+const MAX_YIELD: Duration = Duration::from_secs(1);
 
 struct ActiveRun {
     id: i64,
@@ -46,6 +49,10 @@ struct ActiveRun {
     max_rows: Option<i64>,
     deadline: Option<Instant>,
     pause: Duration,
+    yield_ratio: f64,
+    /// The sleep owed to other sessions for the last batch, taken with the
+    /// pause before the next one.
+    yield_next: Duration,
     lock_timeout_ms: i64,
     lock_timeouts: i64,
     lock_timeouts_in_a_row: u32,
@@ -192,6 +199,8 @@ fn _retention_run_begin(
                 max_rows,
                 deadline: (max_duration > 0.0).then(|| Instant::now() + Duration::from_secs_f64(max_duration)),
                 pause: Duration::from_secs_f64(pause),
+                yield_ratio: gucs::YIELD_RATIO.get(),
+                yield_next: Duration::ZERO,
                 lock_timeout_ms,
                 lock_timeouts: 0,
                 lock_timeouts_in_a_row: 0,
@@ -227,9 +236,10 @@ fn _retention_run_step(run_id: i64) -> &'static str {
 
 fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str> {
     let schema = run.schema.clone();
-    if run.steps > 0 && !run.pause.is_zero() {
+    let pause = run.pause + std::mem::take(&mut run.yield_next);
+    if run.steps > 0 && !pause.is_zero() {
         // Taken after the previous batch committed: no row lock is held.
-        let seconds = run.pause.as_secs_f64();
+        let seconds = pause.as_secs_f64();
         let slept = in_subtransaction(|| {
             rows(
                 client,
@@ -298,14 +308,19 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
     let started = Instant::now();
     let outcome = deleter.step(client);
     run.progress = deleter.progress;
+    let batch_time = started.elapsed();
+    if run.yield_ratio > 0.0 && other_sessions_running() > 0 {
+        run.yield_next = batch_time.mul_f64(run.yield_ratio).min(MAX_YIELD);
+    }
     // One line per batch at DEBUG1 (SET client_min_messages = debug1 to see
     // them): the lock-hold time of each batch, for tuning and the benchmark.
     pgrx::debug1!(
-        "pg_retention run {}: batch {} deleted {} rows in {:.3} ms",
+        "pg_retention run {}: batch {} deleted {} rows in {:.3} ms; yields {:.3} ms",
         run.id,
         run.steps,
         run.progress.total_deleted() - deleted_before,
-        started.elapsed().as_secs_f64() * 1000.0
+        batch_time.as_secs_f64() * 1000.0,
+        run.yield_next.as_secs_f64() * 1000.0
     );
 
     match outcome {
@@ -368,6 +383,37 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
         run.last_notice = Instant::now();
     }
     Ok("more")
+}
+
+/// Client sessions other than this one running a statement now, on the
+/// whole server: what a run yields to. Read from the backend status array
+/// directly: pg_stat_activity hides other roles' states without
+/// pg_read_all_stats, and a count of busy sessions reveals nothing they run.
+fn other_sessions_running() -> usize {
+    let own_pid = std::process::id() as i32;
+    // SAFETY: the transaction-local copy of the backend status array, valid
+    // for indexes 1..=count until the transaction ends.
+    unsafe {
+        (1..=pg_sys::pgstat_fetch_stat_numbackends())
+            .filter_map(|index| local_backend_status(index).as_ref())
+            .map(|local| &local.backendStatus)
+            .filter(|status| {
+                status.st_procpid != own_pid
+                    && status.st_backendType == pg_sys::BackendType::B_BACKEND
+                    && status.st_state == pg_sys::BackendState::STATE_RUNNING
+            })
+            .count()
+    }
+}
+
+#[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+unsafe fn local_backend_status(index: i32) -> *mut pg_sys::LocalPgBackendStatus {
+    pg_sys::pgstat_fetch_stat_local_beentry(index)
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+unsafe fn local_backend_status(index: i32) -> *mut pg_sys::LocalPgBackendStatus {
+    pg_sys::pgstat_get_local_beentry_by_index(index)
 }
 
 /// `SET LOCAL name = value`: until the step's transaction ends. Called

@@ -84,6 +84,7 @@ fn bad_inputs_are_refused_with_their_sqlstate_and_change_nothing() {
         ("SELECT retention_add_policy('other_owner', 'old_ts', '1 day')", "42703"),
         ("SELECT retention_add_policy('other_owner', 'ts', '1 day', batch_size => 2147483648)", "42883"),
         ("SET pg_retention.batch_pause = '-1'", "22023"),
+        ("SET pg_retention.yield_ratio = -0.5", "22023"),
         ("SET pg_retention.max_rows_per_run = 'lots'", "22023"),
         ("SET pg_retention.lock_timeout = '99999999999'", "22023"),
         ("SET pg_retention.history_retention = '-5 days'", "22023"),

@@ -1,11 +1,11 @@
 //! `CALL retention_run()`: commits per batch, progress visible to others,
 //! overlap guard, cancel / terminate / crash, caps, lock timeouts.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{connect, count, fresh_db, sqlstate_of, strings};
+use crate::common::{connect, conninfo, count, fresh_db, sqlstate_of, strings};
 
 /// items: 2000 expired (a minute apart, over 100 days ago) + 500 young;
 /// item_parts: 2 per item.
@@ -438,4 +438,74 @@ fn groups_of_rows_at_one_time_are_deleted_exactly() {
     db.batch_execute("CALL retention_run(30)").unwrap();
     assert_eq!(count(&mut db, "SELECT count(*) FROM g"), 100);
     assert_eq!(count(&mut db, "SELECT count(*) FROM gc"), 200);
+}
+
+/// Runs `CALL retention_run(100)` after `settings` at DEBUG1 and returns
+/// each batch's (duration, yield) in milliseconds from its log line.
+fn batch_yields(db: &str, settings: &str) -> Vec<(f64, f64)> {
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&lines);
+    let mut config: postgres::Config = conninfo(db).parse().unwrap();
+    config.notice_callback(move |notice| sink.lock().unwrap().push(notice.message().to_string()));
+    let mut session = config.connect(postgres::NoTls).unwrap();
+    session.batch_execute(settings).unwrap();
+    session
+        .batch_execute("SET client_min_messages = debug1")
+        .unwrap();
+    session.batch_execute("CALL retention_run(100)").unwrap();
+    session.close().unwrap();
+    let lines = lines.lock().unwrap();
+    lines
+        .iter()
+        .filter_map(|line| {
+            let (_, rest) = line.split_once(" rows in ")?;
+            let (batch, rest) = rest.split_once(" ms; yields ")?;
+            let yielded = rest.strip_suffix(" ms")?;
+            Some((batch.parse().unwrap(), yielded.parse().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_yields_to_sessions_running_statements() {
+    let mut db = items_db("it_run_yield");
+    let expire_again =
+        "INSERT INTO items SELECT g, now() - interval '100 days' FROM generate_series(1, 2000) g";
+    let (sleeper, sleeping) = spawn_call("it_run_yield", "SELECT pg_sleep(60)");
+    wait_for(
+        "the other session to run its statement",
+        Duration::from_secs(10),
+        || {
+            count(
+            &mut db,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {sleeper} AND state = 'active'"),
+        ) == 1
+        },
+    );
+
+    // While another session runs a statement, each batch is followed by a
+    // sleep of yield_ratio times its own duration.
+    let batches = batch_yields("it_run_yield", "SET pg_retention.yield_ratio = 2;");
+    assert!(batches.len() >= 20, "{batches:?}");
+    for (batch_ms, yield_ms) in &batches {
+        assert!(
+            (yield_ms - (2.0 * batch_ms).min(1000.0)).abs() < 0.005,
+            "{batches:?}"
+        );
+    }
+    assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
+
+    // yield_ratio = 0: never.
+    db.batch_execute(expire_again).unwrap();
+    let batches = batch_yields("it_run_yield", "SET pg_retention.yield_ratio = 0;");
+    assert!(batches.len() >= 20, "{batches:?}");
+    assert!(
+        batches.iter().all(|(_, yield_ms)| *yield_ms == 0.0),
+        "{batches:?}"
+    );
+
+    db.batch_execute(&format!("SELECT pg_cancel_backend({sleeper})"))
+        .unwrap();
+    assert!(sleeping.join().unwrap().is_err());
+    assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
 }
