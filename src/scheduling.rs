@@ -39,6 +39,9 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// The longest a run yields after one batch: a batch that waited on a lock
 /// for seconds is not a measure of the load it puts on others.
 const MAX_YIELD: Duration = Duration::from_secs(1);
+/// How often a run looks for other sessions running statements: reading
+/// the backend status array copies every slot, too much for every batch.
+const OTHERS_RECHECK: Duration = Duration::from_millis(100);
 
 struct ActiveRun {
     id: i64,
@@ -53,6 +56,8 @@ struct ActiveRun {
     /// The sleep owed to other sessions for the last batch, taken with the
     /// pause before the next one.
     yield_next: Duration,
+    others_running: bool,
+    others_checked: Option<Instant>,
     lock_timeout_ms: i64,
     lock_timeouts: i64,
     lock_timeouts_in_a_row: u32,
@@ -201,6 +206,8 @@ fn _retention_run_begin(
                 pause: Duration::from_secs_f64(pause),
                 yield_ratio: gucs::YIELD_RATIO.get(),
                 yield_next: Duration::ZERO,
+                others_running: false,
+                others_checked: None,
                 lock_timeout_ms,
                 lock_timeouts: 0,
                 lock_timeouts_in_a_row: 0,
@@ -309,8 +316,17 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
     let outcome = deleter.step(client);
     run.progress = deleter.progress;
     let batch_time = started.elapsed();
-    if run.yield_ratio > 0.0 && other_sessions_running() > 0 {
-        run.yield_next = batch_time.mul_f64(run.yield_ratio).min(MAX_YIELD);
+    if run.yield_ratio > 0.0 {
+        if run
+            .others_checked
+            .is_none_or(|checked| checked.elapsed() >= OTHERS_RECHECK)
+        {
+            run.others_running = another_session_running();
+            run.others_checked = Some(Instant::now());
+        }
+        if run.others_running {
+            run.yield_next = batch_time.mul_f64(run.yield_ratio).min(MAX_YIELD);
+        }
     }
     // One line per batch at DEBUG1 (SET client_min_messages = debug1 to see
     // them): the lock-hold time of each batch, for tuning and the benchmark.
@@ -385,11 +401,11 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
     Ok("more")
 }
 
-/// Client sessions other than this one running a statement now, on the
-/// whole server: what a run yields to. Read from the backend status array
+/// Whether a client session other than this one is running a statement
+/// now, anywhere on the server: what a run yields to. Read from the backend status array
 /// directly: pg_stat_activity hides other roles' states without
 /// pg_read_all_stats, and a count of busy sessions reveals nothing they run.
-fn other_sessions_running() -> usize {
+fn another_session_running() -> bool {
     let own_pid = std::process::id() as i32;
     // SAFETY: the transaction-local copy of the backend status array, valid
     // for indexes 1..=count until the transaction ends.
@@ -397,12 +413,11 @@ fn other_sessions_running() -> usize {
         (1..=pg_sys::pgstat_fetch_stat_numbackends())
             .filter_map(|index| local_backend_status(index).as_ref())
             .map(|local| &local.backendStatus)
-            .filter(|status| {
+            .any(|status| {
                 status.st_procpid != own_pid
                     && status.st_backendType == pg_sys::BackendType::B_BACKEND
                     && status.st_state == pg_sys::BackendState::STATE_RUNNING
             })
-            .count()
     }
 }
 
