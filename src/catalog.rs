@@ -429,8 +429,9 @@ impl Setup {
     /// The children of `relid` for a one-statement root batch
     /// ([`crate::sqlgen::RootBatch::fused_sql`]), all left to their
     /// `ON DELETE CASCADE`; `None` when its batches need the general walk.
-    /// That is so unless every walked key to `relid` is a single-column
-    /// CASCADE key (with `relid`'s key a single column) from an ordinary table
+    /// That is so unless `relid` is an ordinary table that no table inherits
+    /// from, with a single-column key, and every walked key to it is a
+    /// single-column CASCADE key from an ordinary table
     /// with no walked children and no policy of its own: its deletes,
     /// cascades included, are then counted in its statistics entry (read with
     /// `track_counts` on), and the history needs no date range for it.
@@ -440,7 +441,12 @@ impl Setup {
     /// deletes it like any other.
     pub fn fused_children(&self, relid: RelId) -> Option<Vec<FusedChild<'_>>> {
         let parent = self.shape(relid);
-        if parent.key.len() != 1 || !self.track_counts {
+        // The one statement deletes the batch by ctid from this table only.
+        if parent.key.len() != 1
+            || !self.track_counts
+            || !parent.plain_table
+            || parent.has_inheritors
+        {
             return None;
         }
         self.plan
@@ -541,7 +547,7 @@ impl Setup {
         if let Some(shape) = self.shapes.get(&relid) {
             return Ok(shape.qualified.clone());
         }
-        let (schema, table, _) = schema_name_and_kind(client, relid)?;
+        let (schema, table, _, _) = describe_relation(client, relid)?;
         Ok(quote_qualified(&schema, &table))
     }
 }
@@ -568,7 +574,7 @@ fn load_shape(
         Some(t) => columns(client, relid, &[t.to_string()])?.into_iter().next(),
         None => None,
     };
-    let (schema, table, relkind) = schema_name_and_kind(client, relid)?;
+    let (schema, table, relkind, has_inheritors) = describe_relation(client, relid)?;
     Ok(TableShape {
         relid,
         qualified: quote_qualified(&schema, &table),
@@ -576,13 +582,18 @@ fn load_shape(
         carried,
         time_column,
         plain_table: relkind == "r",
+        has_inheritors,
     })
 }
 
-fn schema_name_and_kind(client: &SpiClient<'_>, relid: RelId) -> Result<(String, String, String)> {
+/// Schema, name, relkind and whether other tables inherit from it.
+fn describe_relation(
+    client: &SpiClient<'_>,
+    relid: RelId,
+) -> Result<(String, String, String, bool)> {
     let found = rows(
         client,
-        "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text FROM pg_catalog.pg_class c \
+        "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text, c.relhassubclass FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) $1",
         &[pgrx::pg_sys::Oid::from(relid).into()],
         |r| {
@@ -590,6 +601,7 @@ fn schema_name_and_kind(client: &SpiClient<'_>, relid: RelId) -> Result<(String,
                 get::<String>(r, 1)?.unwrap_or_default(),
                 get::<String>(r, 2)?.unwrap_or_default(),
                 get::<String>(r, 3)?.unwrap_or_default(),
+                get::<bool>(r, 4)?.unwrap_or(true),
             ))
         },
     )

@@ -31,6 +31,9 @@ pub struct TableShape {
     /// An ordinary table (not partitioned, not foreign): its deletes, also
     /// those of a cascade, are counted in its own statistics entry.
     pub plain_table: bool,
+    /// Other tables inherit from it (`pg_class.relhassubclass`; it may stay
+    /// true after they are gone).
+    pub has_inheritors: bool,
 }
 
 impl TableShape {
@@ -323,7 +326,11 @@ impl RootBatch<'_> {
     /// (reading the foreign key's index only, at most `$L + 1`), and only if
     /// every count is at most `$L`, delete the batch. Its children go by the
     /// cascade: Postgres probes every deleted parent for them anyway (the
-    /// caller counts them).
+    /// caller counts them). The batch is deleted by the `ctid`s its rows had
+    /// when this statement locked them (a TID scan, not a descent of the key's
+    /// index per row): a locked row cannot move, and the delete still checks
+    /// the time. `ONLY`: a `ctid` names a row in one table, so the table must
+    /// have no inheritance children (the caller checks).
     ///
     /// Parameters as [`RootBatch::select_sql`], then `$L`, the statement
     /// limit. Returns one row (none for an empty batch): rows selected, rows
@@ -333,7 +340,6 @@ impl RootBatch<'_> {
     /// must be single columns.
     pub fn fused_sql(&self, children: &[FusedChild<'_>]) -> String {
         let t = self.table;
-        let key = &t.key[0];
         let limit = self.next_param();
         let in_batch = |alias: &str, column: &str, parent: &Column| {
             format!(
@@ -344,7 +350,7 @@ impl RootBatch<'_> {
             )
         };
         let mut ctes = vec![format!(
-            "b AS MATERIALIZED (SELECT {time} AS __retention_time, {carried} FROM {tbl} t WHERE {w} ORDER BY {order} LIMIT $2 FOR UPDATE OF t SKIP LOCKED)",
+            "b AS MATERIALIZED (SELECT {time} AS __retention_time, {carried}, t.ctid AS __retention_ctid FROM ONLY {tbl} t WHERE {w} ORDER BY {order} LIMIT $2 FOR UPDATE OF t SKIP LOCKED)",
             time = col("t", &self.time.name),
             carried = col_list("t", &t.carried),
             tbl = t.qualified,
@@ -390,9 +396,9 @@ impl RootBatch<'_> {
             from.join(", ")
         ));
         ctes.push(format!(
-            "d AS (DELETE FROM {tbl} x WHERE {w} AND {xtime} < $1 AND (SELECT ok.allowed FROM ok) RETURNING {xtime} AS __retention_time)",
+            "d AS (DELETE FROM ONLY {tbl} x WHERE x.ctid = ANY ((SELECT pg_catalog.array_agg(b.__retention_ctid) FROM b)::pg_catalog.tid[]) \
+             AND {xtime} < $1 AND (SELECT ok.allowed FROM ok) RETURNING {xtime} AS __retention_time)",
             tbl = t.qualified,
-            w = in_batch("x", &key.name, key),
             xtime = col("x", &self.time.name),
         ));
         let (last, last_from) = self.last_row();
@@ -583,6 +589,7 @@ mod tests {
             key,
             time_column: Some(column("ts", "timestamp with time zone")),
             plain_table: true,
+            has_inheritors: false,
         }
     }
 
@@ -705,8 +712,14 @@ mod tests {
         assert!(sql.contains("ok AS MATERIALIZED (SELECT c0.n <= $5 AND c1.n <= $5 AS allowed, c0.n + c1.n AS found FROM c0, c1)"));
         assert!(!sql.contains("DELETE FROM \"public\".\"odds\""));
         assert!(!sql.contains("DELETE FROM \"public\".\"notes\""));
+        assert!(sql.starts_with(
+            "WITH b AS MATERIALIZED (SELECT t.\"captured_at\" AS __retention_time, t.\"id\", t.ctid AS __retention_ctid \
+             FROM ONLY \"public\".\"snapshots\" t WHERE"
+        ));
+        assert!(sql.contains("LIMIT $2 FOR UPDATE OF t SKIP LOCKED)"));
         assert!(sql.contains(
-            "d AS (DELETE FROM \"public\".\"snapshots\" x WHERE x.\"id\" = ANY ((SELECT pg_catalog.array_agg(b.\"id\") FROM b)::bigint[]) \
+            "d AS (DELETE FROM ONLY \"public\".\"snapshots\" x \
+             WHERE x.ctid = ANY ((SELECT pg_catalog.array_agg(b.__retention_ctid) FROM b)::pg_catalog.tid[]) \
              AND x.\"captured_at\" < $1 AND (SELECT ok.allowed FROM ok) RETURNING"
         ));
         assert!(sql.ends_with("FROM ok, (SELECT * FROM b ORDER BY b.__retention_time DESC, b.\"id\" DESC LIMIT 1) last"));
