@@ -372,6 +372,7 @@ impl Setup {
             })?;
             policy_columns.insert(p.id, column.into_iter().next().expect("one column asked"));
         }
+        let (track_counts, citus) = counts_tracked_and_citus(client)?;
         let mut setup = Setup {
             schema,
             policies,
@@ -382,8 +383,8 @@ impl Setup {
             names,
             policy_columns,
             orphan_tests: HashMap::new(),
-            track_counts: setting_is_on(client, "track_counts")?,
-            citus: extension_installed(client, "citus")?,
+            track_counts,
+            citus,
         };
         for relid in setup.orphan_order.clone() {
             let test = setup.build_orphan_test(client, relid)?;
@@ -698,24 +699,15 @@ impl PreparedStatements {
     }
 }
 
-fn extension_installed(client: &SpiClient<'_>, name: &str) -> Result<bool> {
+/// Whether `track_counts` is on, and whether Citus is installed.
+fn counts_tracked_and_citus(client: &SpiClient<'_>) -> Result<(bool, bool)> {
     let found = rows(
         client,
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) $1)",
-        &[name.into()],
-        |r| get::<bool>(r, 1),
+        "SELECT pg_catalog.current_setting('track_counts')::pg_catalog.bool, \
+           EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus')",
+        &[],
+        |r| Ok((get::<bool>(r, 1)?.unwrap_or(false), get::<bool>(r, 2)?.unwrap_or(true))),
     )
     .map_err(internal)?;
-    Ok(found.into_iter().next().flatten().unwrap_or(true))
-}
-
-fn setting_is_on(client: &SpiClient<'_>, name: &str) -> Result<bool> {
-    let found = rows(
-        client,
-        "SELECT pg_catalog.current_setting($1)::pg_catalog.bool",
-        &[name.into()],
-        |r| get::<bool>(r, 1),
-    )
-    .map_err(internal)?;
-    Ok(found.into_iter().next().flatten().unwrap_or(false))
+    Ok(found.into_iter().next().unwrap_or((false, true)))
 }
