@@ -402,9 +402,10 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
 }
 
 /// Whether a client session other than this one is running a statement
-/// now, anywhere on the server: what a run yields to. Read from the backend status array
-/// directly: pg_stat_activity hides other roles' states without
-/// pg_read_all_stats, and a count of busy sessions reveals nothing they run.
+/// now, anywhere on the server: what a run yields to. Read from the backend
+/// status array directly: pg_stat_activity hides other roles' states
+/// without pg_read_all_stats, and whether one is busy reveals nothing of
+/// what it runs.
 fn another_session_running() -> bool {
     let own_pid = std::process::id() as i32;
     // SAFETY: the transaction-local copy of the backend status array, valid
