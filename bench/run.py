@@ -177,18 +177,19 @@ def pct(values, q):
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def start_writers(db, clients, seconds, live_events, log_dir):
-    """pgbench writers with a per-transaction log (completion times)."""
+def start_pgbench(db, clients, seconds, live_events, log_dir, script):
+    """pgbench clients running bench/`script` with a per-transaction log
+    (completion times)."""
     for f in os.listdir(log_dir):
         os.remove(os.path.join(log_dir, f))
     return subprocess.Popen(
         ["pgbench", "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
          "-D", f"live_events={live_events}", "-l", "--log-prefix", os.path.join(log_dir, "tx"),
-         "-f", os.path.join(ROOT, "bench", "writer.sql"), db],
+         "-f", os.path.join(ROOT, "bench", script), db],
         text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def finish_writers(proc, log_dir, windows):
+def finish_pgbench(proc, log_dir, windows):
     """Transactions completed in each (start, end) window (epoch seconds)
     with the seconds of it pgbench covered, and the run's failed
     transactions."""
@@ -213,40 +214,70 @@ def finish_writers(proc, log_dir, windows):
     return list(zip(done, spans)), int(failed.group(1)) if failed else 0
 
 
+def pgbench_around(template, script, clients, live, seconds, log_dir, action, then=None, allowance=0):
+    """On a fresh copy of `template`, in one pgbench session of `clients`
+    running bench/`script`: the transactions over 3 s right before `action`
+    (at most `seconds` long), during it and over 3 s right after it; with
+    `then` (at most `allowance` seconds, run after those), also over 3 s
+    after that. Returns (transactions, seconds) per window, the failed
+    transactions and the action's duration."""
+    window = 3.0
+    fresh_copy(template, "bench_w")
+    windows_after = 2 if then else 1
+    proc = start_pgbench("bench_w", clients, int(3 + (1 + windows_after) * window + seconds + allowance) + 3,
+                         live, log_dir, script)
+    time.sleep(3)
+    before = time.time()
+    time.sleep(window)
+    start = time.time()
+    action("bench_w")
+    end = time.time()
+    time.sleep(window)
+    after = time.time()
+    windows = [(before, start), (start, end), (end, after)]
+    if then:
+        then("bench_w")
+        done = time.time()
+        if done - after > allowance:
+            sys.exit(f"{script}: the step after the run took {done - after:.0f} s, more than {allowance} s")
+        time.sleep(window)
+        windows.append((done, done + window))
+    counted, failed = finish_pgbench(proc, log_dir, windows)
+    return counted, failed, end - start
+
+
 def writers_during(template, clients, live, seconds, log_dir, action, repeats=3):
-    """Writer TPS during `action` (at most `seconds` long, with the writers
-    running) and alone. Each of `repeats` times, on a fresh copy and in one
-    pgbench session: the window in which the action runs, and windows of at
-    least 3 s right before and right after it with nothing else running
-    (this machine's speed drifts from one minute to the next, and one
-    writer's TPS by 15% from one second to the next: the baseline is
-    measured around each run and everything pooled). Returns TPS alone, TPS
-    during the action, failed transactions and the action's median
-    duration."""
+    """Writer TPS (bench/writer.sql) during `action` and alone. Each of
+    `repeats` times, on a fresh copy and in one pgbench session: the window
+    in which the action runs, and windows right before and right after it
+    with nothing else running (this machine's speed drifts from one minute
+    to the next, and one writer's TPS by 15% from one second to the next:
+    the baseline is measured around each run and everything pooled). Returns
+    TPS alone, TPS during the action, failed transactions and the action's
+    median duration."""
     quiet = [0.0, 0.0]  # transactions, seconds
     busy = [0.0, 0.0]
     failed = 0
     durations = []
-    baseline = 3.0
     for _ in range(repeats):
-        fresh_copy(template, "bench_w")
-        proc = start_writers("bench_w", clients, int(3 + 2 * baseline + seconds) + 3, live, log_dir)
-        time.sleep(3)
-        before = time.time()
-        time.sleep(baseline)
-        start = time.time()
-        action("bench_w")
-        end = time.time()
-        time.sleep(baseline)
-        after = time.time()
-        windows = [(before, start), (start, end), (end, after)]
-        counted, f = finish_writers(proc, log_dir, windows)
+        counted, f, took = pgbench_around(template, "writer.sql", clients, live, seconds, log_dir, action)
         for (n, span), bucket in zip(counted, [quiet, busy, quiet]):
             bucket[0] += n
             bucket[1] += span
         failed += f
-        durations.append(end - start)
+        durations.append(took)
     return quiet[0] / quiet[1], busy[0] / busy[1], failed, statistics.median(durations)
+
+
+def readers_around(template, clients, live, seconds, log_dir, action):
+    """Reader TPS (bench/reader.sql) before, during and right after
+    `action`, and after a VACUUM of the database that follows: once per
+    row, the windows apart, for a mass delete leaves dead index entries that
+    reads pay for until vacuum removes them, whoever deleted. Returns the
+    four TPS figures, failed transactions and the action's duration."""
+    counted, failed, took = pgbench_around(template, "reader.sql", clients, live, seconds, log_dir, action,
+                                           then=lambda db: psql(db, "VACUUM;"), allowance=30)
+    return [n / span for n, span in counted], failed, took
 
 
 def svg(series, path):
@@ -415,6 +446,15 @@ def benchmark():
             alone_tps, busy_tps, failed, window = writers_during("bench_template", clients, live, bound,
                                                                  log_dir, action)
             writers.append((clients, label, alone_tps, busy_tps, failed, window))
+    # Readers: two clients filling both cores, beside A, A at full speed and
+    # C (which shows what any mass delete leaves behind).
+    readers = []
+    for label, action, bound in (("A", run_a, (1 + yield_ratio) * 3 * seconds["A"] + 5),
+                                 ("A, `pg_retention.yield_ratio = 0`",
+                                  lambda db: run_a(db, "SET pg_retention.yield_ratio = 0;"), 2 * seconds["A"] + 5),
+                                 ("C", method_c, 2 * seconds["C"] + 5)):
+        tps, failed, took = readers_around("bench_template", 2, live, bound, log_dir, action)
+        readers.append((label, tps, failed, took))
     shutil.rmtree(log_dir)
 
     profile = profiles(["C", "A"])
@@ -506,6 +546,20 @@ def benchmark():
           for n, label, alone, busy, failed, w in writers],
         "",
         "Target: writers keep >= 90% of their TPS during A, with zero errors.",
+        "",
+        "Readers (no target): two pgbench clients, each transaction reading a live event's latest snapshot "
+        "with its market odds (bench/reader.sql), at full speed, once per row on a fresh copy: TPS over 3 s "
+        "before the run, during it, over 3 s right after it, and over 3 s after a `VACUUM` that follows "
+        "(percentages of 'before'). Reads are CPU-bound, so a run at full speed takes a share of the cores; "
+        "and after any mass delete (C too) each read pays for the dead index entries until vacuum removes "
+        "them: the planner's probes of index endpoints step over them (docs/operations.md, 'Autovacuum after "
+        "mass deletes').",
+        "",
+        "| reader clients | run | TPS before | during the run | right after | after VACUUM | failed | run took |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        *[f"| 2 | {label} | {b:.0f} | {d:.0f} ({100 * d / b:.0f}%) | {a:.0f} ({100 * a / b:.0f}%) | "
+          f"{v:.0f} ({100 * v / b:.0f}%) | {failed} | {took:.2f} s |"
+          for label, (b, d, a, v), failed, took in readers],
         "",
         "## Reports",
         "",
