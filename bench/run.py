@@ -529,7 +529,9 @@ def benchmark():
             f"{'%.2f' % max(b) if b else ''} |")
     lines += [
         "",
-        f"A / C in each round: {', '.join('%.2f' % r for r in a_over_c)}. Targets: A <= 1.2x C, and A faster than D.",
+        f"A / C in each round: {', '.join('%.2f' % r for r in a_over_c)}; A's per-batch p50 in each round (ms): "
+        f"{', '.join('%.2f' % pct(r['batches'], .5) for r in runs['A'])} (a round whose batches are all slower "
+        "points at the machine, not at a few long batches). Targets: A <= 1.2x C, and A faster than D.",
         "",
         "## Live writers",
         "",
