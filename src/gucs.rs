@@ -50,7 +50,7 @@ pub fn init() {
     GucRegistry::define_float_guc(
         c"pg_retention.yield_ratio",
         c"While other sessions are running statements, a retention_run sleeps this many times each batch's duration after it commits (0: never).",
-        c"Other client sessions are looked up at most every 100 ms; a run alone on the server is not slowed. At most one second per batch.",
+        c"A session counts while it runs a statement or ended one in the last 100 ms; sessions are looked up at most every 100 ms; a run alone on the server is not slowed. At most one second per batch.",
         &YIELD_RATIO,
         0.0,
         1000.0,

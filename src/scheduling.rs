@@ -401,23 +401,38 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
     Ok("more")
 }
 
-/// Whether a client session other than this one is running a statement
-/// now, anywhere on the server: what a run yields to. Read from the backend
-/// status array directly: pg_stat_activity hides other roles' states
-/// without pg_read_all_stats, and whether one is busy reveals nothing of
-/// what it runs.
+/// Whether a client session other than this one is running statements:
+/// running one now, or ended one less than `OTHERS_RECHECK` ago. What a run
+/// yields to. A busy client spends much of its time between statements (its
+/// own work, the network, the next BEGIN), so a look at that instant alone
+/// misses it; a session idle (or idle in transaction) for longer does not
+/// count. Read from the backend status array directly: pg_stat_activity
+/// hides other roles' states without pg_read_all_stats, and whether one is
+/// busy reveals nothing of what it runs.
 fn another_session_running() -> bool {
     let own_pid = std::process::id() as i32;
-    // SAFETY: the transaction-local copy of the backend status array, valid
-    // for indexes 1..=count until the transaction ends.
+    let recent = OTHERS_RECHECK.as_micros() as i64;
+    // SAFETY: GetCurrentTimestamp only reads the clock; the
+    // transaction-local copy of the backend status array is valid for
+    // indexes 1..=count until the transaction ends.
     unsafe {
+        let now = pg_sys::GetCurrentTimestamp();
         (1..=pg_sys::pgstat_fetch_stat_numbackends())
             .filter_map(|index| local_backend_status(index).as_ref())
             .map(|local| &local.backendStatus)
             .any(|status| {
                 status.st_procpid != own_pid
                     && status.st_backendType == pg_sys::BackendType::B_BACKEND
-                    && status.st_state == pg_sys::BackendState::STATE_RUNNING
+                    && match status.st_state {
+                        pg_sys::BackendState::STATE_RUNNING
+                        | pg_sys::BackendState::STATE_FASTPATH => true,
+                        pg_sys::BackendState::STATE_IDLE
+                        | pg_sys::BackendState::STATE_IDLEINTRANSACTION
+                        | pg_sys::BackendState::STATE_IDLEINTRANSACTION_ABORTED => {
+                            now - status.st_state_start_timestamp < recent
+                        }
+                        _ => false,
+                    }
             })
     }
 }

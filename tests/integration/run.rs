@@ -1,6 +1,7 @@
 //! `CALL retention_run()`: commits per batch, progress visible to others,
 //! overlap guard, cancel / terminate / crash, caps, lock timeouts.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -509,6 +510,40 @@ fn batch_yields(db: &str, settings: &str) -> Vec<(f64, f64)> {
             Some((batch.parse().unwrap(), yielded.parse().unwrap()))
         })
         .collect()
+}
+
+/// A client busy with short statements spends most of its time between
+/// them; a run yields to it all the same (it ended a statement within the
+/// last 100 ms whenever the run looks).
+#[test]
+fn a_run_yields_to_a_session_between_its_statements() {
+    let mut db = items_db("it_run_yield_gaps");
+    let stop = Arc::new(AtomicBool::new(false));
+    let looping = Arc::clone(&stop);
+    let (started, ready) = mpsc::channel();
+    let client = thread::spawn(move || {
+        let mut c = connect("it_run_yield_gaps");
+        while !looping.load(Ordering::Relaxed) {
+            c.batch_execute("SELECT 1").unwrap();
+            let _ = started.send(());
+            // Idle 20 ms of every 20.1: a look at one instant would almost
+            // always find this session idle.
+            thread::sleep(Duration::from_millis(20));
+        }
+    });
+    ready.recv().unwrap();
+
+    let batches = batch_yields("it_run_yield_gaps", "SET pg_retention.yield_ratio = 2;");
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    assert!(batches.len() >= 20, "{batches:?}");
+    for (batch_ms, yield_ms) in &batches {
+        assert!(
+            (yield_ms - (2.0 * batch_ms).min(1000.0)).abs() < 0.005,
+            "{batches:?}"
+        );
+    }
+    assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
 }
 
 #[test]
