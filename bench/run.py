@@ -222,14 +222,14 @@ def finish_pgbench(proc, log_dir, windows):
     return list(zip(done, spans)), int(failed.group(1)) if failed else 0
 
 
-def pgbench_around(template, script, clients, live, seconds, log_dir, action, then=None, allowance=0):
+def pgbench_around(template, script, clients, live, seconds, log_dir, action, window, then=None, allowance=0):
     """On a fresh copy of `template`, in one pgbench session of `clients`
-    running bench/`script`: the transactions over 3 s right before `action`
-    (at most `seconds` long), during it and over 3 s right after it; with
-    `then` (at most `allowance` seconds, run after those), also over 3 s
-    after that. Returns (transactions, seconds) per window, the failed
-    transactions and the action's duration."""
-    window = 3.0
+    running bench/`script`: the transactions over `window` seconds right
+    before `action` (at most `seconds` long), during it and over `window`
+    seconds right after it; with `then` (at most `allowance` seconds, run
+    after those), also over `window` seconds after that. Returns
+    (transactions, seconds) per window, the failed transactions and the
+    action's duration."""
     fresh_copy(template, "bench_w")
     windows_after = 2 if then else 1
     proc = start_pgbench("bench_w", clients, int(3 + (1 + windows_after) * window + seconds + allowance) + 3,
@@ -254,13 +254,20 @@ def pgbench_around(template, script, clients, live, seconds, log_dir, action, th
     return counted, failed, end - start
 
 
+WRITER_WINDOW = 10.0
+# Reads right after a mass delete are measured before vacuum catches up.
+READER_WINDOW = 3.0
+
+
 def writers_during(template, clients, live, seconds, log_dir, action, repeats=3):
     """Writer TPS (bench/writer.sql) during `action` and alone. Each of
     `repeats` times, on a fresh copy and in one pgbench session: the window
-    in which the action runs, and windows right before and right after it
-    with nothing else running (this machine's speed drifts from one minute
-    to the next, and one writer's TPS by 15% from one second to the next:
-    the baseline is measured around each run and everything pooled). Returns
+    in which the action runs, and 10 s windows right before and right after
+    it with nothing else running (this machine's speed drifts from one
+    minute to the next, and one writer's TPS by 15% from one second to the
+    next: the baseline is measured around each run and everything pooled;
+    with 3 s windows, writers beside a 33 s sleep instead of a run "kept"
+    97%). Returns
     TPS alone, TPS during the action, failed transactions and the action's
     median duration."""
     quiet = [0.0, 0.0]  # transactions, seconds
@@ -268,7 +275,7 @@ def writers_during(template, clients, live, seconds, log_dir, action, repeats=3)
     failed = 0
     durations = []
     for _ in range(repeats):
-        counted, f, took = pgbench_around(template, "writer.sql", clients, live, seconds, log_dir, action)
+        counted, f, took = pgbench_around(template, "writer.sql", clients, live, seconds, log_dir, action, WRITER_WINDOW)
         for (n, span), bucket in zip(counted, [quiet, busy, quiet]):
             bucket[0] += n
             bucket[1] += span
@@ -284,7 +291,7 @@ def readers_around(template, clients, live, seconds, log_dir, action):
     reads pay for until vacuum removes them, whoever deleted. Returns the
     four TPS figures, failed transactions and the action's duration."""
     counted, failed, took = pgbench_around(template, "reader.sql", clients, live, seconds, log_dir, action,
-                                           then=lambda db: psql(db, "VACUUM;"), allowance=30)
+                                           READER_WINDOW, then=lambda db: psql(db, "VACUUM;"), allowance=30)
     return [n / span for n, span in counted], failed, took
 
 
@@ -323,16 +330,29 @@ def timed(db, sql, times=3):
     return statistics.median(psql(db, sql)[0] for _ in range(times))
 
 
+def cpu_times():
+    """The machine's CPU time by kind (/proc/stat: user, nice, system, idle,
+    iowait, irq, softirq, steal), in clock ticks."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
 def run_method(name, template):
     """Runs method `name` on a fresh copy of `template`; returns seconds, rows
     deleted and per-batch durations."""
     db = f"bench_{name.lower()}"
     fresh_copy(template, db)
     before = table_rows(db)
+    cpu_before = cpu_times()
     t, batches = METHODS[name](db)
+    cpu = [b - a for a, b in zip(cpu_before, cpu_times())]
     deleted = before - table_rows(db)
     psql("postgres", f"DROP DATABASE {db}")
-    print(f"{name}: {deleted} rows in {t:.2f} s", flush=True)
+    # Progress only: whether a slow run had the cores busy, idle (waiting)
+    # or stolen.
+    user, nice, system, idle, iowait, _, _, steal = (100 * x / max(sum(cpu), 1) for x in cpu[:8])
+    print(f"{name}: {deleted} rows in {t:.2f} s (cpus: user {user + nice:.0f}%, system {system:.0f}%, "
+          f"idle {idle:.0f}%, iowait {iowait:.0f}%, steal {steal:.0f}%)", flush=True)
     return {"seconds": t, "deleted": deleted, "batches": batches}
 
 
@@ -542,7 +562,7 @@ def benchmark():
         "",
         "pgbench, each transaction a new snapshot with 8 market odds for a live event, at full speed. "
         "Per row, three times on a fresh copy in one pgbench session: TPS over the window in which the run "
-        "runs, and over 3 s windows right before and right after it with nothing else running ('alone'); "
+        f"runs, and over {WRITER_WINDOW:g} s windows right before and right after it with nothing else running ('alone'); "
         "pooled over the three. A yields to sessions running statements (after each batch it sleeps "
         f"`pg_retention.yield_ratio` = {yield_ratio:g} times the batch's duration while any runs); "
         "the second row of each count is the same run at full speed:",
@@ -555,8 +575,9 @@ def benchmark():
         "Target: writers keep >= 90% of their TPS during A, with zero errors.",
         "",
         "Readers (no target): two pgbench clients, each transaction reading a live event's latest snapshot "
-        "with its market odds (bench/reader.sql), at full speed, once per row on a fresh copy: TPS over 3 s "
-        "before the run, during it, over 3 s right after it, and over 3 s after a `VACUUM` that follows "
+        "with its market odds (bench/reader.sql), at full speed, once per row on a fresh copy: TPS over "
+        f"{READER_WINDOW:g} s before the run, during it, over {READER_WINDOW:g} s right after it, and over "
+        f"{READER_WINDOW:g} s after a `VACUUM` that follows "
         "(percentages of 'before'). Reads are CPU-bound, so a run at full speed takes a share of the cores; "
         "and after any mass delete (C too) each read pays for the dead index entries until vacuum removes "
         "them: the planner's probes of index endpoints step over them (docs/operations.md, 'Autovacuum after "
