@@ -262,8 +262,8 @@ READER_WINDOW = 3.0
 def writers_during(template, clients, live, seconds, log_dir, action, repeats=3):
     """Writer TPS (bench/writer.sql) during `action` and alone. Each of
     `repeats` times, on a fresh copy and in one pgbench session: the window
-    in which the action runs, and 10 s windows right before and right after
-    it with nothing else running (this machine's speed drifts from one
+    in which the action runs, and `WRITER_WINDOW` seconds right before and
+    right after it with nothing else running (this machine's speed drifts from one
     minute to the next, and one writer's TPS by 15% from one second to the
     next: the baseline is measured around each run and everything pooled;
     with 3 s windows, writers beside a 33 s sleep instead of a run "kept"
