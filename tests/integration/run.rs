@@ -512,6 +512,18 @@ fn batch_yields(db: &str, settings: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// At least 20 batches, each followed by a sleep of `ratio` times its own
+/// duration (at most 1 s).
+fn assert_every_batch_yielded(batches: &[(f64, f64)], ratio: f64) {
+    assert!(batches.len() >= 20, "{batches:?}");
+    for (batch_ms, yield_ms) in batches {
+        assert!(
+            (yield_ms - (ratio * batch_ms).min(1000.0)).abs() < 0.005,
+            "{batches:?}"
+        );
+    }
+}
+
 /// A client busy with short statements spends most of its time between
 /// them; a run yields to it all the same (it ended a statement within the
 /// last 100 ms whenever the run looks).
@@ -536,13 +548,7 @@ fn a_run_yields_to_a_session_between_its_statements() {
     let batches = batch_yields("it_run_yield_gaps", "SET pg_retention.yield_ratio = 2;");
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
-    assert!(batches.len() >= 20, "{batches:?}");
-    for (batch_ms, yield_ms) in &batches {
-        assert!(
-            (yield_ms - (2.0 * batch_ms).min(1000.0)).abs() < 0.005,
-            "{batches:?}"
-        );
-    }
+    assert_every_batch_yielded(&batches, 2.0);
     assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
 }
 
@@ -566,13 +572,7 @@ fn a_run_yields_to_sessions_running_statements() {
     // While another session runs a statement, each batch is followed by a
     // sleep of yield_ratio times its own duration.
     let batches = batch_yields("it_run_yield", "SET pg_retention.yield_ratio = 2;");
-    assert!(batches.len() >= 20, "{batches:?}");
-    for (batch_ms, yield_ms) in &batches {
-        assert!(
-            (yield_ms - (2.0 * batch_ms).min(1000.0)).abs() < 0.005,
-            "{batches:?}"
-        );
-    }
+    assert_every_batch_yielded(&batches, 2.0);
     assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
 
     // yield_ratio = 0: never.
