@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: bash bench/run.sh [--scale N] [--rounds R] [--scaling] [--out DIR]
 #   --scale N   data size (N=1: ~55,000 rows; default 36: ~2M rows, about half expired)
-#   --rounds R  runs of C, A and B, alternating; the report takes medians (default 3)
+#   --rounds R  runs of C, A and B, alternating; the report takes medians (default 5)
 #   --scaling   also measure retention_run at 10x the scale (per-batch p50 ratio)
 #   --out DIR   where to write report.md and batches.svg (default docs/bench)
 # It fails if the four methods do not delete the same number of rows.
