@@ -6,7 +6,7 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 /// Measured in the benchmark (`docs/bench/README.md`): two writer clients
 /// keeping both cores busy kept 75% of their throughput beside a run at full
-/// speed, 88-91% with a ratio of 15 (three harness rows), 95% with 30.
+/// speed, 88-91% with a ratio of 15 (three harness rows), 94-98% with 30.
 const DEFAULT_YIELD_RATIO: f64 = 30.0;
 
 pub static MAX_ROWS_PER_RUN: GucSetting<i32> = GucSetting::<i32>::new(0);
