@@ -29,7 +29,9 @@ cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 cp sql/archive/pg_retention--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 bash scripts/cluster.sh stop test
 bash scripts/cluster.sh stop crash
-bash scripts/cluster.sh start test "$TEST_PORT"
+# The server runs with RUST_BACKTRACE set, as some DBAs' do: no error may
+# show Rust internals (tests/integration/security.rs).
+RUST_BACKTRACE=1 bash scripts/cluster.sh start test "$TEST_PORT"
 eval "$(bash scripts/cluster.sh env test "$TEST_PORT")"
 # Two test threads share this server, and a run yields to the other's
 # statements (pg_retention.yield_ratio): off here, where only correctness is

@@ -45,7 +45,9 @@ CREATE FUNCTION retention_remove_policy(relation regclass, kind text DEFAULT NUL
 LANGUAGE sql VOLATILE
 AS $$ SELECT @extschema@._retention_remove_policy($1::pg_catalog.oid, $2) $$;
 
-CREATE VIEW retention_policies AS
+-- security_barrier: the reader's own WHERE clauses (a cheap leaky function
+-- among them) run only on the rows the ownership test let through.
+CREATE VIEW retention_policies WITH (security_barrier) AS
 SELECT p.id,
        p.relid AS relation,
        p.kind,
@@ -226,15 +228,17 @@ COMMENT ON PROCEDURE retention_run(integer, text, bigint, interval, interval, in
 COMMENT ON FUNCTION retention_schedule(text, integer, text) IS 'Schedules CALL retention_run() with pg_cron (one job per label; scheduling again updates it); returns the job id';
 COMMENT ON FUNCTION retention_unschedule(text) IS 'Removes the pg_cron job of a label; false when there is none';
 
--- Privileges. Policies and history are readable and writable by any role,
--- but row-level security limits each role to the policies of tables it owns
--- (or whose owning role it belongs to) and to the history rows of its own
--- runs. Superusers and the extension's owner bypass it, so a run by a
--- superuser (pg_cron's usual role) sees every policy; a run by another role
--- runs the policies of its own tables only, with its own privileges.
-GRANT SELECT, INSERT, UPDATE, DELETE ON retention_config TO PUBLIC;
+-- Privileges (docs/security.md). PUBLIC may read policies and history but
+-- write neither: the extension's functions write both as the extension's
+-- owner, after checking that the caller owns the table (policies) or is the
+-- run (history). Row-level security limits each role to the policies of
+-- tables it owns (or whose owning role it belongs to). Superusers and the
+-- extension's owner bypass it, so a run by a superuser (pg_cron's usual
+-- role) sees every policy; a run by another role runs the policies of its
+-- own tables only. Either way every statement of a policy runs as the owner
+-- of the policy's table.
+GRANT SELECT ON retention_config TO PUBLIC;
 GRANT SELECT ON retention_policies TO PUBLIC;
-GRANT USAGE ON SEQUENCE retention_config_id_seq TO PUBLIC;
 ALTER TABLE retention_config ENABLE ROW LEVEL SECURITY;
 CREATE POLICY retention_config_owner ON retention_config
     USING (pg_catalog.pg_has_role(CURRENT_USER,
@@ -242,13 +246,9 @@ CREATE POLICY retention_config_owner ON retention_config
     WITH CHECK (pg_catalog.pg_has_role(CURRENT_USER,
               (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid::pg_catalog.oid), 'USAGE'));
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON cleanup_runs TO PUBLIC;
-GRANT USAGE ON SEQUENCE cleanup_runs_id_seq TO PUBLIC;
+GRANT SELECT ON cleanup_runs TO PUBLIC;
 ALTER TABLE cleanup_runs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY cleanup_runs_read ON cleanup_runs FOR SELECT USING (true);
-CREATE POLICY cleanup_runs_insert ON cleanup_runs FOR INSERT WITH CHECK (started_by OPERATOR(pg_catalog.=) CURRENT_USER);
-CREATE POLICY cleanup_runs_update ON cleanup_runs FOR UPDATE USING (started_by OPERATOR(pg_catalog.=) CURRENT_USER);
-CREATE POLICY cleanup_runs_delete ON cleanup_runs FOR DELETE USING (started_by OPERATOR(pg_catalog.=) CURRENT_USER);
 
 -- ---------------------------------------------------------------------------
 -- New in 0.2.0 (the upgrade script sql/pg_retention--0.1.0--0.2.0.sql creates

@@ -40,6 +40,17 @@ pub fn rows_mut<T>(
     out
 }
 
+/// Like [`rows_mut`], as the extension's owner: for the extension's own
+/// tables, which PUBLIC may read but not write.
+pub fn bookkeeping<T>(
+    client: &mut SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+    map: impl Fn(&SpiHeapTupleData<'_>) -> std::result::Result<T, SpiError>,
+) -> std::result::Result<Vec<T>, SpiError> {
+    crate::security::as_extension_owner(|| rows_mut(client, sql, args, map))
+}
+
 fn free_last_result() {
     // SAFETY: SPI_tuptable is the result of the statement just consumed; its
     // rows were copied into Rust values above and nothing refers to it.
@@ -58,19 +69,24 @@ pub fn get<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
     row.get::<T>(ordinal)
 }
 
-/// The extension's schema, quoted, for statements that reach its tables.
+/// The extension's schema, quoted, for statements that reach its tables;
+/// also records the extension's owner, who writes its bookkeeping.
 pub fn extension_schema(client: &SpiClient<'_>) -> Result<String> {
     let found = rows(
         client,
-        "SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_retention'",
+        "SELECT n.nspname::pg_catalog.text, e.extowner FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'pg_retention'",
         &[],
-        |r| get::<String>(r, 1),
+        |r| Ok((get::<String>(r, 1)?, get::<pgrx::pg_sys::Oid>(r, 2)?)),
     )
     .map_err(internal)?;
-    match found.into_iter().next().flatten() {
-        Some(schema) => Ok(quote_ident(&schema)),
-        None => Err(RetentionError::NotReady(
+    match found.into_iter().next() {
+        Some((Some(schema), Some(owner))) => {
+            crate::security::set_extension_owner(owner);
+            Ok(quote_ident(&schema))
+        }
+        _ => Err(RetentionError::NotReady(
             "extension pg_retention is not installed in this database".into(),
         )),
     }
@@ -118,6 +134,8 @@ pub struct Policy {
     pub enabled: bool,
     /// `schema.table` as a DBA reads it; `None` when the table was dropped.
     pub relation: Option<String>,
+    /// The table's owner: every statement of the policy runs as this role.
+    pub owner: pgrx::pg_sys::Oid,
 }
 
 /// Policies (all, or one label's; disabled ones only when asked), with
@@ -131,7 +149,7 @@ pub fn load_policies(
     let sql = format!(
         "SELECT p.id, p.relid::pg_catalog.oid, p.kind, p.time_column::pg_catalog.text, p.label, p.batch_size, \
                 pg_catalog.now() OPERATOR(pg_catalog.-) p.retain, \
-                CASE WHEN c.oid IS NOT NULL THEN pg_catalog.format('%I.%I', n.nspname, c.relname) END, p.enabled \
+                CASE WHEN c.oid IS NOT NULL THEN pg_catalog.format('%I.%I', n.nspname, c.relname) END, p.enabled, c.relowner \
          FROM {schema}.retention_config p \
          LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid \
          LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
@@ -153,6 +171,7 @@ pub fn load_policies(
                 get::<TimestampWithTimeZone>(r, 7)?,
                 get::<String>(r, 8)?,
                 get::<bool>(r, 9)?,
+                get::<pgrx::pg_sys::Oid>(r, 10)?,
             ))
         },
     )
@@ -160,7 +179,7 @@ pub fn load_policies(
     policies
         .into_iter()
         .map(
-            |(id, relid, kind, column, label, batch_size, cutoff, relation, enabled)| {
+            |(id, relid, kind, column, label, batch_size, cutoff, relation, enabled, owner)| {
                 Ok(Policy {
                     id: id.unwrap_or_default(),
                     relid: relid.map(|o| o.to_u32()).unwrap_or_default(),
@@ -173,6 +192,7 @@ pub fn load_policies(
                     })?,
                     enabled: enabled.unwrap_or_default(),
                     relation,
+                    owner: owner.unwrap_or(pgrx::pg_sys::Oid::INVALID),
                 })
             },
         )
@@ -234,10 +254,16 @@ pub fn relation_name(client: &SpiClient<'_>, relid: RelId) -> Result<String> {
 pub fn columns(client: &SpiClient<'_>, relid: RelId, names: &[String]) -> Result<Vec<Column>> {
     let found = rows(
         client,
-        "SELECT a.attname::pg_catalog.text, pg_catalog.format_type(a.atttypid, a.atttypmod) \
+        "SELECT a.attname::pg_catalog.text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid \
          FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
         &[pgrx::pg_sys::Oid::from(relid).into()],
-        |r| Ok((get::<String>(r, 1)?.unwrap_or_default(), get::<String>(r, 2)?.unwrap_or_default())),
+        |r| {
+            Ok((
+                get::<String>(r, 1)?.unwrap_or_default(),
+                get::<String>(r, 2)?.unwrap_or_default(),
+                get::<pgrx::pg_sys::Oid>(r, 3)?.map(|o| o.to_u32()).unwrap_or_default(),
+            ))
+        },
     )
     .map_err(internal)?;
     names
@@ -245,10 +271,11 @@ pub fn columns(client: &SpiClient<'_>, relid: RelId, names: &[String]) -> Result
         .map(|name| {
             found
                 .iter()
-                .find(|(n, _)| n == name)
-                .map(|(n, t)| Column {
+                .find(|(n, _, _)| n == name)
+                .map(|(n, t, oid)| Column {
                     name: n.clone(),
                     type_sql: t.clone(),
+                    type_oid: *oid,
                 })
                 .ok_or_else(|| {
                     RetentionError::UndefinedColumn(format!(
@@ -505,21 +532,40 @@ impl Setup {
         }
     }
 
-    /// The run's role must be able to SELECT, lock (UPDATE) and DELETE every
-    /// table the policy deletes from, and SELECT those it reads: checked
-    /// before the policy's first batch so that a refused policy deletes
-    /// nothing at all.
-    pub fn check_privileges(
-        &self,
-        client: &SpiClient<'_>,
-        policy: &Policy,
-    ) -> std::result::Result<(), crate::subxact::BatchFailure> {
+    /// The policy table's owner (the run switches to it before calling this)
+    /// must be able to SELECT, lock (UPDATE) and DELETE every table the
+    /// policy deletes from, and SELECT those it reads; and no table but the
+    /// policy's own may hide rows from it with row-level security (a run
+    /// would decide on a partial view: an orphan on rows it cannot see, a
+    /// preview that misses what the cascade takes). Checked before the
+    /// policy's first batch so that a refused policy deletes nothing at all.
+    pub fn check_privileges(&self, client: &SpiClient<'_>, policy: &Policy) -> Result<()> {
         let (deleted, read) = self.tables_of(policy);
-        let to_oids = |v: Vec<RelId>| {
-            v.into_iter()
+        let to_oids = |v: &[RelId]| {
+            v.iter()
+                .copied()
                 .map(pgrx::pg_sys::Oid::from)
                 .collect::<Vec<_>>()
         };
+        let hidden = rows(
+            client,
+            "SELECT pg_catalog.string_agg(o::pg_catalog.regclass::pg_catalog.text, ', ') \
+             FROM pg_catalog.unnest($1::pg_catalog.oid[]) o \
+             WHERE o OPERATOR(pg_catalog.<>) $2 AND pg_catalog.row_security_active(o)",
+            &[
+                to_oids(&[deleted.as_slice(), read.as_slice()].concat()).into(),
+                pgrx::pg_sys::Oid::from(policy.relid).into(),
+            ],
+            |r| get::<String>(r, 1),
+        )
+        .map_err(internal)?;
+        if let Some(tables) = hidden.into_iter().next().flatten() {
+            return Err(RetentionError::InsufficientPrivilege(format!(
+                "row-level security on {tables} hides rows from {}, the owner of {}: a run would decide on rows it cannot see; nothing was deleted for this policy",
+                owner_name(policy.owner),
+                policy.relation.as_deref().unwrap_or("the policy's table")
+            )));
+        }
         let missing = rows(
             client,
             "SELECT pg_catalog.format('%s on %s', pg_catalog.array_to_string(ARRAY[ \
@@ -532,19 +578,20 @@ impl Setup {
              WHERE NOT pg_catalog.has_table_privilege(r.oid, 'SELECT') \
                 OR (r.deletes AND NOT (pg_catalog.has_table_privilege(r.oid, 'DELETE') \
                                        AND pg_catalog.has_any_column_privilege(r.oid, 'UPDATE')))",
-            &[to_oids(deleted).into(), to_oids(read).into()],
+            &[to_oids(&deleted).into(), to_oids(&read).into()],
             |r| get::<String>(r, 1),
         )
-        .map_err(|e| crate::subxact::BatchFailure::from(internal(e)))?;
+        .map_err(internal)?;
         let missing: Vec<String> = missing.into_iter().flatten().collect();
         if missing.is_empty() {
             return Ok(());
         }
         Err(RetentionError::InsufficientPrivilege(format!(
-            "permission denied: the run's role lacks {}; nothing was deleted for this policy",
+            "permission denied: {}, the owner of {} (whose privileges a run uses), lacks {}; nothing was deleted for this policy",
+            owner_name(policy.owner),
+            policy.relation.as_deref().unwrap_or("the policy's table"),
             missing.join("; ")
-        ))
-        .into())
+        )))
     }
 
     /// `schema.table` quoted, for any relation (children outside the plan
@@ -617,44 +664,6 @@ fn describe_relation(
     })
 }
 
-/// Runs `f` with `pg_catalog` first on the search_path, then the caller's
-/// path, then `pg_temp`: built-in functions and operators in generated SQL
-/// cannot be shadowed by a schema the caller put before `pg_catalog`, while
-/// operators of extension types (citext keys, say) still resolve. Restored
-/// on return; an error restores it with the (sub)transaction abort.
-pub fn with_trusted_search_path<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: the same nesting fmgr uses for a function's SET clause.
-    let level = unsafe {
-        let current = pgrx::pg_sys::GetConfigOption(c"search_path".as_ptr(), false, false);
-        let current = if current.is_null() {
-            String::new()
-        } else {
-            std::ffi::CStr::from_ptr(current)
-                .to_string_lossy()
-                .into_owned()
-        };
-        let trusted =
-            std::ffi::CString::new(format!("pg_catalog, {current}, pg_temp").replace(", , ", ", "))
-                .expect("search_path has no NUL");
-        let level = pgrx::pg_sys::NewGUCNestLevel();
-        pgrx::pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            trusted.as_ptr(),
-            pgrx::pg_sys::GucContext::PGC_USERSET,
-            pgrx::pg_sys::GucSource::PGC_S_SESSION,
-            pgrx::pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-        level
-    };
-    let out = f();
-    // SAFETY: closes the nesting level opened above.
-    unsafe { pgrx::pg_sys::AtEOXact_GUC(true, level) };
-    out
-}
-
 /// The run's statements, each prepared (parsed and planned) once and kept
 /// across batches and, for `retention_run`, across its commits. Used for the
 /// small batches of `retention_run`, where planning is a large share of
@@ -710,4 +719,30 @@ fn counts_tracked_and_citus(client: &SpiClient<'_>) -> Result<(bool, bool)> {
     )
     .map_err(internal)?;
     Ok(found.into_iter().next().unwrap_or((false, true)))
+}
+
+/// A role's name, for messages.
+pub fn owner_name(role: pgrx::pg_sys::Oid) -> String {
+    // SAFETY: a syscache lookup; `true` returns NULL for a missing role.
+    let name = unsafe { pgrx::pg_sys::GetUserNameFromId(role, true) };
+    if name.is_null() {
+        return "a dropped role".into();
+    }
+    // SAFETY: a palloc'd NUL-terminated name.
+    let name = unsafe { std::ffi::CStr::from_ptr(name) };
+    quote_ident_if_needed(&name.to_string_lossy())
+}
+
+/// A role name as a DBA would type it: quoted when it is not lower-case
+/// letters, digits and underscores.
+fn quote_ident_if_needed(name: &str) -> String {
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if plain && !name.is_empty() {
+        name.to_string()
+    } else {
+        quote_ident(name)
+    }
 }

@@ -6,7 +6,9 @@
 //! of at most `batch_size` rows each, recursively; the parent keys are split
 //! into chunks so that one statement never has to look at many more children
 //! than it deletes. Each root batch is one subtransaction: a failure rolls
-//! back that batch only.
+//! back that batch only. Every statement of a policy runs as the owner of
+//! its table (`security::as_table_owner`). Keys and keyset values are
+//! Datums of their own type ([`crate::values`]), never text.
 
 use std::collections::HashMap;
 
@@ -17,11 +19,58 @@ use crate::catalog::{get, internal, Policy, PolicyKind, PreparedStatements, Setu
 use crate::errors::{Result, RetentionError};
 use crate::history::TableCount;
 use crate::planner::{ForeignKey, RelId};
+use crate::security::as_table_owner;
 use crate::sqlgen::{self, BatchStart, Column, FusedChild, RootBatch, TableShape};
 use crate::subxact::{in_subtransaction, BatchFailure};
+use crate::values::{OwnedContext, TypeInfo, Value, ValueColumn};
 
-/// Values of some columns for a set of rows, column by column, as text.
-type Columns = Vec<Vec<Option<String>>>;
+/// Values of some columns for a set of rows, column by column.
+type Columns = Vec<ValueColumn>;
+
+/// The memory the run's values live in: the batch in progress (reset at
+/// every step) and the keyset to continue from (kept across the commits of
+/// a `retention_run`). Freed with the run.
+struct RunMemory {
+    batch: OwnedContext,
+    keyset: OwnedContext,
+}
+
+impl Default for RunMemory {
+    fn default() -> Self {
+        RunMemory {
+            batch: OwnedContext::new(c"pg_retention batch"),
+            keyset: OwnedContext::new(c"pg_retention keyset"),
+        }
+    }
+}
+
+/// The storage of the columns' type, or an error naming the column.
+fn type_info(table: &TableShape, column: &Column) -> Result<TypeInfo> {
+    TypeInfo::of(pgrx::pg_sys::Oid::from(column.type_oid)).ok_or_else(|| {
+        RetentionError::Unsupported(format!(
+            "column {} of {} has type {}, which has no array type; pg_retention deletes by sets of keys",
+            column.name, table.qualified, column.type_sql
+        ))
+    })
+}
+
+fn type_infos<'c>(
+    table: &TableShape,
+    columns: impl IntoIterator<Item = &'c Column>,
+) -> Result<Vec<TypeInfo>> {
+    columns.into_iter().map(|c| type_info(table, c)).collect()
+}
+
+/// Rows read as values (copied into `cx`) to columns, skipping the first
+/// `from` values of each row.
+fn to_columns(rows: &[Vec<Value>], from: usize, types: &[TypeInfo]) -> Columns {
+    (from..types.len())
+        .map(|i| ValueColumn {
+            ty: types[i],
+            values: rows.iter().map(|r| r[i].datum).collect(),
+        })
+        .collect()
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Tally {
@@ -57,7 +106,8 @@ fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 /// only part of its dependents; the next step takes the same batch again).
 struct RootProgress {
     selected: i64,
-    last: Option<Vec<Option<String>>>,
+    /// Time and key of the batch's last row (in the batch's memory).
+    last: Option<Vec<Value>>,
     complete: bool,
     /// Every row of the batch had the same time.
     one_time: bool,
@@ -75,16 +125,17 @@ impl RootProgress {
 /// Where a root batch starts (see [`sqlgen::BatchStart`]).
 enum Start<'s> {
     First,
-    After(&'s [Option<String>]),
-    Keys(&'s [String]),
+    After(&'s [Value]),
+    Keys(&'s ValueColumn, std::ops::Range<usize>),
 }
 
 /// The rest of a group of rows sharing one time, in key order, taken by key
-/// batch after batch.
+/// batch after batch; the values live in the group's own memory.
 struct SameTimeKeys {
-    time: String,
-    keys: Vec<String>,
+    time: Value,
+    keys: ValueColumn,
     taken: usize,
+    _memory: OwnedContext,
 }
 
 /// How many keys of a same-time group are read at once.
@@ -98,8 +149,8 @@ pub struct Progress {
     /// Position in `order`.
     next_policy: usize,
     /// The current policy's keyset: time and key of the last row of the
-    /// last completed root batch.
-    after: Option<Vec<Option<String>>>,
+    /// last completed root batch (in `memory.keyset`).
+    after: Option<Vec<Value>>,
     /// While set, batches take these keys instead of the keyset.
     same_time: Option<SameTimeKeys>,
     /// The last keyset batch was full and all at one time.
@@ -118,6 +169,7 @@ pub struct Progress {
     batch_deleted: i64,
     /// Every statement of the run, planned once.
     statements: PreparedStatements,
+    memory: RunMemory,
 }
 
 impl Progress {
@@ -270,7 +322,9 @@ impl<'a> Deleter<'a> {
         let policy = &setup.policies[index];
         if self.progress.checked != Some(self.progress.next_policy) {
             // Refused before its first batch, the policy deletes nothing.
-            setup.check_privileges(client, policy)?;
+            in_subtransaction(|| {
+                as_table_owner(policy.owner, || setup.check_privileges(client, policy))
+            })?;
             self.progress.checked = Some(self.progress.next_policy);
         }
         let batch_limit = policy
@@ -293,39 +347,46 @@ impl<'a> Deleter<'a> {
             (Some(_), None) if clears_dependents(setup, policy) => (1, false),
             _ => (batch_limit, false),
         };
-        let after = self.progress.after.clone();
-        let keys: Option<Vec<String>> = self.progress.same_time.as_ref().map(|g| {
+        let after = self.progress.after.take();
+        let group = self.progress.same_time.take();
+        let keys = group.as_ref().map(|g| {
             let end = (g.taken + limit as usize).min(g.keys.len());
-            g.keys[g.taken..end].to_vec()
+            (g.taken..end, end - g.taken)
         });
-        let start = match (&keys, &after) {
-            (Some(keys), _) => Start::Keys(keys),
-            (None, Some(after)) => Start::After(after),
-            (None, None) => Start::First,
+        let start = match (&group, &keys, &after) {
+            (Some(g), Some((range, _)), _) => Start::Keys(&g.keys, range.clone()),
+            (_, _, Some(after)) => Start::After(after),
+            _ => Start::First,
         };
         self.pending.clear();
+        self.progress.memory.batch.reset();
         let outcome = in_subtransaction(|| {
-            let limits = Limits {
-                root: limit,
-                statement: batch_limit,
-                sized,
-            };
-            let p = self.root_batch(client, policy, limits, &start)?;
-            // Two full keyset batches in a row at one time: they sit inside a
-            // large group of rows sharing that time. Read the rest of the
-            // group's keys once rather than sort the group at every batch.
-            let full_at_one_time = p.complete && p.one_time && p.selected == limit;
-            let group = match (&start, &p.last) {
-                (Start::Keys(_), _) | (_, None) => None,
-                (_, Some(last)) if full_at_one_time && self.progress.last_batch_one_time => {
-                    self.same_time_keys(client, policy, last)?
-                }
-                _ => None,
-            };
-            Ok((p, group, full_at_one_time))
+            as_table_owner(policy.owner, || {
+                let limits = Limits {
+                    root: limit,
+                    statement: batch_limit,
+                    sized,
+                };
+                let p = self.root_batch(client, policy, limits, &start)?;
+                // Two full keyset batches in a row at one time: they sit inside a
+                // large group of rows sharing that time. Read the rest of the
+                // group's keys once rather than sort the group at every batch.
+                let full_at_one_time = p.complete && p.one_time && p.selected == limit;
+                let next_group = match (&start, &p.last) {
+                    (Start::Keys(..), _) | (_, None) => None,
+                    (_, Some(last)) if full_at_one_time && self.progress.last_batch_one_time => {
+                        self.same_time_keys(client, policy, last)?
+                    }
+                    _ => None,
+                };
+                Ok((p, next_group, full_at_one_time))
+            })
         });
+        // The position is put back as it was; the code below moves it.
+        self.progress.after = after;
+        self.progress.same_time = group;
         let pending = std::mem::take(&mut self.pending);
-        let (p, group, full_at_one_time) = outcome?;
+        let (p, next_group, full_at_one_time) = outcome?;
         self.progress.batch_deleted += pending.values().map(|t| t.deleted).sum::<i64>();
         for (rel, t) in pending {
             self.progress
@@ -354,25 +415,42 @@ impl<'a> Deleter<'a> {
                 .or_insert(rows_per_root);
             *estimate = (*estimate + rows_per_root) / 2.0;
         }
-        if let Some(taken) = keys.map(|k| k.len()) {
+        if let Some((_, taken)) = keys {
             // Inside a same-time group: missing keys (deleted or locked by
             // others) do not end the policy; the keyset resumes after the group.
             if let Some(g) = self.progress.same_time.as_mut() {
                 g.taken += taken;
                 if g.taken >= g.keys.len() {
-                    let last = g.keys.last().cloned();
-                    self.progress.after = Some(vec![Some(g.time.clone()), last]);
+                    let last_key = Value {
+                        datum: g.keys.values.last().copied().flatten(),
+                        ty: g.keys.ty,
+                    };
+                    let after = [g.time, last_key];
+                    self.set_keyset(&after);
                     self.progress.same_time = None;
                 }
             }
-        } else if p.selected < limit || p.last.is_none() {
+        } else if p.selected < limit {
             self.progress.skip_policy();
+        } else if let Some(last) = p.last {
+            self.set_keyset(&last);
+            self.progress.last_batch_one_time = full_at_one_time && next_group.is_none();
+            self.progress.same_time = next_group;
         } else {
-            self.progress.after = p.last;
-            self.progress.last_batch_one_time = full_at_one_time && group.is_none();
-            self.progress.same_time = group;
+            self.progress.skip_policy();
         }
         Ok(())
+    }
+
+    /// Continues the current policy after `last` (time and key), copied into
+    /// the run's keyset memory (the batch's memory is reset at every step).
+    fn set_keyset(&mut self, last: &[Value]) {
+        // `last` lives in the batch's or a group's memory, never in the
+        // keyset's, so the old keyset can be freed first.
+        self.progress.after = None;
+        self.progress.memory.keyset.reset();
+        let keyset = &self.progress.memory.keyset;
+        self.progress.after = Some(last.iter().map(|v| v.copied_to(keyset)).collect());
     }
 
     /// The keys after the batch's last row at the same time, in key order
@@ -382,12 +460,11 @@ impl<'a> Deleter<'a> {
         &mut self,
         client: &mut SpiClient<'_>,
         policy: &Policy,
-        last: &[Option<String>],
+        last: &[Value],
     ) -> Result<Option<SameTimeKeys>> {
         let setup = self.setup;
         let shape = setup.shape(policy.relid);
-        let (Some(Some(time)), Some(Some(key)), 1) = (last.first(), last.get(1), shape.key.len())
-        else {
+        let (Some(time), Some(key), 1) = (last.first(), last.get(1), shape.key.len()) else {
             return Ok(None);
         };
         let batch = RootBatch {
@@ -396,27 +473,29 @@ impl<'a> Deleter<'a> {
             start: BatchStart::Keys,
             extra: None,
         };
-        let keys: Vec<String> = self
+        let memory = OwnedContext::new(c"pg_retention same-time keys");
+        let key_type = key.ty;
+        let keys: Vec<Value> = self
             .progress
             .statements
             .rows(
                 client,
                 &batch.same_time_keys_sql(),
-                &[
-                    time.clone().into(),
-                    key.clone().into(),
-                    SAME_TIME_KEYS_READ.into(),
-                ],
-                |r| get::<String>(r, 1),
+                &[time.param(), key.param(), SAME_TIME_KEYS_READ.into()],
+                |r| Value::read(&memory, r, 1, &key_type),
             )
-            .map_err(internal)?
-            .into_iter()
-            .flatten()
-            .collect();
-        Ok((!keys.is_empty()).then(|| SameTimeKeys {
-            time: time.clone(),
-            keys,
+            .map_err(internal)?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(SameTimeKeys {
+            time: time.copied_to(&memory),
+            keys: ValueColumn {
+                ty: key_type,
+                values: keys.iter().map(|v| v.datum).collect(),
+            },
             taken: 0,
+            _memory: memory,
         }))
     }
 
@@ -457,21 +536,27 @@ impl<'a> Deleter<'a> {
             start: match start {
                 Start::First => BatchStart::First,
                 Start::After(_) => BatchStart::After,
-                Start::Keys(_) => BatchStart::Keys,
+                Start::Keys(..) => BatchStart::Keys,
             },
             extra,
         };
+        let start_values: Vec<Value> = match start {
+            Start::First => Vec::new(),
+            Start::After(after) => after.to_vec(),
+            Start::Keys(keys, range) => {
+                vec![keys.array_value(&self.progress.memory.batch, range.clone())]
+            }
+        };
         let root_args = || {
             let mut args: Vec<DatumWithOid> = vec![policy.cutoff.into(), root_limit.into()];
-            match start {
-                Start::First => {}
-                Start::After(after) => args.extend(after.iter().map(|v| v.clone().into())),
-                Start::Keys(keys) => args.push(keys.to_vec().into()),
-            }
+            args.extend(start_values.iter().map(Value::param));
             args
         };
+        let time_type = type_info(shape, time)?;
+        let key_types = type_infos(shape, &shape.key)?;
         if !clears_dependents(setup, policy) {
-            return self.root_batch_single_statement(client, &batch, &root_args());
+            let args = root_args();
+            return self.root_batch_single_statement(client, &batch, &args, time_type, &key_types);
         }
         // A batch sized from the measured fan-out usually holds at most a
         // statement's worth of children: one statement does it all. If the
@@ -480,7 +565,10 @@ impl<'a> Deleter<'a> {
             if let Some(children) = setup.fused_children(policy.relid) {
                 let mut fused_args = root_args();
                 fused_args.push(statement_limit.into());
-                if let Some(done) = self.root_batch_fused(client, &batch, &children, &fused_args)? {
+                let types = (time_type, key_types.as_slice());
+                if let Some(done) =
+                    self.root_batch_fused(client, &batch, &children, &fused_args, types)?
+                {
                     return Ok(done);
                 }
             }
@@ -488,21 +576,23 @@ impl<'a> Deleter<'a> {
         let args = root_args();
 
         // Select and lock the batch, clear its dependents, then delete it.
-        let width = 1 + shape.carried.len();
+        let mut types = vec![time_type];
+        types.extend(type_infos(shape, &shape.carried)?);
+        let batch_memory = &self.progress.memory.batch;
         let selected = self
             .progress
             .statements
             .rows(client, &batch.select_sql(), &args, |r| {
-                (1..=width)
-                    .map(|i| get::<String>(r, i))
+                (0..types.len())
+                    .map(|i| Value::read(batch_memory, r, i + 1, &types[i]))
                     .collect::<std::result::Result<Vec<_>, _>>()
             })
             .map_err(internal)?;
         let Some(last_row) = selected.last().cloned() else {
             return Ok(RootProgress::EMPTY);
         };
-        let one_time = selected[0][0] == last_row[0];
-        let carried = transpose(&selected, 1, width);
+        let one_time = selected[0][0].same_as(&last_row[0]);
+        let carried = to_columns(&selected, 1, &types);
         if !self.clear_dependents(client, policy.relid, &carried, statement_limit)? {
             return Ok(RootProgress {
                 selected: selected.len() as i64,
@@ -526,13 +616,15 @@ impl<'a> Deleter<'a> {
         client: &mut SpiClient<'_>,
         batch: &RootBatch<'_>,
         args: &[DatumWithOid<'_>],
+        time_type: TypeInfo,
+        key_types: &[TypeInfo],
     ) -> Result<RootProgress> {
-        let key_len = batch.table.key.len();
+        let memory = &self.progress.memory.batch;
         let found = self
             .progress
             .statements
             .rows(client, &batch.delete_sql(), args, |r| {
-                batch_row(r, 5, key_len)
+                batch_row(r, 5, memory, time_type, key_types)
             })
             .map_err(internal)?;
         match found.into_iter().next() {
@@ -559,8 +651,9 @@ impl<'a> Deleter<'a> {
         batch: &RootBatch<'_>,
         children: &[FusedChild<'_>],
         args: &[DatumWithOid<'_>],
+        (time_type, key_types): (TypeInfo, &[TypeInfo]),
     ) -> Result<Option<RootProgress>> {
-        let key_len = batch.table.key.len();
+        let memory = &self.progress.memory.batch;
         let mut cascaded: Vec<RelId> = children.iter().map(|c| c.table.relid).collect();
         cascaded.sort_unstable();
         cascaded.dedup();
@@ -570,7 +663,7 @@ impl<'a> Deleter<'a> {
             .statements
             .rows(client, &batch.fused_sql(children), args, |r| {
                 Ok((
-                    batch_row(r, 7, key_len)?,
+                    batch_row(r, 7, memory, time_type, key_types)?,
                     get::<bool>(r, 6)?.unwrap_or(false),
                 ))
             })
@@ -638,22 +731,23 @@ impl<'a> Deleter<'a> {
             })
             .collect::<Result<_>>()?;
         let values: Columns = positions.iter().map(|i| parent_rows[*i].clone()).collect();
-        let types: Vec<String> = positions
-            .iter()
-            .map(|i| parent.carried[*i].type_sql.clone())
-            .collect();
         let leaf = !setup.has_walked_children(edge.child);
         let sql = if leaf {
-            sqlgen::child_delete_sql(child, edge, &types)
+            sqlgen::child_delete_sql(child, edge)
         } else {
-            sqlgen::child_select_sql(child, edge, &types)
+            sqlgen::child_select_sql(child, edge)
         };
         // Usually all of a chunk's leaf children fit one statement: the first
         // statement of a chunk deletes them in one pass over the foreign key's
         // index; only when there are more does it fall back to `sql`.
-        let one_pass_sql = leaf.then(|| sqlgen::child_delete_all_sql(child, edge, &types));
+        let one_pass_sql = leaf.then(|| sqlgen::child_delete_all_sql(child, edge));
+        let child_types = if leaf {
+            Vec::new()
+        } else {
+            type_infos(child, &child.carried)?
+        };
 
-        let total = values.first().map_or(0, Vec::len);
+        let total = values.first().map_or(0, ValueColumn::len);
         let mut chunk = self
             .progress
             .chunk_hint
@@ -666,7 +760,7 @@ impl<'a> Deleter<'a> {
             let end = (start + chunk).min(total);
             let mut args: Vec<DatumWithOid> = values
                 .iter()
-                .map(|v| v[start..end].to_vec().into())
+                .map(|v| v.array_param(&self.progress.memory.batch, start..end))
                 .collect();
             args.push(statement_limit.into());
             let mut statements = 0;
@@ -698,18 +792,18 @@ impl<'a> Deleter<'a> {
                     self.tally(edge.child, n, lo, hi);
                     (n, n < statement_limit)
                 } else {
-                    let width = child.carried.len();
+                    let memory = &self.progress.memory.batch;
                     let selected = self
                         .progress
                         .statements
                         .rows(client, &sql, &args, |r| {
-                            (1..=width)
-                                .map(|i| get::<String>(r, i))
+                            (0..child_types.len())
+                                .map(|i| Value::read(memory, r, i + 1, &child_types[i]))
                                 .collect::<std::result::Result<Vec<_>, _>>()
                         })
                         .map_err(internal)?;
                     if !selected.is_empty() {
-                        let carried = transpose(&selected, 0, width);
+                        let carried = to_columns(&selected, 0, &child_types);
                         if !self.clear_dependents(client, edge.child, &carried, statement_limit)? {
                             return Ok(false);
                         }
@@ -750,9 +844,10 @@ impl<'a> Deleter<'a> {
         rows: &Columns,
         recheck: Option<(&Column, TimestampWithTimeZone)>,
     ) -> Result<()> {
+        let memory = &self.progress.memory.batch;
         let mut args: Vec<DatumWithOid> = rows[..table.key.len()]
             .iter()
-            .map(|v| v.clone().into())
+            .map(|v| v.array_param(memory, 0..v.len()))
             .collect();
         if let Some((_, cutoff)) = recheck {
             args.push(cutoff.into());
@@ -803,23 +898,26 @@ fn clears_dependents(setup: &Setup, policy: &Policy) -> bool {
 type Summary = (i64, Option<i64>, Option<i64>);
 
 /// The row a one-statement root batch returns: rows selected (column 1),
-/// deleted with oldest and newest (2-4); the last row's time and key as text
-/// from column `last_at` on, and whether the batch's first time, in the
-/// column after them, is the same.
-type BatchRow = (i64, Summary, Vec<Option<String>>, bool);
+/// deleted with oldest and newest (2-4); the last row's time and key from
+/// column `last_at` on (copied into `memory`), and whether the batch's first
+/// time, in the column after them, is the same.
+type BatchRow = (i64, Summary, Vec<Value>, bool);
 
 fn batch_row(
     r: &pgrx::spi::SpiHeapTupleData<'_>,
     last_at: usize,
-    key_len: usize,
+    memory: &OwnedContext,
+    time_type: TypeInfo,
+    key_types: &[TypeInfo],
 ) -> std::result::Result<BatchRow, pgrx::spi::SpiError> {
     let selected = get::<i64>(r, 1)?.unwrap_or_default();
     let (deleted, oldest, newest) = summary_row_at(r, 2)?;
-    let last = (last_at..last_at + 1 + key_len)
-        .map(|i| get::<String>(r, i))
+    let last = std::iter::once(&time_type)
+        .chain(key_types)
+        .enumerate()
+        .map(|(i, ty)| Value::read(memory, r, last_at + i, ty))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let first_time = get::<String>(r, last_at + 1 + key_len)?;
-    let one_time = first_time == last[0];
+    let one_time = get::<bool>(r, last_at + last.len())?.unwrap_or(false);
     Ok((selected, (deleted, oldest, newest), last, one_time))
 }
 
@@ -843,11 +941,4 @@ fn summary_row_at(
 
 fn summary(found: Vec<Summary>) -> Summary {
     found.into_iter().next().unwrap_or_default()
-}
-
-/// Rows of text values to columns, skipping the first `from` values of each row.
-fn transpose(rows: &[Vec<Option<String>>], from: usize, to: usize) -> Columns {
-    (from..to)
-        .map(|i| rows.iter().map(|r| r[i].clone()).collect())
-        .collect()
 }

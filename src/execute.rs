@@ -5,22 +5,13 @@
 
 use pgrx::prelude::*;
 
-use crate::catalog::{extension_schema, get, internal, rows, with_trusted_search_path, Setup};
+use crate::catalog::{extension_schema, Setup};
 use crate::deleter::{Deleter, Progress};
 use crate::errors::{OrRaise, Result};
 use crate::history::{self, RunEnd, RunStart};
 use crate::policies::check_batch_size;
+use crate::security::{try_run_lock, with_pinned_search_path, LockScope};
 use crate::subxact::{in_subtransaction, BatchFailure};
-
-/// Key of the advisory lock that keeps two runs from overlapping.
-pub const RUN_LOCK_KEY: i64 = 0x7265_7465_6e74_696f; // "retentio"
-
-/// How long the run lock is held: `retention_execute` until its transaction
-/// ends, `retention_run` across its commits until it releases the lock.
-pub enum LockScope {
-    Transaction,
-    Session,
-}
 
 /// Takes the run lock; when another run holds it, records this run as
 /// skipped and returns its id.
@@ -30,13 +21,7 @@ pub fn lock_or_skip(
     run: &RunStart<'_>,
     scope: LockScope,
 ) -> Result<Option<i64>> {
-    let sql = match scope {
-        LockScope::Transaction => "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
-        LockScope::Session => "SELECT pg_catalog.pg_try_advisory_lock($1)",
-    };
-    let locked =
-        rows(client, sql, &[RUN_LOCK_KEY.into()], |r| get::<bool>(r, 1)).map_err(internal)?;
-    if locked.into_iter().next().flatten() == Some(true) {
+    if try_run_lock(scope) {
         return Ok(None);
     }
     let id = history::start(client, schema, run, "skipped")?;
@@ -63,7 +48,7 @@ fn _retention_execute(
 ) -> i64 {
     check_batch_size(batch_size, false).or_raise();
     let batch_size = batch_size.unwrap_or_default();
-    with_trusted_search_path(|| {
+    with_pinned_search_path(|| {
         Spi::connect_mut(|client| -> Result<i64> {
             let schema = extension_schema(client)?;
             let run = RunStart {
@@ -123,10 +108,9 @@ pub fn record_failure(
     } else {
         "failed"
     };
-    let error = match &failure.detail {
-        Some(detail) => format!("{} ({detail})", failure.message),
-        None => failure.message.clone(),
-    };
+    // The DETAIL (row values, a trigger's text) goes to the caller's WARNING
+    // and the server log only: every role can read the history.
+    let error = failure.message.clone();
     history::finish(
         client,
         schema,
@@ -138,8 +122,13 @@ pub fn record_failure(
             sqlstate: Some(&failure.sqlstate),
         },
     )?;
+    let detail = failure
+        .detail
+        .as_ref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
     pgrx::warning!(
-        "pg_retention: run {id} {status}: {} (SQLSTATE {}); the failing batch was rolled back, earlier batches stay deleted",
+        "pg_retention: run {id} {status}: {}{detail} (SQLSTATE {}); the failing batch was rolled back, earlier batches stay deleted",
         failure.message,
         failure.sqlstate
     );

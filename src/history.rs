@@ -4,7 +4,7 @@
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{get, internal, rows_mut, Policy};
+use crate::catalog::{bookkeeping, get, internal, Policy};
 use crate::errors::Result;
 
 /// Per-table result of a run, in deletion order.
@@ -32,9 +32,12 @@ pub fn start(
     status: &str,
 ) -> Result<i64> {
     let sql = format!(
-        "INSERT INTO {schema}.cleanup_runs (status, origin, label, batch_size) VALUES ($1, $2, $3, $4) RETURNING id"
+        "INSERT INTO {schema}.cleanup_runs (status, origin, label, batch_size, started_by) \
+         VALUES ($1, $2, $3, $4, pg_catalog.pg_get_userbyid($5)) RETURNING id"
     );
-    let id = rows_mut(
+    // Read before the insert switches to the extension's owner.
+    let started_by = crate::security::current_role();
+    let id = bookkeeping(
         client,
         &sql,
         &[
@@ -42,6 +45,7 @@ pub fn start(
             run.origin.into(),
             run.label.into(),
             run.batch_size.into(),
+            started_by.into(),
         ],
         |r| get::<i64>(r, 1),
     )
@@ -71,7 +75,7 @@ pub fn record_policies(
                WITH ORDINALITY u(id, rel, kind, cutoff, ord)), '[]') \
          WHERE id OPERATOR(pg_catalog.=) $1"
     );
-    rows_mut(
+    bookkeeping(
         client,
         &sql,
         &[
@@ -129,7 +133,7 @@ pub fn note(
         "UPDATE {schema}.cleanup_runs SET stop_reason = COALESCE($2, stop_reason), lock_timeouts = $3::pg_catalog.int4 \
          WHERE id OPERATOR(pg_catalog.=) $1"
     );
-    rows_mut(
+    bookkeeping(
         client,
         &sql,
         &[id.into(), stop_reason.into(), lock_timeouts.into()],
@@ -171,7 +175,7 @@ fn write(
            error = COALESCE($7, error), sqlstate = COALESCE($8, sqlstate) \
          WHERE id OPERATOR(pg_catalog.=) $1"
     );
-    rows_mut(
+    bookkeeping(
         client,
         &sql,
         &[
@@ -201,6 +205,6 @@ pub fn prune(client: &mut SpiClient<'_>, schema: &str) -> Result<()> {
         "DELETE FROM {schema}.cleanup_runs WHERE status OPERATOR(pg_catalog.<>) 'running' \
            AND started_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))"
     );
-    rows_mut(client, &sql, &[f64::from(keep_seconds).into()], |_| Ok(())).map_err(internal)?;
+    bookkeeping(client, &sql, &[f64::from(keep_seconds).into()], |_| Ok(())).map_err(internal)?;
     Ok(())
 }

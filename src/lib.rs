@@ -13,15 +13,23 @@ mod history;
 pub mod planner;
 mod policies;
 mod scheduling;
+mod security;
 pub mod sqlgen;
 mod stats;
 mod subxact;
+mod values;
 
 ::pgrx::pg_module_magic!();
 
 #[allow(non_snake_case)]
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // pgrx attaches a Rust backtrace to the DETAIL of every Postgres error
+    // that crosses Rust code when the server runs with RUST_BACKTRACE set: a
+    // DBA must never see Rust internals. RUST_LIB_BACKTRACE takes precedence
+    // for captured backtraces (panic messages in the server log keep
+    // RUST_BACKTRACE). A backend is single-threaded here.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     gucs::init();
 }
 

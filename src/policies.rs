@@ -5,11 +5,10 @@ use pgrx::datum::{DatumWithOid, Interval};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{
-    self, extension_schema, get, internal, rows, rows_mut, with_trusted_search_path, PolicyKind,
-};
+use crate::catalog::{self, bookkeeping, extension_schema, get, internal, rows, PolicyKind};
 use crate::errors::{OrRaise, Result, RetentionError};
 use crate::planner::{self, RelId};
+use crate::security::with_pinned_search_path;
 
 /// What policy checks need to know of a relation.
 struct Relation {
@@ -26,7 +25,11 @@ fn checked_relation(client: &SpiClient<'_>, relid: Option<pg_sys::Oid>) -> Resul
         client,
         "SELECT c.relkind::pg_catalog.text, c.relpersistence::pg_catalog.text, n.nspname::pg_catalog.text, \
                 pg_catalog.format('%I.%I', n.nspname, c.relname), c.relispartition, \
-                pg_catalog.pg_has_role(CURRENT_USER, c.relowner, 'USAGE') \
+                pg_catalog.pg_has_role(CURRENT_USER, c.relowner, 'USAGE'), \
+                EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid \
+                        WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+                          AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e' \
+                          AND e.extname OPERATOR(pg_catalog.=) 'pg_retention') \
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
          WHERE c.oid OPERATOR(pg_catalog.=) $1",
         &[relid.into()],
@@ -38,11 +41,12 @@ fn checked_relation(client: &SpiClient<'_>, relid: Option<pg_sys::Oid>) -> Resul
                 get::<String>(r, 4)?.unwrap_or_default(),
                 get::<bool>(r, 5)?.unwrap_or_default(),
                 get::<bool>(r, 6)?.unwrap_or_default(),
+                get::<bool>(r, 7)?.unwrap_or(true),
             ))
         },
     )
     .map_err(internal)?;
-    let Some((relkind, persistence, schema, display, is_partition, owns)) =
+    let Some((relkind, persistence, schema, display, is_partition, owns, extension_table)) =
         found.into_iter().next()
     else {
         return Err(RetentionError::UndefinedTable(format!(
@@ -69,6 +73,11 @@ fn checked_relation(client: &SpiClient<'_>, relid: Option<pg_sys::Oid>) -> Resul
     if schema == "pg_catalog" || schema == "information_schema" || schema.starts_with("pg_toast") {
         return Err(RetentionError::WrongObjectType(format!(
             "\"{display}\" is a system catalog; retention policies apply to user tables"
+        )));
+    }
+    if extension_table {
+        return Err(RetentionError::WrongObjectType(format!(
+            "\"{display}\" belongs to pg_retention itself (its policies or history); retention policies apply to user tables"
         )));
     }
     if persistence == "t" {
@@ -235,7 +244,7 @@ fn _retention_add_policy(
     enabled: Option<bool>,
     kind: &str,
 ) -> i64 {
-    with_trusted_search_path(|| Spi::connect_mut(|client| {
+    with_pinned_search_path(|| Spi::connect_mut(|client| {
         let kind = PolicyKind::parse(kind)?;
         let what = match kind {
             PolicyKind::Expire => "retain",
@@ -267,7 +276,7 @@ fn _retention_add_policy(
             batch_size.into(),
             enabled.into(),
         ];
-        let id = rows_mut(client, &sql, &args, |r| get::<i64>(r, 1)).map_err(internal)?;
+        let id = bookkeeping(client, &sql, &args, |r| get::<i64>(r, 1)).map_err(internal)?;
         Ok(id.into_iter().next().flatten().unwrap_or_default())
     }))
     .or_raise()
@@ -284,7 +293,7 @@ fn _retention_alter_policy(
     batch_size: Option<i32>,
     enabled: Option<bool>,
 ) -> i64 {
-    with_trusted_search_path(|| Spi::connect_mut(|client| {
+    with_pinned_search_path(|| Spi::connect_mut(|client| {
         let kind = PolicyKind::parse(kind.ok_or(RetentionError::NullArgument("kind"))?)?;
         let schema = extension_schema(client)?;
         let rel = checked_relation(client, relation)?;
@@ -304,7 +313,7 @@ fn _retention_alter_policy(
                  batch_size = COALESCE($4, batch_size), enabled = COALESCE($5, enabled) \
              WHERE id OPERATOR(pg_catalog.=) $1"
         );
-        rows_mut(client, &sql, &[id.into(), retain.into(), label.into(), batch_size.into(), enabled.into()], |_| Ok(()))
+        bookkeeping(client, &sql, &[id.into(), retain.into(), label.into(), batch_size.into(), enabled.into()], |_| Ok(()))
             .map_err(internal)?;
         Ok(id)
     }))
@@ -314,7 +323,7 @@ fn _retention_alter_policy(
 /// Pauses or resumes every policy of a table; returns how many changed.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _retention_set_enabled(relation: Option<pg_sys::Oid>, enabled: bool) -> i64 {
-    with_trusted_search_path(|| {
+    with_pinned_search_path(|| {
         Spi::connect_mut(|client| {
             let schema = extension_schema(client)?;
             let rel = checked_relation(client, relation)?;
@@ -322,7 +331,7 @@ fn _retention_set_enabled(relation: Option<pg_sys::Oid>, enabled: bool) -> i64 {
                 "UPDATE {schema}.retention_config SET enabled = $2 \
              WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1 RETURNING id"
             );
-            let changed = rows_mut(
+            let changed = bookkeeping(
                 client,
                 &sql,
                 &[pg_sys::Oid::from(rel.relid).into(), enabled.into()],
@@ -344,7 +353,7 @@ fn _retention_set_enabled(relation: Option<pg_sys::Oid>, enabled: bool) -> i64 {
 /// Removes a table's policies (of one kind, or all); returns how many.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _retention_remove_policy(relation: Option<pg_sys::Oid>, kind: Option<&str>) -> i64 {
-    with_trusted_search_path(|| Spi::connect_mut(|client| {
+    with_pinned_search_path(|| Spi::connect_mut(|client| {
         let kind = kind.map(PolicyKind::parse).transpose()?;
         let schema = extension_schema(client)?;
         let rel = checked_relation(client, relation)?;
@@ -352,7 +361,7 @@ fn _retention_remove_policy(relation: Option<pg_sys::Oid>, kind: Option<&str>) -
             "DELETE FROM {schema}.retention_config \
              WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND ($2::pg_catalog.text IS NULL OR kind OPERATOR(pg_catalog.=) $2) RETURNING id"
         );
-        let removed = rows_mut(
+        let removed = bookkeeping(
             client,
             &sql,
             &[pg_sys::Oid::from(rel.relid).into(), kind.map(PolicyKind::as_str).into()],

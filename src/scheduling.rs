@@ -20,15 +20,14 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{
-    extension_schema, get, internal, rows, rows_mut, with_trusted_search_path, Setup,
-};
+use crate::catalog::{bookkeeping, extension_schema, get, internal, rows, Setup};
 use crate::deleter::{Deleter, Progress};
 use crate::errors::{OrRaise, Result, RetentionError};
-use crate::execute::{lock_or_skip, record_failure, LockScope, RUN_LOCK_KEY};
+use crate::execute::{lock_or_skip, record_failure};
 use crate::gucs;
 use crate::history::{self, RunEnd, RunStart};
 use crate::policies::check_batch_size;
+use crate::security::{release_run_lock, with_pinned_search_path, LockScope};
 use crate::subxact::{in_subtransaction, BatchFailure};
 
 const LOCK_NOT_AVAILABLE: &str = "55P03";
@@ -97,32 +96,6 @@ fn interval_seconds(
     Ok(Some(secs))
 }
 
-fn release_run_lock(client: &SpiClient<'_>) -> Result<()> {
-    // Session advisory locks count their holds. A procedure that died mid-run
-    // in this session (an error the steps could not catch) may have left one
-    // more: unlock until this backend holds none.
-    const HELD: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks \
-        WHERE locktype OPERATOR(pg_catalog.=) 'advisory' AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() \
-          AND objsubid OPERATOR(pg_catalog.=) 1 \
-          AND classid OPERATOR(pg_catalog.=) ($1 OPERATOR(pg_catalog.>>) 32)::pg_catalog.oid \
-          AND objid OPERATOR(pg_catalog.=) ($1 OPERATOR(pg_catalog.&) 4294967295)::pg_catalog.oid)";
-    for _ in 0..100 {
-        let held =
-            rows(client, HELD, &[RUN_LOCK_KEY.into()], |r| get::<bool>(r, 1)).map_err(internal)?;
-        if held.into_iter().next().flatten() != Some(true) {
-            break;
-        }
-        rows(
-            client,
-            "SELECT pg_catalog.pg_advisory_unlock($1)",
-            &[RUN_LOCK_KEY.into()],
-            |_| Ok(()),
-        )
-        .map_err(internal)?;
-    }
-    Ok(())
-}
-
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn _retention_run_begin(
@@ -147,7 +120,7 @@ fn _retention_run_begin(
         .report(PgLogLevel::ERROR);
     }
     ACTIVE.with(|a| a.borrow_mut().take());
-    with_trusted_search_path(|| Spi::connect_mut(|client| -> Result<i64> {
+    with_pinned_search_path(|| Spi::connect_mut(|client| -> Result<i64> {
         if max_rows.is_some_and(|n| n < 0) {
             return Err(RetentionError::InvalidParameter("max_rows must not be negative".into()));
         }
@@ -163,7 +136,7 @@ fn _retention_run_begin(
         }
 
         // Holding the run lock, any run still marked running lost its backend.
-        let abandoned = rows_mut(
+        let abandoned = bookkeeping(
             client,
             &format!(
                 "UPDATE {schema}.cleanup_runs SET status = 'abandoned', finished_at = pg_catalog.clock_timestamp(), \
@@ -183,7 +156,7 @@ fn _retention_run_begin(
             Ok(setup) => setup,
             Err(failure) => {
                 record_failure(client, &schema, id, &[], &failure)?;
-                release_run_lock(client)?;
+                release_run_lock();
                 return Ok(id);
             }
         };
@@ -234,7 +207,7 @@ fn _retention_run_step(run_id: i64) -> &'static str {
         return "done";
     }
     let state =
-        with_trusted_search_path(|| Spi::connect_mut(|client| step(client, &mut run))).or_raise();
+        with_pinned_search_path(|| Spi::connect_mut(|client| step(client, &mut run))).or_raise();
     if state == "more" {
         ACTIVE.with(|a| *a.borrow_mut() = Some(run));
     }
@@ -495,7 +468,7 @@ fn end(
         )?;
     }
     history::prune(client, &run.schema)?;
-    release_run_lock(client)?;
+    release_run_lock();
     pgrx::notice!(
         "pg_retention run {} {status}: {} rows deleted{}",
         run.id,
@@ -516,7 +489,7 @@ fn end_with_failure(
         history::note(client, &run.schema, run.id, None, run.lock_timeouts)?;
     }
     history::prune(client, &run.schema)?;
-    release_run_lock(client)?;
+    release_run_lock();
     Ok(if failure.is_cancel() {
         "cancelled"
     } else {

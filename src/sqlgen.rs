@@ -1,17 +1,27 @@
 //! The SQL a run and a preview execute, built in plain Rust from table shapes.
 //!
 //! Every identifier is double-quoted here (always, so that no keyword list is
-//! needed); every value is a `$n` parameter. Key values travel between
-//! statements as text arrays and are cast back to the column's own type with
-//! its input function, which is exact for every built-in type.
+//! needed); every value is a `$n` parameter; every operator is spelled
+//! `OPERATOR(pg_catalog.x)` (and the statements run with the search_path
+//! pinned to `pg_catalog, pg_temp`, see `security.rs`), so no operator can
+//! resolve to a function of the user's. Key values travel between statements
+//! as parameters of their own type (arrays of the column's type for sets of
+//! rows): never as text.
 
 use crate::planner::{ForeignKey, RelId};
 
-/// A column and its type as `format_type` spells it.
+/// A column and its type: as `format_type` spells it (schema-qualified
+/// outside `pg_catalog`), and its oid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Column {
     pub name: String,
     pub type_sql: String,
+    pub type_oid: u32,
+}
+
+/// `OPERATOR(pg_catalog.op)`: a built-in operator whatever the search_path.
+pub fn op(op: &str) -> String {
+    format!("OPERATOR(pg_catalog.{op})")
 }
 
 /// What the generated SQL needs to know of a table.
@@ -63,59 +73,36 @@ fn col_list(alias: &str, columns: &[Column]) -> String {
         .join(", ")
 }
 
-fn text_list(alias: &str, columns: &[Column]) -> String {
-    columns
-        .iter()
-        .map(|c| format!("{}::pg_catalog.text", col(alias, &c.name)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `alias.(columns)` matches one of the value tuples bound as text arrays
-/// `$first..`, cast to `types`.
-fn in_text_arrays(alias: &str, columns: &[String], types: &[String], first: usize) -> String {
+/// `alias.(columns)` matches one of the value tuples bound as arrays
+/// `$first..`, one per column, each of its column's type.
+fn in_arrays(alias: &str, columns: &[String], first: usize) -> String {
     if columns.len() == 1 {
-        // The cast runs once, in an InitPlan: written inline, a generic plan
-        // that filters rows by it would cast the whole array on every row.
-        let ty = &types[0];
-        return format!(
-            "{} = ANY ((SELECT ${first}::pg_catalog.text[]::{ty}[])::{ty}[])",
-            col(alias, &columns[0]),
-        );
+        return format!("{} {} ANY (${first})", col(alias, &columns[0]), op("="));
     }
-    let arrays: Vec<String> = types
-        .iter()
-        .enumerate()
-        .map(|(i, ty)| {
-            format!(
-                "pg_catalog.unnest(${}::pg_catalog.text[]::{ty}[])",
-                first + i
-            )
-        })
+    let arrays: Vec<String> = (0..columns.len())
+        .map(|i| format!("pg_catalog.unnest(${})", first + i))
         .collect();
     let tuple: Vec<String> = columns.iter().map(|c| col(alias, c)).collect();
     format!(
-        "({}) IN (SELECT * FROM ROWS FROM ({}))",
+        "({}) {} ANY (SELECT * FROM ROWS FROM ({}))",
         tuple.join(", "),
+        op("="),
         arrays.join(", ")
     )
 }
 
-/// `(time, key...) > ($first::type, ...)`: the keyset continuation.
+/// `(time, key...) > ($first, ...)`: the keyset continuation, the values
+/// bound in their own types.
 fn keyset_after(alias: &str, time: &Column, key: &[Column], first: usize) -> String {
     let cols: Vec<&Column> = std::iter::once(time).chain(key.iter()).collect();
     let lhs: Vec<String> = cols.iter().map(|c| col(alias, &c.name)).collect();
-    let rhs: Vec<String> = cols
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("${}::pg_catalog.text::{}", first + i, c.type_sql))
-        .collect();
-    format!("({}) > ({})", lhs.join(", "), rhs.join(", "))
+    let rhs: Vec<String> = (0..cols.len()).map(|i| format!("${}", first + i)).collect();
+    format!("({}) {} ({})", lhs.join(", "), op(">"), rhs.join(", "))
 }
 
 fn key_join(left: &str, right: &str, key: &[Column]) -> String {
     key.iter()
-        .map(|c| format!("{} = {}", col(left, &c.name), col(right, &c.name)))
+        .map(|c| format!("{} {} {}", col(left, &c.name), op("="), col(right, &c.name)))
         .collect::<Vec<_>>()
         .join(" AND ")
 }
@@ -143,7 +130,10 @@ fn deleted_summary_and(time: Option<&Column>, extra: &str) -> String {
 /// A time as microseconds since the epoch (comparable in Rust whatever the
 /// column type).
 fn epoch_us(time: &str) -> String {
-    format!("(pg_catalog.date_part('epoch', {time}::pg_catalog.timestamptz) * 1000000)::pg_catalog.int8")
+    format!(
+        "(pg_catalog.date_part('epoch', {time}::pg_catalog.timestamptz) {} 1000000)::pg_catalog.int8",
+        op("*")
+    )
 }
 
 fn returning_ts(alias: &str, time: Option<&Column>) -> String {
@@ -192,9 +182,9 @@ pub struct FusedChild<'a> {
 pub enum BatchStart {
     /// At the oldest expired row.
     First,
-    /// After the previous batch's last row: `$3..` its time and key as text.
+    /// After the previous batch's last row: `$3..` its time and key.
     After,
-    /// At the rows whose (single-column) key is in `$3`, a text array: the
+    /// At the rows whose (single-column) key is in `$3`, an array: the
     /// rest of a large group of rows sharing one time, read once in key
     /// order ([`RootBatch::same_time_keys_sql`]). With an index on the time
     /// column only, a keyset inside such a group would read the whole group
@@ -226,7 +216,7 @@ impl RootBatch<'_> {
     }
 
     fn where_clause(&self) -> String {
-        let mut w = format!("{} < $1", col("t", &self.time.name));
+        let mut w = format!("{} {} $1", col("t", &self.time.name), op("<"));
         match self.start {
             BatchStart::First => {}
             BatchStart::After => {
@@ -236,12 +226,7 @@ impl RootBatch<'_> {
             BatchStart::Keys => {
                 let key = &self.table.key[0];
                 w.push_str(" AND ");
-                w.push_str(&in_text_arrays(
-                    "t",
-                    std::slice::from_ref(&key.name),
-                    std::slice::from_ref(&key.type_sql),
-                    3,
-                ));
+                w.push_str(&in_arrays("t", std::slice::from_ref(&key.name), 3));
             }
         }
         if let Some((extra, _)) = &self.extra {
@@ -257,14 +242,14 @@ impl RootBatch<'_> {
         cols.join(", ")
     }
 
-    /// Selects and locks the batch, returning time then carried columns as
-    /// text. Rows locked by another session are skipped, not waited for: the
+    /// Selects and locks the batch, returning time then carried columns.
+    /// Rows locked by another session are skipped, not waited for: the
     /// keyset moves past them and the next run takes them.
     pub fn select_sql(&self) -> String {
         format!(
-            "SELECT {}::pg_catalog.text, {} FROM {} t WHERE {} ORDER BY {} LIMIT $2 FOR UPDATE OF t SKIP LOCKED",
+            "SELECT {}, {} FROM {} t WHERE {} ORDER BY {} LIMIT $2 FOR UPDATE OF t SKIP LOCKED",
             col("t", &self.time.name),
-            text_list("t", &self.table.carried),
+            col_list("t", &self.table.carried),
             self.table.qualified,
             self.where_clause(),
             self.order()
@@ -274,13 +259,13 @@ impl RootBatch<'_> {
     /// Selects, locks and deletes the batch in one statement, for tables with
     /// no dependents to clear first. Returns one row (none for an empty
     /// batch): rows selected, rows deleted, oldest and newest deleted, then the
-    /// last selected row's time and key as text for the next keyset.
+    /// last selected row's time and key for the next keyset.
     pub fn delete_sql(&self) -> String {
         let t = self.table;
         let last = self.last_row();
         format!(
             "WITH b AS MATERIALIZED (SELECT {time} AS __retention_time, {keys} FROM {tbl} t WHERE {w} ORDER BY {order} LIMIT $2 FOR UPDATE OF t SKIP LOCKED), \
-             d AS (DELETE FROM {tbl} x USING b WHERE {join} AND {xtime} < $1{recheck} RETURNING {xtime} AS __retention_time) \
+             d AS (DELETE FROM {tbl} x USING b WHERE {join} AND {xtime} {lt} $1{recheck} RETURNING {xtime} AS __retention_time) \
              SELECT (SELECT pg_catalog.count(*) FROM b), {summary}, {last} FROM {last_from}",
             time = col("t", &self.time.name),
             keys = col_list("t", &t.key),
@@ -293,12 +278,13 @@ impl RootBatch<'_> {
             last = last.0,
             last_from = last.1,
             recheck = self.extra.as_ref().map(|(_, on_x)| format!(" AND {on_x}")).unwrap_or_default(),
+            lt = op("<"),
         )
     }
 
     /// The last row of batch `b` by (time, key) descending, where the next
-    /// batch continues: its time and key as text, then the batch's first
-    /// time as text; and the FROM item `last` they are read from (no row
+    /// batch continues: its time and key, then whether the batch's first
+    /// time is the same; and the FROM item `last` they are read from (no row
     /// when the batch is empty).
     fn last_row(&self) -> (String, String) {
         let key_desc: Vec<String> = self
@@ -309,9 +295,10 @@ impl RootBatch<'_> {
             .collect();
         (
             format!(
-                "last.__retention_time::pg_catalog.text, {}, \
-                 (SELECT pg_catalog.min(b.__retention_time) FROM b)::pg_catalog.text",
-                text_list("last", &self.table.key)
+                "last.__retention_time, {}, \
+                 (SELECT pg_catalog.min(b.__retention_time) FROM b) {} last.__retention_time",
+                col_list("last", &self.table.key),
+                op("=")
             ),
             format!(
                 "(SELECT * FROM b ORDER BY b.__retention_time DESC, {} LIMIT 1) last",
@@ -336,15 +323,16 @@ impl RootBatch<'_> {
     /// limit. Returns one row (none for an empty batch): rows selected, rows
     /// deleted, oldest and newest deleted, children counted (each table's
     /// count capped at `$L + 1`), whether the counts allowed the delete, then
-    /// the last row's time and key as text. The key and every foreign key
+    /// the last row's time and key. The key and every foreign key
     /// must be single columns.
     pub fn fused_sql(&self, children: &[FusedChild<'_>]) -> String {
         let t = self.table;
         let limit = self.next_param();
         let in_batch = |alias: &str, column: &str, parent: &Column| {
             format!(
-                "{} = ANY ((SELECT pg_catalog.array_agg({}) FROM b)::{}[])",
+                "{} {} ANY ((SELECT pg_catalog.array_agg({}) FROM b)::{}[])",
                 col(alias, column),
+                op("="),
                 col("b", &parent.name),
                 parent.type_sql
             )
@@ -360,8 +348,9 @@ impl RootBatch<'_> {
         for (i, c) in children.iter().enumerate() {
             let count_where = |w: &str| {
                 format!(
-                    "(SELECT pg_catalog.count(*) FROM (SELECT FROM {} t WHERE {w} LIMIT ${limit} + 1) s)",
-                    c.table.qualified
+                    "(SELECT pg_catalog.count(*) FROM (SELECT FROM {} t WHERE {w} LIMIT ${limit} {} 1) s)",
+                    c.table.qualified,
+                    op("+")
                 )
             };
             let by_keys = count_where(&in_batch("t", c.column, c.parent_column));
@@ -377,9 +366,17 @@ impl RootBatch<'_> {
                     format!("(SELECT pg_catalog.max({k}) FROM b)"),
                 );
                 format!(
-                    "CASE WHEN (SELECT pg_catalog.max({k})::pg_catalog.numeric - pg_catalog.min({k}) + 1 = pg_catalog.count({k}) FROM b) \
+                    "CASE WHEN (SELECT pg_catalog.max({k})::pg_catalog.numeric {minus} pg_catalog.min({k}) {plus} 1 {eq} pg_catalog.count({k}) FROM b) \
                      THEN {} ELSE {by_keys} END",
-                    count_where(&format!("{} BETWEEN {lo} AND {hi}", col("t", c.column))),
+                    count_where(&format!(
+                        "{c} {ge} {lo} AND {c} {le} {hi}",
+                        c = col("t", c.column),
+                        ge = op(">="),
+                        le = op("<=")
+                    )),
+                    minus = op("-"),
+                    plus = op("+"),
+                    eq = op("="),
                 )
             } else {
                 by_keys
@@ -387,19 +384,24 @@ impl RootBatch<'_> {
             ctes.push(format!("c{i} AS MATERIALIZED (SELECT {n} AS n)"));
         }
         let counts: Vec<String> = (0..children.len()).map(|i| format!("c{i}.n")).collect();
-        let allowed: Vec<String> = counts.iter().map(|n| format!("{n} <= ${limit}")).collect();
+        let allowed: Vec<String> = counts
+            .iter()
+            .map(|n| format!("{n} {} ${limit}", op("<=")))
+            .collect();
         let from: Vec<String> = (0..children.len()).map(|i| format!("c{i}")).collect();
         ctes.push(format!(
             "ok AS MATERIALIZED (SELECT {} AS allowed, {} AS found FROM {})",
             allowed.join(" AND "),
-            counts.join(" + "),
+            counts.join(&format!(" {} ", op("+"))),
             from.join(", ")
         ));
         ctes.push(format!(
-            "d AS (DELETE FROM ONLY {tbl} x WHERE x.ctid = ANY ((SELECT pg_catalog.array_agg(b.__retention_ctid) FROM b)::pg_catalog.tid[]) \
-             AND {xtime} < $1 AND (SELECT ok.allowed FROM ok) RETURNING {xtime} AS __retention_time)",
+            "d AS (DELETE FROM ONLY {tbl} x WHERE x.ctid {eq} ANY ((SELECT pg_catalog.array_agg(b.__retention_ctid) FROM b)::pg_catalog.tid[]) \
+             AND {xtime} {lt} $1 AND (SELECT ok.allowed FROM ok) RETURNING {xtime} AS __retention_time)",
             tbl = t.qualified,
             xtime = col("x", &self.time.name),
+            eq = op("="),
+            lt = op("<"),
         ));
         let (last, last_from) = self.last_row();
         format!(
@@ -409,34 +411,33 @@ impl RootBatch<'_> {
         )
     }
 
-    /// Keys of the rows at time `$1` (as text) with a key after `$2`, in key
-    /// order, at most `$3` of them: the rest of a group of rows sharing one
-    /// time, read once (single-column keys).
+    /// Keys of the rows at time `$1` with a key after `$2`, in key order, at
+    /// most `$3` of them: the rest of a group of rows sharing one time, read
+    /// once (single-column keys).
     pub fn same_time_keys_sql(&self) -> String {
         let key = &self.table.key[0];
         format!(
-            "SELECT {k}::pg_catalog.text FROM {tbl} t WHERE {time} = $1::pg_catalog.text::{tt} \
-             AND {k} > $2::pg_catalog.text::{kt} ORDER BY {k} LIMIT $3",
+            "SELECT {k} FROM {tbl} t WHERE {time} {eq} $1 AND {k} {gt} $2 ORDER BY {k} LIMIT $3",
             k = col("t", &key.name),
-            kt = key.type_sql,
             tbl = self.table.qualified,
             time = col("t", &self.time.name),
-            tt = self.time.type_sql,
+            eq = op("="),
+            gt = op(">"),
         )
     }
 }
 
-/// Deletes rows by key, the values bound as text arrays `$1..$k`; with a
+/// Deletes rows by key, the values bound as arrays `$1..$k`; with a
 /// recheck, only rows whose time is still before the cutoff `$k+1`, so that a
 /// row made younger since it was selected survives.
 pub fn delete_by_keys_sql(table: &TableShape, recheck: Option<&Column>) -> String {
     let names: Vec<String> = table.key.iter().map(|c| c.name.clone()).collect();
-    let types: Vec<String> = table.key.iter().map(|c| c.type_sql.clone()).collect();
-    let mut w = in_text_arrays("x", &names, &types, 1);
+    let mut w = in_arrays("x", &names, 1);
     if let Some(time) = recheck {
         w.push_str(&format!(
-            " AND {} < ${}",
+            " AND {} {} ${}",
             col("x", &time.name),
+            op("<"),
             names.len() + 1
         ));
     }
@@ -448,16 +449,16 @@ pub fn delete_by_keys_sql(table: &TableShape, recheck: Option<&Column>) -> Strin
     )
 }
 
-/// Rows of `child` that reference one of the parent rows bound as text
-/// arrays (one per referenced column, `$1..$k`), at most `$k+1` of them,
-/// locked so that no new grandchild can be attached while they are cleared.
-pub fn child_select_sql(child: &TableShape, edge: &ForeignKey, parent_types: &[String]) -> String {
+/// Rows of `child` that reference one of the parent rows bound as arrays
+/// (one per referenced column, `$1..$k`), at most `$k+1` of them, locked so
+/// that no new grandchild can be attached while they are cleared.
+pub fn child_select_sql(child: &TableShape, edge: &ForeignKey) -> String {
     let limit = edge.child_columns.len() + 1;
     format!(
         "SELECT {} FROM {} t WHERE {} LIMIT ${limit} FOR UPDATE OF t",
-        text_list("t", &child.carried),
+        col_list("t", &child.carried),
         child.qualified,
-        in_text_arrays("t", &edge.child_columns, parent_types, 1),
+        in_arrays("t", &edge.child_columns, 1),
     )
 }
 
@@ -467,15 +468,15 @@ pub fn child_select_sql(child: &TableShape, edge: &ForeignKey, parent_types: &[S
 /// (locking first would write every row twice). The DELETE repeats the
 /// reference test, so that a row re-pointed to another parent meanwhile is
 /// re-checked on its new version and kept.
-pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey, parent_types: &[String]) -> String {
+pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey) -> String {
     let limit = edge.child_columns.len() + 1;
     format!(
         "WITH b AS MATERIALIZED (SELECT {keys} FROM {tbl} t WHERE {w} LIMIT ${limit}), \
          d AS (DELETE FROM {tbl} x USING b WHERE {join} AND {recheck} {ret}) {summary}",
         keys = col_list("t", &child.key),
         tbl = child.qualified,
-        w = in_text_arrays("t", &edge.child_columns, parent_types, 1),
-        recheck = in_text_arrays("x", &edge.child_columns, parent_types, 1),
+        w = in_arrays("t", &edge.child_columns, 1),
+        recheck = in_arrays("x", &edge.child_columns, 1),
         join = key_join("x", "b", &child.key),
         ret = returning_ts("x", child.time_column.as_ref()),
         summary = deleted_summary(child.time_column.as_ref()),
@@ -488,18 +489,16 @@ pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey, parent_types: &[S
 /// parents are locked, so no child can be attached in between). Returns the
 /// deleted summary, then the count (at most limit + 1): over the limit,
 /// nothing is deleted and the caller falls back to [`child_delete_sql`].
-pub fn child_delete_all_sql(
-    child: &TableShape,
-    edge: &ForeignKey,
-    parent_types: &[String],
-) -> String {
+pub fn child_delete_all_sql(child: &TableShape, edge: &ForeignKey) -> String {
     let limit = edge.child_columns.len() + 1;
     format!(
-        "WITH c AS MATERIALIZED (SELECT pg_catalog.count(*) AS n FROM (SELECT FROM {tbl} t WHERE {w} LIMIT ${limit} + 1) s), \
-         d AS (DELETE FROM {tbl} x WHERE {wx} AND (SELECT c.n FROM c) <= ${limit} {ret}) {summary}",
+        "WITH c AS MATERIALIZED (SELECT pg_catalog.count(*) AS n FROM (SELECT FROM {tbl} t WHERE {w} LIMIT ${limit} {plus} 1) s), \
+         d AS (DELETE FROM {tbl} x WHERE {wx} AND (SELECT c.n FROM c) {le} ${limit} {ret}) {summary}",
         tbl = child.qualified,
-        w = in_text_arrays("t", &edge.child_columns, parent_types, 1),
-        wx = in_text_arrays("x", &edge.child_columns, parent_types, 1),
+        w = in_arrays("t", &edge.child_columns, 1),
+        wx = in_arrays("x", &edge.child_columns, 1),
+        plus = op("+"),
+        le = op("<="),
         ret = returning_ts("x", child.time_column.as_ref()),
         summary = deleted_summary_and(child.time_column.as_ref(), ", (SELECT c.n FROM c)"),
     )
@@ -518,7 +517,7 @@ pub fn not_referenced(
         .child_columns
         .iter()
         .zip(&edge.parent_columns)
-        .map(|(c, p)| format!("{} = {}", col(inner, c), col(alias, p)))
+        .map(|(c, p)| format!("{} {} {}", col(inner, c), op("="), col(alias, p)))
         .collect();
     let survivors = doomed
         .map(|d| format!(" AND ({d}) IS NOT TRUE"))
@@ -542,7 +541,7 @@ pub fn references_where(
         .child_columns
         .iter()
         .zip(&edge.parent_columns)
-        .map(|(c, p)| format!("{} = {}", col(inner, p), col(alias, c)))
+        .map(|(c, p)| format!("{} {} {}", col(inner, p), op("="), col(alias, c)))
         .collect();
     format!(
         "EXISTS (SELECT 1 FROM {parent_qualified} {inner} WHERE {} AND ({condition}))",
@@ -552,7 +551,7 @@ pub fn references_where(
 
 /// `alias.time < $param`.
 pub fn older_than(alias: &str, time: &Column, param: usize) -> String {
-    format!("{} < ${param}", col(alias, &time.name))
+    format!("{} {} ${param}", col(alias, &time.name), op("<"))
 }
 
 /// Count and date range of the rows of `qualified` (alias `t`) satisfying
@@ -577,6 +576,7 @@ mod tests {
         Column {
             name: name.into(),
             type_sql: ty.into(),
+            type_oid: 20,
         }
     }
 
@@ -618,28 +618,28 @@ mod tests {
         };
         assert_eq!(
             first.select_sql(),
-            "SELECT t.\"kickoff\"::pg_catalog.text, t.\"id\"::pg_catalog.text FROM \"public\".\"events\" t \
-             WHERE t.\"kickoff\" < $1 ORDER BY t.\"kickoff\", t.\"id\" LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
+            "SELECT t.\"kickoff\", t.\"id\" FROM \"public\".\"events\" t \
+             WHERE t.\"kickoff\" OPERATOR(pg_catalog.<) $1 ORDER BY t.\"kickoff\", t.\"id\" LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
         );
         let next = RootBatch {
             start: BatchStart::After,
             ..first.clone()
         };
-        assert!(next.select_sql().contains(
-            "AND (t.\"kickoff\", t.\"id\") > ($3::pg_catalog.text::timestamp with time zone, $4::pg_catalog.text::bigint)"
-        ));
+        assert!(next
+            .select_sql()
+            .contains("AND (t.\"kickoff\", t.\"id\") OPERATOR(pg_catalog.>) ($3, $4)"));
         let within = RootBatch {
             start: BatchStart::Keys,
             ..first
         };
         assert!(within.select_sql().contains(
-            "WHERE t.\"kickoff\" < $1 AND t.\"id\" = ANY ((SELECT $3::pg_catalog.text[]::bigint[])::bigint[]) ORDER BY"
+            "WHERE t.\"kickoff\" OPERATOR(pg_catalog.<) $1 AND t.\"id\" OPERATOR(pg_catalog.=) ANY ($3) ORDER BY"
         ));
         assert_eq!(
             within.same_time_keys_sql(),
-            "SELECT t.\"id\"::pg_catalog.text FROM \"public\".\"events\" t \
-             WHERE t.\"kickoff\" = $1::pg_catalog.text::timestamp with time zone \
-             AND t.\"id\" > $2::pg_catalog.text::bigint ORDER BY t.\"id\" LIMIT $3"
+            "SELECT t.\"id\" FROM \"public\".\"events\" t \
+             WHERE t.\"kickoff\" OPERATOR(pg_catalog.=) $1 \
+             AND t.\"id\" OPERATOR(pg_catalog.>) $2 ORDER BY t.\"id\" LIMIT $3"
         );
     }
 
@@ -648,9 +648,9 @@ mod tests {
         let t = shape("pairs", &["a", "b"]);
         let sql = delete_by_keys_sql(&t, Some(&column("ts", "date")));
         assert!(sql.contains(
-            "(x.\"a\", x.\"b\") IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]::bigint[]), pg_catalog.unnest($2::pg_catalog.text[]::bigint[])))"
+            "(x.\"a\", x.\"b\") OPERATOR(pg_catalog.=) ANY (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)))"
         ));
-        assert!(sql.contains("AND x.\"ts\" < $3"));
+        assert!(sql.contains("AND x.\"ts\" OPERATOR(pg_catalog.<) $3"));
     }
 
     #[test]
@@ -664,15 +664,14 @@ mod tests {
             parent_columns: vec!["id".into()],
             on_delete: OnDelete::NoAction,
         };
-        let types = vec!["bigint".to_string()];
         assert_eq!(
-            child_select_sql(&child, &edge, &types),
-            "SELECT t.\"id\"::pg_catalog.text FROM \"public\".\"market_odds\" t \
-             WHERE t.\"snapshot_id\" = ANY ((SELECT $1::pg_catalog.text[]::bigint[])::bigint[]) LIMIT $2 FOR UPDATE OF t"
+            child_select_sql(&child, &edge),
+            "SELECT t.\"id\" FROM \"public\".\"market_odds\" t \
+             WHERE t.\"snapshot_id\" OPERATOR(pg_catalog.=) ANY ($1) LIMIT $2 FOR UPDATE OF t"
         );
-        let del = child_delete_sql(&child, &edge, &types);
+        let del = child_delete_sql(&child, &edge);
         assert!(del.contains(
-            "DELETE FROM \"public\".\"market_odds\" x USING b WHERE x.\"id\" = b.\"id\""
+            "DELETE FROM \"public\".\"market_odds\" x USING b WHERE x.\"id\" OPERATOR(pg_catalog.=) b.\"id\""
         ));
         assert!(del.ends_with("FROM d"));
     }
@@ -704,12 +703,15 @@ mod tests {
         let sql = batch.fused_sql(&children);
         // $3, $4: the keyset; $5: the statement limit.
         assert!(sql.contains("c0 AS MATERIALIZED (SELECT CASE WHEN (SELECT pg_catalog.max(b.\"id\")::pg_catalog.numeric \
-             - pg_catalog.min(b.\"id\") + 1 = pg_catalog.count(b.\"id\") FROM b) \
+             OPERATOR(pg_catalog.-) pg_catalog.min(b.\"id\") OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.=) pg_catalog.count(b.\"id\") FROM b) \
              THEN (SELECT pg_catalog.count(*) FROM (SELECT FROM \"public\".\"odds\" t WHERE t.\"snapshot_id\" \
-             BETWEEN (SELECT pg_catalog.min(b.\"id\") FROM b) AND (SELECT pg_catalog.max(b.\"id\") FROM b) LIMIT $5 + 1) s) \
+             OPERATOR(pg_catalog.>=) (SELECT pg_catalog.min(b.\"id\") FROM b) AND t.\"snapshot_id\" OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(b.\"id\") FROM b) \
+             LIMIT $5 OPERATOR(pg_catalog.+) 1) s) \
              ELSE (SELECT pg_catalog.count(*) FROM (SELECT FROM \"public\".\"odds\" t \
-             WHERE t.\"snapshot_id\" = ANY ((SELECT pg_catalog.array_agg(b.\"id\") FROM b)::bigint[]) LIMIT $5 + 1) s) END AS n)"));
-        assert!(sql.contains("ok AS MATERIALIZED (SELECT c0.n <= $5 AND c1.n <= $5 AS allowed, c0.n + c1.n AS found FROM c0, c1)"));
+             WHERE t.\"snapshot_id\" OPERATOR(pg_catalog.=) ANY ((SELECT pg_catalog.array_agg(b.\"id\") FROM b)::bigint[]) \
+             LIMIT $5 OPERATOR(pg_catalog.+) 1) s) END AS n)"));
+        assert!(sql.contains("ok AS MATERIALIZED (SELECT c0.n OPERATOR(pg_catalog.<=) $5 AND c1.n OPERATOR(pg_catalog.<=) $5 AS allowed, \
+             c0.n OPERATOR(pg_catalog.+) c1.n AS found FROM c0, c1)"));
         assert!(!sql.contains("DELETE FROM \"public\".\"odds\""));
         assert!(!sql.contains("DELETE FROM \"public\".\"notes\""));
         assert!(sql.starts_with(
@@ -719,8 +721,8 @@ mod tests {
         assert!(sql.contains("LIMIT $2 FOR UPDATE OF t SKIP LOCKED)"));
         assert!(sql.contains(
             "d AS (DELETE FROM ONLY \"public\".\"snapshots\" x \
-             WHERE x.ctid = ANY ((SELECT pg_catalog.array_agg(b.__retention_ctid) FROM b)::pg_catalog.tid[]) \
-             AND x.\"captured_at\" < $1 AND (SELECT ok.allowed FROM ok) RETURNING"
+             WHERE x.ctid OPERATOR(pg_catalog.=) ANY ((SELECT pg_catalog.array_agg(b.__retention_ctid) FROM b)::pg_catalog.tid[]) \
+             AND x.\"captured_at\" OPERATOR(pg_catalog.<) $1 AND (SELECT ok.allowed FROM ok) RETURNING"
         ));
         assert!(sql.ends_with("FROM ok, (SELECT * FROM b ORDER BY b.__retention_time DESC, b.\"id\" DESC LIMIT 1) last"));
     }
@@ -737,11 +739,13 @@ mod tests {
         };
         assert_eq!(
             not_referenced("t", "\"s\".\"c\"", &edge, "c1", None),
-            "NOT EXISTS (SELECT 1 FROM \"s\".\"c\" c1 WHERE c1.\"t_a\" = t.\"a\" AND c1.\"t_b\" = t.\"b\")"
+            "NOT EXISTS (SELECT 1 FROM \"s\".\"c\" c1 WHERE c1.\"t_a\" OPERATOR(pg_catalog.=) t.\"a\" \
+             AND c1.\"t_b\" OPERATOR(pg_catalog.=) t.\"b\")"
         );
         assert_eq!(
             references_where("t", "\"s\".\"p\"", &edge, "p1", "p1.\"ts\" < $1"),
-            "EXISTS (SELECT 1 FROM \"s\".\"p\" p1 WHERE p1.\"a\" = t.\"t_a\" AND p1.\"b\" = t.\"t_b\" AND (p1.\"ts\" < $1))"
+            "EXISTS (SELECT 1 FROM \"s\".\"p\" p1 WHERE p1.\"a\" OPERATOR(pg_catalog.=) t.\"t_a\" \
+             AND p1.\"b\" OPERATOR(pg_catalog.=) t.\"t_b\" AND (p1.\"ts\" < $1))"
         );
     }
 }

@@ -12,11 +12,10 @@ use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{
-    get, internal, rows, rows_mut, with_trusted_search_path, Policy, PolicyKind, Setup,
-};
+use crate::catalog::{get, internal, rows, rows_mut, Policy, PolicyKind, Setup};
 use crate::errors::{OrRaise, Result, RetentionError};
 use crate::planner::{ForeignKey, RelId};
+use crate::security::with_pinned_search_path;
 use crate::sqlgen;
 
 /// Predicates over the rows a run deletes, with the policies' cutoffs bound
@@ -163,7 +162,7 @@ fn _retention_preview(
         name!(newest, Option<TimestampWithTimeZone>),
     ),
 > {
-    let found = with_trusted_search_path(|| {
+    let found = with_pinned_search_path(|| {
         Spi::connect(|client| -> Result<Vec<PreviewRow>> {
             let setup = Setup::load(client, label, false)?;
             let preds = Predicates {
@@ -313,7 +312,7 @@ fn _retention_stats(
     ),
 > {
     let exact = exact.unwrap_or(false);
-    let found = with_trusted_search_path(|| {
+    let found = with_pinned_search_path(|| {
         // Not read-only: SPI counts the EXPLAIN behind the default
         // estimates as a utility statement.
         Spi::connect_mut(|client| -> Result<Vec<StatsRow>> {

@@ -2,8 +2,6 @@ use std::collections::BTreeMap;
 
 use crate::common::{connect, count, error_message, fresh_db, odds_db, sqlstate_of};
 
-const RUN_LOCK_KEY: i64 = 0x7265_7465_6e74_696f;
-
 /// Own chain: odds 30 days, matches 60 days, orphan tournaments after 1 day.
 /// Competitor chain: odds 14 days, matches 45 days, orphans after 2 days.
 fn add_odds_policies(db: &mut postgres::Client) {
@@ -532,9 +530,11 @@ fn concurrent_run_is_skipped() {
          SELECT retention_add_policy('logs', 'ts', '1 day');",
     )
     .unwrap();
+    // Another run (of a label with no policies) holds the run lock until its
+    // transaction ends.
     let mut holder = connect("it_overlap");
     holder
-        .execute("SELECT pg_advisory_lock($1)", &[&RUN_LOCK_KEY])
+        .batch_execute("BEGIN; SELECT retention_execute(label => 'nothing');")
         .unwrap();
     let run = db
         .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
@@ -542,9 +542,7 @@ fn concurrent_run_is_skipped() {
     assert_eq!(run.get::<_, String>(0), "skipped");
     assert_eq!(run.get::<_, i64>(1), 0);
     assert_eq!(count(&mut db, "SELECT count(*) FROM logs"), 10);
-    holder
-        .execute("SELECT pg_advisory_unlock($1)", &[&RUN_LOCK_KEY])
-        .unwrap();
+    holder.batch_execute("COMMIT").unwrap();
     assert_eq!(
         count(&mut db, "SELECT total_deleted FROM retention_execute()"),
         10

@@ -25,17 +25,33 @@ fn tool(program: &str, args: &[&str]) {
     );
 }
 
-/// Every object of the extension, with its comment: what an install or an
-/// upgrade must produce.
+/// Every object of the extension, with its comment, and the privileges,
+/// options and row-level security policies of its relations: what an install
+/// or an upgrade must produce.
 fn extension_objects(db: &mut postgres::Client) -> Vec<String> {
-    strings(
+    let mut objects = strings(
         db,
         "SELECT pg_describe_object(d.classid, d.objid, 0) || ' -- ' || coalesce(obj_description(d.objid, c.relname), '')
          FROM pg_depend d JOIN pg_class c ON c.oid = d.classid
          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_retention')
          ORDER BY 1",
-    )
+    );
+    objects.extend(strings(
+        db,
+        "SELECT format('%s acl=%s options=%s rls=%s', c.relname, c.relacl, c.reloptions, c.relrowsecurity)
+         FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+           AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_retention')
+         ORDER BY 1",
+    ));
+    objects.extend(strings(
+        db,
+        "SELECT format('policy %s on %s %s %s using %s check %s', p.polname, p.polrelid::regclass, p.polcmd, p.polroles,
+                       pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
+         FROM pg_policy p ORDER BY 1",
+    ));
+    objects
 }
 
 const POLICIES: &str = "SELECT retention_add_policy('logs', 'ts', '5 days', 'app');
@@ -69,7 +85,7 @@ fn upgrade_from_0_1_0_keeps_policies_and_history_and_matches_a_fresh_install() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, "0.2.0");
+    assert_eq!(version, "0.3.0");
     assert_eq!(
         strings(&mut db, "SELECT format('%s %s %s %s', relation, kind, retain, label) FROM retention_policies ORDER BY id"),
         policies_before
@@ -96,6 +112,57 @@ fn upgrade_from_0_1_0_keeps_policies_and_history_and_matches_a_fresh_install() {
     // The upgraded extension has exactly the objects of a fresh install.
     let upgraded = extension_objects(&mut db);
     let mut fresh = empty_db("it_upgrade_fresh");
+    fresh
+        .batch_execute("CREATE EXTENSION pg_retention")
+        .unwrap();
+    assert_eq!(extension_objects(&mut fresh), upgraded);
+}
+
+#[test]
+fn upgrade_from_0_2_0_takes_the_write_privileges_from_public() {
+    let mut db = empty_db("it_upgrade_020");
+    db.batch_execute("CREATE EXTENSION pg_retention VERSION '0.2.0'")
+        .unwrap();
+    db.batch_execute(TABLES).unwrap();
+    db.batch_execute(POLICIES).unwrap();
+    assert!(count(&mut db, "SELECT total_deleted FROM retention_execute()") > 0);
+    db.batch_execute(
+        "DROP ROLE IF EXISTS it_upgrade_forger; CREATE ROLE it_upgrade_forger;
+         SET ROLE it_upgrade_forger;
+         INSERT INTO cleanup_runs (status, origin) VALUES ('failed', 'forged');
+         RESET ROLE;",
+    )
+    .unwrap();
+
+    db.batch_execute("ALTER EXTENSION pg_retention UPDATE TO '0.3.0'")
+        .unwrap();
+    db.batch_execute("SET ROLE it_upgrade_forger").unwrap();
+    assert_eq!(
+        crate::common::sqlstate_of(
+            &mut db,
+            "INSERT INTO cleanup_runs (status, origin) VALUES ('failed', 'forged')"
+        ),
+        "42501"
+    );
+    db.batch_execute("RESET ROLE").unwrap();
+    // Policies and history survive; runs work as before.
+    assert_eq!(count(&mut db, "SELECT count(*) FROM retention_policies"), 3);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM cleanup_runs WHERE status = 'succeeded'"
+        ),
+        1
+    );
+    db.batch_execute("INSERT INTO logs VALUES (100, NULL, now() - interval '50 days')")
+        .unwrap();
+    assert_eq!(
+        count(&mut db, "SELECT total_deleted FROM retention_execute()"),
+        1
+    );
+
+    let upgraded = extension_objects(&mut db);
+    let mut fresh = empty_db("it_upgrade_020_fresh");
     fresh
         .batch_execute("CREATE EXTENSION pg_retention")
         .unwrap();

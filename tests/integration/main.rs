@@ -12,3 +12,4 @@ mod inputs;
 mod plans;
 mod run;
 mod safety;
+mod security;

@@ -1,0 +1,180 @@
+//! Whose privileges each statement runs with, on which search_path, and the
+//! run lock nobody else can take.
+//!
+//! The model is PostgreSQL's own maintenance commands (VACUUM, ANALYZE,
+//! CLUSTER, REINDEX since CVE-2022-1552): every statement of a policy runs
+//! as the owner of the policy's table, in a security-restricted operation,
+//! with `search_path = pg_catalog, pg_temp`. A superuser's run (pg_cron's
+//! usual role) therefore runs another role's triggers, RLS policies and
+//! cascades with that role's privileges only, and deletes only what that
+//! role could delete by hand. The run's own bookkeeping (policies, history)
+//! is written as the extension's owner: PUBLIC may read those tables but not
+//! write them.
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+/// The only search_path any statement of the extension runs with:
+/// `pg_temp` is never searched for functions or operators, so every
+/// unqualified operator and function resolves in `pg_catalog`, and every
+/// type outside `pg_catalog` is spelled with its schema by `format_type`.
+const PINNED_SEARCH_PATH: &CStr = c"pg_catalog, pg_temp";
+
+/// Runs `f` with the search_path pinned to `pg_catalog, pg_temp`; restored
+/// on return, and by the (sub)transaction abort on error.
+pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the same nesting fmgr uses for a function's SET clause.
+    let level = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            PINNED_SEARCH_PATH.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        level
+    };
+    let out = f();
+    // SAFETY: closes the nesting level opened above.
+    unsafe { pg_sys::AtEOXact_GUC(true, level) };
+    out
+}
+
+/// Runs `f` as `role` (user id switched, security context kept plus
+/// `flags`). On return the previous user and context are restored; on an
+/// error the enclosing (sub)transaction's abort restores them, so callers
+/// that catch errors switch inside their subtransaction.
+fn as_role<R>(role: pg_sys::Oid, flags: u32, f: impl FnOnce() -> R) -> R {
+    let mut saved_user = pg_sys::Oid::INVALID;
+    let mut saved_context: std::ffi::c_int = 0;
+    // SAFETY: reads and sets this backend's current user, as vacuum.c does.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(role, saved_context | flags as std::ffi::c_int);
+    }
+    let out = f();
+    // SAFETY: restores what was read above.
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+    out
+}
+
+/// Runs the statements of a policy as the owner of its table, in a
+/// security-restricted operation, with the pinned search_path: what VACUUM
+/// and CLUSTER do before they run user code (index expressions, triggers).
+/// Call inside a subtransaction when errors are caught.
+pub fn as_table_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    as_role(
+        owner,
+        pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION,
+        || with_pinned_search_path(f),
+    )
+}
+
+thread_local! {
+    /// The extension's owner, read with its schema at every entry point.
+    static EXTENSION_OWNER: std::cell::Cell<pg_sys::Oid> =
+        const { std::cell::Cell::new(pg_sys::Oid::INVALID) };
+}
+
+/// Records the extension's owner (read by `catalog::extension_schema`).
+pub fn set_extension_owner(owner: pg_sys::Oid) {
+    EXTENSION_OWNER.with(|o| o.set(owner));
+}
+
+/// Runs the extension's bookkeeping (its config and history tables) as the
+/// extension's owner: PUBLIC has no write privilege on them. Only fixed
+/// statements of the extension run this way, never user code: the tables
+/// have no triggers and the statements reference `pg_catalog` only.
+pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
+    let owner = EXTENSION_OWNER.with(std::cell::Cell::get);
+    assert!(
+        owner != pg_sys::Oid::INVALID,
+        "the extension's owner is read with its schema before any bookkeeping"
+    );
+    as_role(
+        owner,
+        pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION,
+        || with_pinned_search_path(f),
+    )
+}
+
+/// The role running the current statement (after any SET ROLE).
+pub fn current_role() -> pg_sys::Oid {
+    // SAFETY: reads this backend's current user id.
+    unsafe { pg_sys::GetUserId() }
+}
+
+/// The run lock: an advisory-type lock whose tag no SQL function can build
+/// (`pg_advisory_lock` uses a fourth field of 1 or 2; this one uses
+/// [`RUN_LOCK_FIELD4`]), so no role can hold it to stop every run. Shown in
+/// `pg_locks` as an advisory lock with `objsubid` = 3 and `objid` =
+/// 0x726574 ("ret").
+const RUN_LOCK_FIELD4: u16 = 3;
+const RUN_LOCK_OBJID: u32 = 0x0072_6574;
+
+fn run_lock_tag() -> pg_sys::LOCKTAG {
+    pg_sys::LOCKTAG {
+        // SAFETY: reads this backend's database oid.
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: 0,
+        locktag_field3: RUN_LOCK_OBJID,
+        locktag_field4: RUN_LOCK_FIELD4,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+    }
+}
+
+/// How long the run lock is held: `retention_execute` until its transaction
+/// ends, `retention_run` across its commits until [`release_run_lock`].
+#[derive(Clone, Copy)]
+pub enum LockScope {
+    Transaction,
+    Session,
+}
+
+/// Takes the run lock of this database without waiting; `false` when
+/// another run holds it.
+pub fn try_run_lock(scope: LockScope) -> bool {
+    let tag = run_lock_tag();
+    let session = matches!(scope, LockScope::Session);
+    // SAFETY: LockAcquire with a valid tag and lock mode; dontWait = true.
+    let result = unsafe {
+        pg_sys::LockAcquire(
+            &tag,
+            pg_sys::ExclusiveLock as pg_sys::LOCKMODE,
+            session,
+            true,
+        )
+    };
+    result != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+}
+
+/// Releases the session-level run lock, every hold of it (a procedure that
+/// died mid-run in this session may have left one more).
+pub fn release_run_lock() {
+    let tag = run_lock_tag();
+    // SAFETY: LockRelease returns false (with a WARNING) when the lock is not
+    // held; held() is checked first so that no warning is printed.
+    unsafe {
+        while run_lock_held_by_me(&tag) {
+            if !pg_sys::LockRelease(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, true) {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(not(any(feature = "pg17", feature = "pg18")))]
+unsafe fn run_lock_held_by_me(tag: &pg_sys::LOCKTAG) -> bool {
+    pg_sys::LockHeldByMe(tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
+}
+
+#[cfg(any(feature = "pg17", feature = "pg18"))]
+unsafe fn run_lock_held_by_me(tag: &pg_sys::LOCKTAG) -> bool {
+    pg_sys::LockHeldByMe(tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false)
+}

@@ -1,0 +1,503 @@
+//! Attacks on a run by hostile roles (issue "Security: a run acts as each
+//! table's owner"). The runs here are a superuser's, as pg_cron's usually
+//! are; each test reproduces one attack and asserts what the run did, row
+//! by row. docs/security.md states the model these check.
+
+use std::sync::{Arc, Mutex};
+
+use crate::common::{connect, conninfo, count, fresh_db, sqlstate_of, strings};
+
+/// Recreates roles (after `fresh_db` dropped the database that held their
+/// objects) and lets each create tables in `public`.
+fn roles(db: &mut postgres::Client, names: &[&str]) {
+    for name in names {
+        db.batch_execute(&format!(
+            "DROP ROLE IF EXISTS {name}; CREATE ROLE {name}; GRANT CREATE ON SCHEMA public TO {name};"
+        ))
+        .unwrap();
+    }
+}
+
+/// The superuser's `CALL retention_run()` (autocommit: the procedure commits).
+fn call_run(db: &mut postgres::Client) -> Result<(), postgres::Error> {
+    db.batch_execute("CALL retention_run()")
+}
+
+fn last_run(db: &mut postgres::Client) -> (String, Option<String>, i64, Option<String>) {
+    let r = db
+        .query_one(
+            "SELECT status, sqlstate, total_deleted, error FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3))
+}
+
+#[test]
+fn a_superuser_run_fires_a_table_owners_trigger_as_that_owner() {
+    let mut db = fresh_db("it_sec_trigger");
+    roles(&mut db, &["sec_trig_owner"]);
+    db.batch_execute(
+        "SET ROLE sec_trig_owner;
+         CREATE TABLE t_logs (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE t_seen (who name, authid_readable boolean, path text);
+         CREATE FUNCTION t_spy() RETURNS trigger LANGUAGE plpgsql AS $$
+         DECLARE readable boolean := true;
+         BEGIN
+           BEGIN
+             PERFORM pg_catalog.count(*) FROM pg_catalog.pg_authid;
+           EXCEPTION WHEN insufficient_privilege THEN readable := false;
+           END;
+           INSERT INTO public.t_seen VALUES (current_user, readable, pg_catalog.current_setting('search_path'));
+           RETURN OLD;
+         END $$;
+         CREATE TRIGGER t_spy BEFORE DELETE ON t_logs FOR EACH ROW EXECUTE FUNCTION t_spy();
+         INSERT INTO t_logs SELECT g, now() - interval '10 days' FROM generate_series(1, 5) g;
+         SELECT retention_add_policy('t_logs', 'ts', '1 day');
+         RESET ROLE;",
+    )
+    .unwrap();
+
+    call_run(&mut db).unwrap();
+    assert_eq!(last_run(&mut db).0, "succeeded");
+    db.batch_execute(
+        "INSERT INTO t_logs SELECT g, now() - interval '10 days' FROM generate_series(6, 8) g",
+    )
+    .unwrap();
+    let run = db
+        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "succeeded");
+    assert_eq!(run.get::<_, i64>(1), 3);
+
+    assert_eq!(count(&mut db, "SELECT count(*) FROM t_logs"), 0);
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s %s', who, authid_readable, path) FROM t_seen"
+        ),
+        vec!["sec_trig_owner f pg_catalog, pg_temp"; 8]
+    );
+}
+
+#[test]
+fn a_child_tables_cascade_trigger_never_runs_as_the_superuser() {
+    let mut db = fresh_db("it_sec_cascade");
+    roles(&mut db, &["sec_casc_parent", "sec_casc_child"]);
+    db.batch_execute(
+        "SET ROLE sec_casc_parent;
+         CREATE TABLE p (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO p SELECT g, now() - interval '10 days' FROM generate_series(1, 4) g;
+         SELECT retention_add_policy('p', 'ts', '1 day');
+         GRANT REFERENCES ON p TO sec_casc_child;
+         SET ROLE sec_casc_child;
+         CREATE TABLE c (id int PRIMARY KEY, p_id int NOT NULL REFERENCES p ON DELETE CASCADE);
+         CREATE INDEX ON c (p_id);
+         CREATE TABLE c_seen (who name);
+         GRANT INSERT ON c_seen TO PUBLIC;
+         CREATE FUNCTION c_spy() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO public.c_seen VALUES (current_user); RETURN OLD; END $$;
+         CREATE TRIGGER c_spy BEFORE DELETE ON c FOR EACH ROW EXECUTE FUNCTION c_spy();
+         INSERT INTO c SELECT g, g FROM generate_series(1, 4) g;
+         RESET ROLE;",
+    )
+    .unwrap();
+
+    // The parent's owner may not delete from the child: the run refuses the
+    // policy before its first batch, as the owner's own DELETE of walked
+    // children would be refused.
+    let err = call_run(&mut db).unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"));
+    let (status, sqlstate, deleted, error) = last_run(&mut db);
+    assert_eq!(
+        (status.as_str(), sqlstate.as_deref(), deleted),
+        ("failed", Some("42501"), 0)
+    );
+    let error = error.unwrap();
+    assert!(
+        error.contains("sec_casc_parent") && error.contains("DELETE on public.c"),
+        "{error}"
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM p"), 4);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM c"), 4);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM c_seen"), 0);
+
+    // Granted DELETE, the run deletes the children as the parent's owner.
+    db.batch_execute("GRANT SELECT, UPDATE, DELETE ON c TO sec_casc_parent")
+        .unwrap();
+    call_run(&mut db).unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM p"), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM c"), 0);
+    // Each child's trigger fired once, as the parent's owner (the walk) or
+    // as the child's owner (PostgreSQL runs a cascade as the child table's
+    // owner), never as the superuser.
+    assert_eq!(count(&mut db, "SELECT count(*) FROM c_seen"), 4);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM c_seen WHERE who NOT IN ('sec_casc_parent', 'sec_casc_child')"
+        ),
+        0
+    );
+}
+
+#[test]
+fn a_superuser_run_never_deletes_rows_the_owner_could_not() {
+    for action in ["RESTRICT", "NO ACTION"] {
+        let mut db = fresh_db("it_sec_restrict");
+        roles(&mut db, &["sec_rows_owner", "sec_rows_other"]);
+        db.batch_execute(&format!(
+            "SET ROLE sec_rows_owner;
+             CREATE TABLE parent (id int PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO parent SELECT g, now() - interval '10 days' FROM generate_series(1, 10) g;
+             SELECT retention_add_policy('parent', 'ts', '1 day');
+             GRANT REFERENCES ON parent TO sec_rows_other;
+             SET ROLE sec_rows_other;
+             CREATE TABLE theirs (id int PRIMARY KEY, parent_id int NOT NULL REFERENCES parent ON DELETE {action});
+             INSERT INTO theirs SELECT g, g % 10 + 1 FROM generate_series(1, 71) g;
+             RESET ROLE;"
+        ))
+        .unwrap();
+        // By hand, the owner cannot delete them either.
+        db.batch_execute("SET ROLE sec_rows_owner").unwrap();
+        assert_eq!(sqlstate_of(&mut db, "DELETE FROM parent"), "23503");
+        db.batch_execute("RESET ROLE").unwrap();
+
+        let err = call_run(&mut db).unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{action}");
+        let (status, sqlstate, deleted, _) = last_run(&mut db);
+        assert_eq!(
+            (status.as_str(), sqlstate.as_deref(), deleted),
+            ("failed", Some("42501"), 0),
+            "{action}"
+        );
+        let run = db
+            .query_one("SELECT status, sqlstate FROM retention_execute()", &[])
+            .unwrap();
+        assert_eq!(run.get::<_, String>(0), "failed", "{action}");
+        assert_eq!(
+            count(&mut db, "SELECT count(*) FROM theirs"),
+            71,
+            "{action}"
+        );
+        assert_eq!(
+            count(&mut db, "SELECT count(*) FROM parent"),
+            10,
+            "{action}"
+        );
+    }
+}
+
+/// Key types for which pg_catalog has no exact `=` (varchar, a domain), and
+/// types it has (char(n), numeric, uuid, date): a hostile `public` operator
+/// must be called by none of a superuser's runs, previews or stats.
+#[test]
+fn operators_in_public_cannot_hijack_a_run() {
+    let mut db = fresh_db("it_sec_operators");
+    roles(&mut db, &["sec_hijacker", "sec_key_owner"]);
+    let mut hijack = String::from(
+        "SET ROLE sec_hijacker;
+         CREATE TABLE public.hijack_calls (op text);
+         GRANT INSERT ON public.hijack_calls TO PUBLIC;
+         CREATE DOMAIN public.code AS text;
+         CREATE FUNCTION public.hijacked(op text) RETURNS boolean LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO public.hijack_calls VALUES (op); RETURN NULL; END $$;",
+    );
+    for (ty, slug) in [
+        ("varchar", "varchar"),
+        ("public.code", "code"),
+        ("bpchar", "bpchar"),
+        ("numeric", "numeric"),
+        ("uuid", "uuid"),
+        ("date", "date"),
+    ] {
+        for (op, name) in [("=", "eq"), ("<", "lt"), (">", "gt")] {
+            hijack.push_str(&format!(
+                "CREATE FUNCTION public.{name}_{slug}(a {ty}, b {ty}) RETURNS boolean LANGUAGE sql AS
+                   $$ SELECT public.hijacked('{op} {slug}') $$;
+                 CREATE OPERATOR public.{op} (LEFTARG = {ty}, RIGHTARG = {ty}, FUNCTION = public.{name}_{slug});"
+            ));
+        }
+    }
+    hijack.push_str("RESET ROLE;");
+    db.batch_execute(&hijack).unwrap();
+    db.batch_execute(
+        "SET ROLE sec_key_owner;
+         CREATE TABLE k_varchar (id varchar(20) PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE k_varchar_child (id int PRIMARY KEY, k varchar(20) NOT NULL REFERENCES k_varchar);
+         CREATE TABLE k_mixed (a public.code, b char(4), c numeric, d uuid, e date, ts timestamptz NOT NULL,
+                               PRIMARY KEY (a, b, c, d, e));
+         CREATE TABLE k_mixed_child (id int PRIMARY KEY, a public.code, b char(4), c numeric, d uuid, e date,
+                                     FOREIGN KEY (a, b, c, d, e) REFERENCES k_mixed);
+         INSERT INTO k_varchar SELECT 'v' || g, now() - (g % 3) * interval '10 days' FROM generate_series(1, 30) g;
+         INSERT INTO k_varchar_child SELECT g, 'v' || g FROM generate_series(1, 30) g;
+         INSERT INTO k_mixed SELECT 'c' || g, 'b' || g % 5, g / 3.0, md5(g::text)::uuid, date '2020-01-01' + g,
+                                    now() - (g % 3) * interval '10 days' FROM generate_series(1, 30) g;
+         INSERT INTO k_mixed_child SELECT row_number() OVER (), a, b, c, d, e FROM k_mixed;
+         SELECT retention_add_policy('k_varchar', 'ts', '5 days', batch_size => 4);
+         SELECT retention_add_policy('k_mixed', 'ts', '5 days', batch_size => 4);
+         RESET ROLE;",
+    )
+    .unwrap();
+    // The superuser's search_path is the default, "$user", public.
+    db.batch_execute("RESET search_path").unwrap();
+    let preview = strings(
+        &mut db,
+        "SELECT format('%s %s', relation, rows_to_delete) FROM retention_preview() ORDER BY 1",
+    );
+    db.batch_execute("SELECT * FROM retention_stats(exact => true)")
+        .unwrap();
+    let run = db
+        .query_one(
+            "SELECT status, total_deleted FROM retention_execute(batch_size => 4)",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "succeeded");
+    assert_eq!(run.get::<_, i64>(1), 80);
+    assert_eq!(
+        preview,
+        vec![
+            "k_mixed 20",
+            "k_mixed_child 20",
+            "k_varchar 20",
+            "k_varchar_child 20"
+        ]
+    );
+    // CALL retention_run on fresh expired rows.
+    db.batch_execute(
+        "INSERT INTO k_varchar VALUES ('late', now() - interval '9 days');
+         INSERT INTO k_varchar_child VALUES (100, 'late');",
+    )
+    .unwrap();
+    call_run(&mut db).unwrap();
+    assert_eq!(last_run(&mut db).2, 2);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM hijack_calls"), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM k_varchar"), 10);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM k_mixed WHERE ts < now() - interval '5 days'"
+        ),
+        0
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM k_mixed"), 10);
+}
+
+#[test]
+fn an_orphan_is_never_decided_on_rows_hidden_by_row_level_security() {
+    let mut db = fresh_db("it_sec_rls");
+    roles(&mut db, &["sec_rls_tourn", "sec_rls_events"]);
+    db.batch_execute(
+        "SET ROLE sec_rls_tourn;
+         CREATE TABLE tourn (id int PRIMARY KEY, created timestamptz NOT NULL);
+         INSERT INTO tourn SELECT g, now() - interval '10 days' FROM generate_series(1, 6) g;
+         SELECT retention_add_orphan_policy('tourn', 'created', '1 day');
+         GRANT REFERENCES ON tourn TO sec_rls_events;
+         SET ROLE sec_rls_events;
+         CREATE TABLE events (id int PRIMARY KEY, tourn_id int NOT NULL REFERENCES tourn ON DELETE CASCADE,
+                              public boolean NOT NULL);
+         INSERT INTO events SELECT g, g, g % 2 = 0 FROM generate_series(1, 4) g;
+         ALTER TABLE events ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY only_public ON events FOR SELECT USING (public);
+         GRANT SELECT ON events TO sec_rls_tourn;
+         RESET ROLE;",
+    )
+    .unwrap();
+    // The tournaments' owner sees 2 of the 4 events: 4 tournaments look unreferenced.
+    db.batch_execute("SET ROLE sec_rls_tourn").unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM events"), 2);
+    db.batch_execute("RESET ROLE").unwrap();
+
+    let err = call_run(&mut db).unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"));
+    let (status, _, deleted, error) = last_run(&mut db);
+    assert_eq!((status.as_str(), deleted), ("failed", 0));
+    let error = error.unwrap();
+    assert!(
+        error.contains("row-level security on public.events") && error.contains("sec_rls_tourn"),
+        "{error}"
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM tourn"), 6);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM events"), 4);
+
+    // Without row security the two unreferenced tournaments go, nothing else.
+    db.batch_execute("ALTER TABLE events DISABLE ROW LEVEL SECURITY")
+        .unwrap();
+    call_run(&mut db).unwrap();
+    assert_eq!(
+        strings(&mut db, "SELECT id::text FROM tourn ORDER BY id"),
+        vec!["1", "2", "3", "4"]
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM events"), 4);
+}
+
+#[test]
+fn no_role_can_hold_the_run_lock_or_lock_the_extensions_tables() {
+    let mut db = fresh_db("it_sec_lock");
+    roles(&mut db, &["sec_locker"]);
+    db.batch_execute(
+        "CREATE TABLE logs (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO logs SELECT g, now() - interval '10 days' FROM generate_series(1, 10) g;
+         SELECT retention_add_policy('logs', 'ts', '1 day');",
+    )
+    .unwrap();
+    let mut locker = connect("it_sec_lock");
+    locker
+        .batch_execute(
+            "SET ROLE sec_locker;
+             SELECT pg_advisory_lock(x'726574656e74696f'::bigint);
+             SELECT pg_advisory_lock(0, x'726574'::int);
+             SELECT pg_advisory_lock(x'726574'::bigint);",
+        )
+        .unwrap();
+    for table in ["retention_config", "cleanup_runs"] {
+        locker.batch_execute("BEGIN").unwrap();
+        assert_eq!(
+            sqlstate_of(
+                &mut locker,
+                &format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            ),
+            "42501"
+        );
+        locker.batch_execute("ROLLBACK").unwrap();
+    }
+    let run = db
+        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "succeeded");
+    assert_eq!(run.get::<_, i64>(1), 10);
+    db.batch_execute("INSERT INTO logs VALUES (11, now() - interval '10 days')")
+        .unwrap();
+    call_run(&mut db).unwrap();
+    assert_eq!(last_run(&mut db).0, "succeeded");
+    assert_eq!(count(&mut db, "SELECT count(*) FROM logs"), 0);
+}
+
+#[test]
+fn only_the_extension_writes_policies_and_history() {
+    let mut db = fresh_db("it_sec_forge");
+    roles(&mut db, &["sec_forger"]);
+    db.batch_execute(
+        "CREATE TABLE logs (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         SELECT retention_add_policy('logs', 'ts', '1 day');
+         SELECT retention_execute();
+         SET ROLE sec_forger;
+         CREATE TABLE mine (id int PRIMARY KEY, ts timestamptz NOT NULL);",
+    )
+    .unwrap();
+    for sql in [
+        "INSERT INTO cleanup_runs (status, origin, total_deleted, started_by) VALUES ('failed', 'x', 999999, 'postgres')",
+        "INSERT INTO cleanup_runs (status, origin) VALUES ('failed', 'x')",
+        "UPDATE cleanup_runs SET total_deleted = 999999",
+        "DELETE FROM cleanup_runs",
+        "INSERT INTO retention_config (relid, kind, time_column, retain) VALUES ('mine', 'expire', 'ts', '1 day')",
+        "UPDATE retention_config SET retain = '1 second'",
+        "DELETE FROM retention_config",
+    ] {
+        assert_eq!(sqlstate_of(&mut db, sql), "42501", "{sql}");
+    }
+    // Through the functions, a role manages the policies of its own tables,
+    // and its runs are recorded under its name.
+    db.batch_execute(
+        "SELECT retention_add_policy('mine', 'ts', '1 day', label => 'forger');
+         SELECT retention_execute(label => 'forger');",
+    )
+    .unwrap();
+    db.batch_execute("RESET ROLE").unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s %s', started_by, status, total_deleted) FROM cleanup_runs ORDER BY id"
+        ),
+        vec!["postgres succeeded 0", "sec_forger succeeded 0"]
+    );
+}
+
+#[test]
+fn nothing_leaks_other_roles_policies_errors_or_rust_internals() {
+    let mut db = fresh_db("it_sec_leak");
+    roles(&mut db, &["sec_leak_owner", "sec_leak_spy"]);
+    db.batch_execute(
+        "SET ROLE sec_leak_owner;
+         CREATE TABLE secret_logs (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO secret_logs VALUES (1, now() - interval '10 days');
+         CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'refused' USING DETAIL = 'card 4111-1111'; END $$;
+         CREATE TRIGGER boom BEFORE DELETE ON secret_logs FOR EACH ROW EXECUTE FUNCTION boom();
+         SELECT retention_add_policy('secret_logs', 'ts', '1 day', label => 'hush');
+         RESET ROLE;",
+    )
+    .unwrap();
+
+    // A cheap function in the spy's WHERE sees no row the view hides.
+    let notices = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = Arc::clone(&notices);
+    let mut config: postgres::Config = conninfo("it_sec_leak").parse().unwrap();
+    config.notice_callback(move |n| seen.lock().unwrap().push(n.message().to_string()));
+    let mut spy = config.connect(postgres::NoTls).unwrap();
+    spy.batch_execute(
+        "SET ROLE sec_leak_spy;
+         CREATE FUNCTION pg_temp.peek(r regclass, l text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
+         BEGIN RAISE NOTICE 'saw % %', r, l; RETURN true; END $$;",
+    )
+    .unwrap();
+    let visible = spy
+        .query(
+            "SELECT * FROM retention_policies WHERE pg_temp.peek(relation, label)",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(visible.len(), 0);
+    assert_eq!(*notices.lock().unwrap(), Vec::<String>::new());
+
+    // A failing run keeps the DETAIL out of the history every role reads.
+    let run = db
+        .query_one("SELECT status, error FROM retention_execute()", &[])
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "failed");
+    let error: String = run.get(1);
+    assert!(error.contains("refused"), "{error}");
+    assert!(!error.contains("4111"), "{error}");
+
+    // An error raised inside the preview (the owner may not read a child
+    // table) carries no Rust backtrace, though the test cluster runs with
+    // RUST_BACKTRACE=1 (scripts/test.sh).
+    db.batch_execute(
+        "DROP TRIGGER boom ON secret_logs;
+         CREATE TABLE notes (id int PRIMARY KEY, log_id int REFERENCES secret_logs);
+         REVOKE ALL ON notes FROM sec_leak_owner;
+         SET ROLE sec_leak_owner;",
+    )
+    .unwrap();
+    let e = db
+        .batch_execute("SELECT * FROM retention_preview()")
+        .unwrap_err();
+    let d = e.as_db_error().expect("a server error");
+    assert_eq!(d.code().code(), "42501", "{d:?}");
+    assert_eq!(d.detail(), None, "{d:?}");
+    db.batch_execute("RESET ROLE").unwrap();
+}
+
+#[test]
+fn policies_on_the_extensions_own_tables_are_refused() {
+    let mut db = fresh_db("it_sec_own_tables");
+    for table in ["retention_config", "cleanup_runs"] {
+        assert_eq!(
+            sqlstate_of(
+                &mut db,
+                &format!("SELECT retention_add_policy('{table}', 'created_at', '1 day')")
+            ),
+            "42809",
+            "{table}"
+        );
+    }
+    assert_eq!(
+        sqlstate_of(
+            &mut db,
+            "SELECT retention_add_policy('cleanup_runs', 'started_at', '1 day')"
+        ),
+        "42809"
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM retention_config"), 0);
+}
