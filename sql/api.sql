@@ -301,6 +301,7 @@ SELECT s.policy_id,
          ORDER BY r.id DESC LIMIT 1) AS last_run_deleted,
        s.expired_rows AS lag_rows,
        CASE WHEN s.kind OPERATOR(pg_catalog.=) 'expire' AND s.oldest OPERATOR(pg_catalog.<) s.cutoff
+                 AND pg_catalog.isfinite(s.oldest)
             THEN pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-) s.oldest) END AS oldest_expired_age,
        s.total_rows,
        s.total_size

@@ -166,14 +166,15 @@ fn write(
            total_deleted = (SELECT COALESCE(pg_catalog.sum(n), 0) FROM pg_catalog.unnest($4::pg_catalog.int8[]) n), \
            tables = COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
                'relation', u.rel, 'relid', u.relid, 'deleted', u.n, \
-               'oldest', pg_catalog.to_timestamp(u.lo::pg_catalog.float8 / 1000000), \
-               'newest', pg_catalog.to_timestamp(u.hi::pg_catalog.float8 / 1000000)) ORDER BY u.ord) \
+               'oldest', {oldest}, 'newest', {newest}) ORDER BY u.ord) \
              FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.int8[]), \
                            pg_catalog.unnest($5::pg_catalog.int8[]), pg_catalog.unnest($6::pg_catalog.int8[]), \
                            pg_catalog.unnest($9::pg_catalog.oid[])) \
                   WITH ORDINALITY u(rel, n, lo, hi, relid, ord)), '[]'), \
            error = COALESCE($7, error), sqlstate = COALESCE($8, sqlstate) \
-         WHERE id OPERATOR(pg_catalog.=) $1"
+         WHERE id OPERATOR(pg_catalog.=) $1",
+        oldest = timestamp_of_us("u.lo"),
+        newest = timestamp_of_us("u.hi"),
     );
     bookkeeping(
         client,
@@ -207,4 +208,16 @@ pub fn prune(client: &mut SpiClient<'_>, schema: &str) -> Result<()> {
     );
     bookkeeping(client, &sql, &[f64::from(keep_seconds).into()], |_| Ok(())).map_err(internal)?;
     Ok(())
+}
+
+/// A time from microseconds since the epoch, the two infinities included
+/// (see `sqlgen::NEG_INFINITY_US`).
+fn timestamp_of_us(us: &str) -> String {
+    format!(
+        "CASE {us} WHEN '{}'::pg_catalog.int8 THEN '-infinity'::pg_catalog.timestamptz \
+                   WHEN '{}'::pg_catalog.int8 THEN 'infinity'::pg_catalog.timestamptz \
+                   ELSE pg_catalog.to_timestamp({us}::pg_catalog.float8 OPERATOR(pg_catalog./) 1000000) END",
+        crate::sqlgen::NEG_INFINITY_US,
+        crate::sqlgen::INFINITY_US
+    )
 }

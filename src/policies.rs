@@ -250,6 +250,7 @@ fn _retention_add_policy(
             PolicyKind::Expire => "retain",
             PolicyKind::Orphan => "grace",
         };
+        let enabled = enabled.ok_or(RetentionError::NullArgument("enabled"))?;
         let schema = extension_schema(client)?;
         let rel = checked_relation(client, relation)?;
         check_time_column(client, &rel, time_column)?;
@@ -265,7 +266,7 @@ fn _retention_add_policy(
         check_plannable(client, &schema, &rel, kind)?;
         let sql = format!(
             "INSERT INTO {schema}.retention_config (relid, kind, time_column, retain, label, batch_size, enabled) \
-             VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3::pg_catalog.name, $4, $5, $6, COALESCE($7, true)) RETURNING id"
+             VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3::pg_catalog.name, $4, $5, $6, $7) RETURNING id"
         );
         let args: Vec<DatumWithOid> = vec![
             pg_sys::Oid::from(rel.relid).into(),

@@ -128,13 +128,24 @@ fn deleted_summary_and(time: Option<&Column>, extra: &str) -> String {
 }
 
 /// A time as microseconds since the epoch (comparable in Rust whatever the
-/// column type).
+/// column type); `-infinity` and `infinity` as the smallest and largest
+/// int8 ([`NEG_INFINITY_US`], [`INFINITY_US`]), which the history turns back
+/// into them.
 fn epoch_us(time: &str) -> String {
+    let t = format!("{time}::pg_catalog.timestamptz");
     format!(
-        "(pg_catalog.date_part('epoch', {time}::pg_catalog.timestamptz) {} 1000000)::pg_catalog.int8",
-        op("*")
+        "CASE WHEN {t} {eq} '-infinity' THEN '{NEG_INFINITY_US}'::pg_catalog.int8 \
+              WHEN {t} {eq} 'infinity' THEN '{INFINITY_US}'::pg_catalog.int8 \
+              ELSE (pg_catalog.date_part('epoch', {t}) {mul} 1000000)::pg_catalog.int8 END",
+        eq = op("="),
+        mul = op("*")
     )
 }
+
+/// `-infinity` as microseconds since the epoch, in run summaries.
+pub const NEG_INFINITY_US: i64 = i64::MIN;
+/// `infinity` as microseconds since the epoch, in run summaries.
+pub const INFINITY_US: i64 = i64::MAX;
 
 fn returning_ts(alias: &str, time: Option<&Column>) -> String {
     match time {

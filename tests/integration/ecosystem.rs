@@ -39,7 +39,9 @@ fn extension_objects(db: &mut postgres::Client) -> Vec<String> {
     );
     objects.extend(strings(
         db,
-        "SELECT format('%s acl=%s options=%s rls=%s', c.relname, c.relacl, c.reloptions, c.relrowsecurity)
+        "SELECT format('%s acl=%s options=%s rls=%s', c.relname,
+                       coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\", c.relowner)),
+                       c.reloptions, c.relrowsecurity)
          FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
          WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_retention')

@@ -45,6 +45,7 @@ fn bad_inputs_are_refused_with_their_sqlstate_and_change_nothing() {
         ("SELECT retention_add_policy(NULL, 'ts', '1 day')", "22004"),
         ("SELECT retention_add_policy('other_owner', NULL, '1 day')", "22004"),
         ("SELECT retention_add_policy('other_owner', 'ts', NULL)", "22004"),
+        ("SELECT retention_add_policy('other_owner', 'ts', '1 day', enabled => NULL)", "22004"),
         ("SELECT retention_add_policy('other_owner', 'ts', '-1 day')", "22023"),
         ("SELECT retention_add_policy('other_owner', 'ts', '0 seconds')", "22023"),
         ("SELECT retention_add_policy('other_owner', 'ts', '1 day', batch_size => 0)", "22023"),

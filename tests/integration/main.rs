@@ -9,6 +9,7 @@ mod cron;
 mod differential;
 mod ecosystem;
 mod inputs;
+mod keys;
 mod plans;
 mod run;
 mod safety;

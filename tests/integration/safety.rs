@@ -55,7 +55,7 @@ fn a_run_has_only_the_privileges_of_its_role() {
     assert_eq!(run.get::<_, String>(1), "42501");
     let error: String = run.get(2);
     assert!(
-        error.contains("DELETE on a_child") && error.contains("a_parent"),
+        error.contains("DELETE on public.a_child") && error.contains("a_parent"),
         "{error}"
     );
     assert_eq!(run.get::<_, i64>(3), 30, "the other policy ran");
