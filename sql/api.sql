@@ -45,6 +45,19 @@ CREATE FUNCTION retention_remove_policy(relation regclass, kind text DEFAULT NUL
 LANGUAGE sql VOLATILE
 AS $$ SELECT @extschema@._retention_remove_policy($1::pg_catalog.oid, $2) $$;
 
+-- now() - retain, or NULL when it is out of range (a policy stored with such
+-- a retain cannot run; the view still lists it).
+CREATE FUNCTION _retention_cutoff(retain interval) RETURNS timestamptz
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN pg_catalog.now() OPERATOR(pg_catalog.-) retain;
+EXCEPTION WHEN datetime_field_overflow THEN
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION _retention_cutoff(interval) IS 'internal: a policy''s cutoff, NULL when out of range';
+
 -- security_barrier: the reader's own WHERE clauses (a cheap leaky function
 -- among them) run only on the rows the ownership test let through.
 CREATE VIEW retention_policies WITH (security_barrier) AS
@@ -56,7 +69,7 @@ SELECT p.id,
        p.label,
        p.batch_size,
        p.enabled,
-       pg_catalog.now() OPERATOR(pg_catalog.-) p.retain AS cutoff,
+       @extschema@._retention_cutoff(p.retain) AS cutoff,
        p.created_at
 FROM @extschema@.retention_config p
 -- A view reads its tables as its owner, whom row-level security does not
@@ -85,14 +98,15 @@ RETURNS TABLE (
     time_column_indexed boolean,
     unindexed_foreign_keys text[],
     last_run_at timestamptz,
-    last_run_status text
+    last_run_status text,
+    error text
 )
 LANGUAGE sql STABLE
 AS $$
 SELECT s.policy_id, s.relid::pg_catalog.regclass, s.kind, s.label, s.time_column::pg_catalog.name, s.retain,
        s.cutoff, s.enabled, s.total_rows, s.total_rows_exact, s.expired_rows, s.oldest, s.newest,
        s.total_bytes, pg_catalog.pg_size_pretty(s.total_bytes), s.time_column_indexed,
-       s.unindexed_foreign_keys, s.last_run_at, s.last_run_status
+       s.unindexed_foreign_keys, s.last_run_at, s.last_run_status, s.error
 FROM @extschema@._retention_stats($1, $2) s
 $$;
 
@@ -221,7 +235,7 @@ COMMENT ON FUNCTION retention_alter_policy(regclass, interval, text, integer, bo
 COMMENT ON FUNCTION retention_pause(regclass) IS 'Disables the policies of a table without removing them';
 COMMENT ON FUNCTION retention_resume(regclass) IS 'Enables the policies of a table again';
 COMMENT ON FUNCTION retention_remove_policy(regclass, text) IS 'Removes the policies of a table (of one kind, or all)';
-COMMENT ON FUNCTION retention_stats(text, boolean) IS 'Per policy: rows (estimate, or exact), expired rows, time range, size, cutoff, missing indexes, last run';
+COMMENT ON FUNCTION retention_stats(text, boolean) IS 'Per policy: rows (estimate, or exact), expired rows, time range, size, cutoff, missing indexes, last run; for a policy that cannot run, why';
 COMMENT ON FUNCTION retention_preview(text) IS 'What the next run deletes, table by table in the order it deletes them';
 COMMENT ON FUNCTION retention_execute(integer, text) IS 'Runs the enabled policies now in batches, children first, in the caller''s transaction; returns the history row';
 COMMENT ON PROCEDURE retention_run(integer, text, bigint, interval, interval, interval, text) IS 'Runs the enabled policies, committing after every batch (the path to schedule); caps default to the pg_retention.* settings';
@@ -248,7 +262,13 @@ CREATE POLICY retention_config_owner ON retention_config
 
 GRANT SELECT ON cleanup_runs TO PUBLIC;
 ALTER TABLE cleanup_runs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY cleanup_runs_read ON cleanup_runs FOR SELECT USING (true);
+-- A role reads the runs it (or a role it belongs to) started: a run's error
+-- and policies may speak of other roles' tables. Each policy's last run is
+-- in retention_stats() and retention_monitor, for the policies a role sees.
+CREATE POLICY cleanup_runs_read ON cleanup_runs FOR SELECT
+    USING (EXISTS (SELECT FROM pg_catalog.pg_roles r
+                   WHERE r.rolname OPERATOR(pg_catalog.=) started_by
+                     AND pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'USAGE')));
 
 -- ---------------------------------------------------------------------------
 -- New in 0.2.0 (the upgrade script sql/pg_retention--0.1.0--0.2.0.sql creates
@@ -294,17 +314,22 @@ SELECT s.policy_id,
        s.enabled,
        s.last_run_status,
        s.last_run_at,
-       (SELECT (t OPERATOR(pg_catalog.->>) 'deleted')::pg_catalog.int8
-          FROM @extschema@.cleanup_runs r, pg_catalog.jsonb_array_elements(r.tables) t
-         WHERE (t OPERATOR(pg_catalog.->>) 'relid')::pg_catalog.oid OPERATOR(pg_catalog.=) s.relation::pg_catalog.oid
-           AND r.status OPERATOR(pg_catalog.<>) 'skipped'
+       -- Rows the last run of this policy deleted from its table (0 when it
+       -- deleted none: the history lists only tables it deleted from).
+       (SELECT COALESCE((SELECT pg_catalog.sum((t OPERATOR(pg_catalog.->>) 'deleted')::pg_catalog.int8)::pg_catalog.int8
+                           FROM pg_catalog.jsonb_array_elements(r.tables) t
+                          WHERE (t OPERATOR(pg_catalog.->>) 'relid')::pg_catalog.oid OPERATOR(pg_catalog.=) s.relation::pg_catalog.oid), 0)
+          FROM @extschema@.cleanup_runs r
+         WHERE r.status OPERATOR(pg_catalog.<>) 'skipped'
+           AND r.policies OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('policy_id', s.policy_id))
          ORDER BY r.id DESC LIMIT 1) AS last_run_deleted,
        s.expired_rows AS lag_rows,
        CASE WHEN s.kind OPERATOR(pg_catalog.=) 'expire' AND s.oldest OPERATOR(pg_catalog.<) s.cutoff
                  AND pg_catalog.isfinite(s.oldest)
             THEN pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-) s.oldest) END AS oldest_expired_age,
        s.total_rows,
-       s.total_size
+       s.total_size,
+       s.error
 FROM @extschema@.retention_stats() s;
 
 -- Per label: policies, rows waiting, and how the last run of the label went.

@@ -11,6 +11,7 @@ use pgrx::spi::{SpiClient, SpiError, SpiHeapTupleData};
 use crate::errors::{Result, RetentionError};
 use crate::planner::{self, ForeignKey, OnDelete, Plan, RelId};
 use crate::sqlgen::{quote_ident, quote_qualified, Column, FusedChild, TableShape};
+use crate::subxact::BatchFailure;
 
 /// Runs a query and maps its rows, then frees the result at once: a run
 /// issues thousands of statements and SPI would otherwise keep every result
@@ -139,16 +140,18 @@ pub struct Policy {
 }
 
 /// Policies (all, or one label's; disabled ones only when asked), with
-/// `now() - retain` as cutoff.
+/// `now() - retain` as cutoff; a policy whose cutoff cannot be computed
+/// (an interval too long for the timestamp range) comes back broken, with
+/// `-infinity` as its cutoff, and is never run.
 pub fn load_policies(
     client: &SpiClient<'_>,
     schema: &str,
     label: Option<&str>,
     include_disabled: bool,
-) -> Result<Vec<Policy>> {
+) -> Result<(Vec<Policy>, Vec<Broken>)> {
     let sql = format!(
         "SELECT p.id, p.relid::pg_catalog.oid, p.kind, p.time_column::pg_catalog.text, p.label, p.batch_size, \
-                pg_catalog.now() OPERATOR(pg_catalog.-) p.retain, \
+                p.retain, \
                 CASE WHEN c.oid IS NOT NULL THEN pg_catalog.format('%I.%I', n.nspname, c.relname) END, p.enabled, c.relowner \
          FROM {schema}.retention_config p \
          LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid \
@@ -168,7 +171,7 @@ pub fn load_policies(
                 get::<String>(r, 4)?,
                 get::<String>(r, 5)?,
                 get::<i32>(r, 6)?,
-                get::<TimestampWithTimeZone>(r, 7)?,
+                get::<pgrx::datum::Interval>(r, 7)?,
                 get::<String>(r, 8)?,
                 get::<bool>(r, 9)?,
                 get::<pgrx::pg_sys::Oid>(r, 10)?,
@@ -176,27 +179,69 @@ pub fn load_policies(
         },
     )
     .map_err(internal)?;
-    policies
-        .into_iter()
-        .map(
-            |(id, relid, kind, column, label, batch_size, cutoff, relation, enabled, owner)| {
-                Ok(Policy {
-                    id: id.unwrap_or_default(),
-                    relid: relid.map(|o| o.to_u32()).unwrap_or_default(),
-                    kind: PolicyKind::parse(kind.as_deref().unwrap_or_default())?,
-                    time_column: column.unwrap_or_default(),
-                    label,
-                    batch_size,
-                    cutoff: cutoff.ok_or_else(|| {
-                        RetentionError::NotReady("policy without a cutoff".into())
-                    })?,
-                    enabled: enabled.unwrap_or_default(),
-                    relation,
-                    owner: owner.unwrap_or(pgrx::pg_sys::Oid::INVALID),
-                })
-            },
+    let mut healthy = Vec::new();
+    let mut broken = Vec::new();
+    for (id, relid, kind, column, label, batch_size, retain, relation, enabled, owner) in policies {
+        let mut policy = Policy {
+            id: id.unwrap_or_default(),
+            relid: relid.map(|o| o.to_u32()).unwrap_or_default(),
+            kind: PolicyKind::parse(kind.as_deref().unwrap_or_default())?,
+            time_column: column.unwrap_or_default(),
+            label,
+            batch_size,
+            cutoff: TimestampWithTimeZone::negative_infinity(),
+            enabled: enabled.unwrap_or_default(),
+            relation,
+            owner: owner.unwrap_or(pgrx::pg_sys::Oid::INVALID),
+        };
+        match cutoff_of(client, retain) {
+            Ok(cutoff) => {
+                policy.cutoff = cutoff;
+                healthy.push(policy);
+            }
+            Err(error) => broken.push(Broken {
+                policy,
+                error: BatchFailure {
+                    message: format!(
+                        "its cutoff, now() - retain, is out of range: {}",
+                        error.message
+                    ),
+                    ..error
+                },
+            }),
+        }
+    }
+    Ok((healthy, broken))
+}
+
+/// `now() - retain`, or why it cannot be computed.
+pub fn cutoff_of(
+    client: &SpiClient<'_>,
+    retain: Option<pgrx::datum::Interval>,
+) -> std::result::Result<TimestampWithTimeZone, BatchFailure> {
+    let retain = retain.ok_or(RetentionError::NullArgument("retain"))?;
+    crate::subxact::in_subtransaction(|| {
+        rows(
+            client,
+            "SELECT pg_catalog.now() OPERATOR(pg_catalog.-) $1",
+            &[retain.into()],
+            |r| get::<TimestampWithTimeZone>(r, 1),
         )
-        .collect()
+        .map_err(internal)?
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or_else(|| RetentionError::NotReady("now() - retain returned no row".into()))
+    })
+}
+
+/// A policy that cannot run (its time column is gone, its table lost its
+/// key, its foreign keys form a cycle, its cutoff is out of range...): it
+/// fails alone, in every run and report, while the others go on.
+#[derive(Clone, Debug)]
+pub struct Broken {
+    pub policy: Policy,
+    pub error: BatchFailure,
 }
 
 /// Every foreign key of the database, once per logical constraint (the
@@ -269,19 +314,18 @@ pub fn columns(client: &SpiClient<'_>, relid: RelId, names: &[String]) -> Result
     names
         .iter()
         .map(|name| {
-            found
-                .iter()
-                .find(|(n, _, _)| n == name)
-                .map(|(n, t, oid)| Column {
+            let column = found.iter().find(|(n, _, _)| n == name);
+            match column {
+                Some((n, t, oid)) => Ok(Column {
                     name: n.clone(),
                     type_sql: t.clone(),
                     type_oid: *oid,
-                })
-                .ok_or_else(|| {
-                    RetentionError::UndefinedColumn(format!(
-                        "column \"{name}\" of relation {relid} does not exist"
-                    ))
-                })
+                }),
+                None => Err(RetentionError::UndefinedColumn(format!(
+                    "column \"{name}\" of table {} does not exist",
+                    relation_name(client, relid)?
+                ))),
+            }
         })
         .collect()
 }
@@ -313,10 +357,52 @@ pub fn row_key(client: &SpiClient<'_>, relid: RelId, display: &str) -> Result<Ve
     })
 }
 
+/// Whether a policy could run on its own: its time column exists, its
+/// walked foreign keys form no cycle, and every table it deletes from has a
+/// row key.
+fn check_runnable(client: &SpiClient<'_>, p: &Policy, foreign_keys: &[ForeignKey]) -> Result<()> {
+    let display = p.relation.as_deref().unwrap_or("?");
+    columns(client, p.relid, std::slice::from_ref(&p.time_column)).map_err(|_| {
+        RetentionError::UndefinedColumn(format!(
+            "time column \"{}\" of table {display} no longer exists; alter or remove policy {}",
+            p.time_column, p.id
+        ))
+    })?;
+    let tables = match p.kind {
+        PolicyKind::Expire => {
+            planner::plan(&[p.relid], foreign_keys)
+                .map_err(|e| {
+                    RetentionError::Unsupported(format!(
+                        "cannot plan the deletion order for {display}: {e}"
+                    ))
+                })?
+                .order
+        }
+        PolicyKind::Orphan => {
+            if let Some(fk) = foreign_keys
+                .iter()
+                .find(|fk| fk.parent == p.relid && fk.child == p.relid)
+            {
+                return Err(RetentionError::Unsupported(format!(
+                    "orphan policies on self-referencing tables are not supported ({} references {display})",
+                    fk.name
+                )));
+            }
+            vec![p.relid]
+        }
+    };
+    for relid in tables {
+        row_key(client, relid, &relation_name(client, relid)?)?;
+    }
+    Ok(())
+}
+
 /// Everything a run, a preview or the stats need, read once at the start.
 pub struct Setup {
     pub schema: String,
     pub policies: Vec<Policy>,
+    /// Policies that cannot run, with why: each fails alone.
+    pub broken: Vec<Broken>,
     pub foreign_keys: Vec<ForeignKey>,
     pub plan: Plan,
     /// Orphan-policy tables, children first.
@@ -343,19 +429,29 @@ impl Setup {
         include_disabled: bool,
     ) -> Result<Self> {
         let schema = extension_schema(client)?;
-        let policies: Vec<Policy> = load_policies(client, &schema, label, include_disabled)?
-            .into_iter()
-            .filter(|p| {
-                if p.relation.is_none() {
-                    pgrx::warning!(
-                        "pg_retention: policy {} refers to a table that no longer exists; skipped",
-                        p.id
-                    );
-                }
-                p.relation.is_some()
-            })
-            .collect();
+        let (loaded, mut broken) = load_policies(client, &schema, label, include_disabled)?;
         let foreign_keys = load_foreign_keys(client)?;
+        // Each policy is checked alone first: one that cannot run is set
+        // aside with its error, and the plan is made of the others (a cycle
+        // in their union would lie within one policy's own closure).
+        let mut policies = Vec::new();
+        for p in loaded {
+            if p.relation.is_none() {
+                pgrx::warning!(
+                    "pg_retention: policy {} refers to a table that no longer exists; skipped",
+                    p.id
+                );
+                continue;
+            }
+            match check_runnable(client, &p, &foreign_keys) {
+                Ok(()) => policies.push(p),
+                Err(e) => broken.push(Broken {
+                    policy: p,
+                    error: e.into(),
+                }),
+            }
+        }
+        broken.sort_by_key(|b| b.policy.id);
         let roots: Vec<RelId> = policies
             .iter()
             .filter(|p| p.kind == PolicyKind::Expire)
@@ -403,6 +499,7 @@ impl Setup {
         let mut setup = Setup {
             schema,
             policies,
+            broken,
             foreign_keys,
             plan,
             orphan_order,
@@ -530,6 +627,25 @@ impl Setup {
                 (deleted, Vec::new())
             }
         }
+    }
+
+    /// Whose privileges a run deletes `relid`'s rows with: the owner of the
+    /// first expire policy (by id) whose deletions reach the table, else of
+    /// the table's orphan policy.
+    pub fn owner_of(&self, relid: RelId) -> Result<pgrx::pg_sys::Oid> {
+        let expire = self
+            .policies
+            .iter()
+            .filter(|p| p.kind == PolicyKind::Expire)
+            .find(|p| self.tables_of(p).0.contains(&relid));
+        let orphan = || {
+            self.policies
+                .iter()
+                .find(|p| p.kind == PolicyKind::Orphan && p.relid == relid)
+        };
+        expire.or_else(orphan).map(|p| p.owner).ok_or_else(|| {
+            RetentionError::NotReady(format!("no policy reaches {}", self.name(relid)))
+        })
     }
 
     /// The policy table's owner (the run switches to it before calling this)

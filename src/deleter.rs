@@ -188,8 +188,15 @@ impl Progress {
                 setup.policies[*i].kind == PolicyKind::Orphan && setup.policies[*i].relid == *relid
             })
         });
+        // A policy that cannot run fails from the start; the others run.
+        let failures = setup
+            .broken
+            .iter()
+            .map(|b| (policy_name(&b.policy), b.error.clone()))
+            .collect();
         Progress {
             order: expire.into_iter().chain(orphans).collect(),
+            failures,
             ..Default::default()
         }
     }
@@ -219,14 +226,8 @@ impl Progress {
     /// back) and moves on to the next one.
     pub fn fail_policy(&mut self, setup: &Setup, failure: BatchFailure) {
         if let Some(index) = self.current_policy() {
-            let p = &setup.policies[index];
-            let name = format!(
-                "{} ({} policy {})",
-                p.relation.as_deref().unwrap_or("?"),
-                p.kind.as_str(),
-                p.id
-            );
-            self.failures.push((name, failure));
+            self.failures
+                .push((policy_name(&setup.policies[index]), failure));
         }
         self.skip_policy();
     }
@@ -245,6 +246,7 @@ impl Progress {
             message,
             sqlstate: first.sqlstate.clone(),
             detail: first.detail.clone(),
+            interrupted: false,
         })
     }
 
@@ -268,6 +270,16 @@ impl Progress {
         }
         out
     }
+}
+
+/// A policy as the run's `error` names it.
+fn policy_name(p: &Policy) -> String {
+    format!(
+        "{} ({} policy {})",
+        p.relation.as_deref().unwrap_or("?"),
+        p.kind.as_str(),
+        p.id
+    )
 }
 
 pub struct Deleter<'a> {

@@ -127,8 +127,13 @@ pub fn record_failure(
         .as_ref()
         .map(|d| format!(" ({d})"))
         .unwrap_or_default();
+    let kept = if counts.iter().any(|c| c.deleted > 0) {
+        "the failing batch was rolled back, earlier batches stay deleted"
+    } else {
+        "nothing was deleted"
+    };
     pgrx::warning!(
-        "pg_retention: run {id} {status}: {}{detail} (SQLSTATE {}); the failing batch was rolled back, earlier batches stay deleted",
+        "pg_retention: run {id} {status}: {}{detail} (SQLSTATE {}); {kept}",
         failure.message,
         failure.sqlstate
     );

@@ -151,6 +151,12 @@ fn check_interval(
             "{what} must be a positive interval"
         )));
     }
+    // The cutoff only moves forward from now on: computable now, always.
+    if catalog::cutoff_of(client, Some(value)).is_err() {
+        return Err(RetentionError::InvalidParameter(format!(
+            "{what} reaches before the earliest timestamp: now() - {what} is out of range"
+        )));
+    }
     Ok(())
 }
 
@@ -186,26 +192,14 @@ fn existing_policy(
 
 /// Refuses a policy that no run could execute: an FK cycle or self
 /// reference among the tables it deletes from, or a table without a key.
-fn check_plannable(
-    client: &SpiClient<'_>,
-    schema: &str,
-    rel: &Relation,
-    kind: PolicyKind,
-) -> Result<()> {
+fn check_plannable(client: &SpiClient<'_>, rel: &Relation, kind: PolicyKind) -> Result<()> {
     let fks = catalog::load_foreign_keys(client)?;
     let tables: Vec<RelId> = match kind {
+        // The policy's own closure: a cycle among several policies' tables
+        // lies within each one's closure, and other policies (even broken
+        // ones) are no concern of this one.
         PolicyKind::Expire => {
-            let sql = format!(
-                "SELECT relid::pg_catalog.oid FROM {schema}.retention_config WHERE kind OPERATOR(pg_catalog.=) 'expire'"
-            );
-            let mut roots: Vec<RelId> = rows(client, &sql, &[], |r| get::<pg_sys::Oid>(r, 1))
-                .map_err(internal)?
-                .into_iter()
-                .flatten()
-                .map(|o| o.to_u32())
-                .collect();
-            roots.push(rel.relid);
-            let plan = planner::plan(&roots, &fks).map_err(|e| {
+            let plan = planner::plan(&[rel.relid], &fks).map_err(|e| {
                 RetentionError::Unsupported(format!(
                     "cannot plan deletions for {}: {e}",
                     rel.display
@@ -263,7 +257,7 @@ fn _retention_add_policy(
                 kind.as_str()
             )));
         }
-        check_plannable(client, &schema, &rel, kind)?;
+        check_plannable(client, &rel, kind)?;
         let sql = format!(
             "INSERT INTO {schema}.retention_config (relid, kind, time_column, retain, label, batch_size, enabled) \
              VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3::pg_catalog.name, $4, $5, $6, $7) RETURNING id"

@@ -200,12 +200,13 @@ fn _retention_run_begin(
 /// 'cancelled' (recorded; the procedure re-raises after committing).
 #[pg_extern(volatile, parallel_unsafe)]
 fn _retention_run_step(run_id: i64) -> &'static str {
-    let Some(mut run) = ACTIVE.with(|a| a.borrow_mut().take()) else {
-        return "done";
+    let active = ACTIVE.with(|a| a.borrow_mut().take());
+    let Some(mut run) = active.filter(|run| run.id == run_id) else {
+        // The run ended in `_retention_run_begin` (skipped, or failed before
+        // its first batch): the CALL must fail if the run did.
+        return with_pinned_search_path(|| Spi::connect(|client| ended_status(client, run_id)))
+            .or_raise();
     };
-    if run.id != run_id {
-        return "done";
-    }
     let state =
         with_pinned_search_path(|| Spi::connect_mut(|client| step(client, &mut run))).or_raise();
     if state == "more" {
@@ -438,6 +439,23 @@ fn set_local(name: &std::ffi::CStr, value: &str) {
             false,
         );
     }
+}
+
+/// How a run that is no longer active ended, as a step reports it.
+fn ended_status(client: &SpiClient<'_>, run_id: i64) -> Result<&'static str> {
+    let schema = extension_schema(client)?;
+    let status = rows(
+        client,
+        &format!("SELECT status FROM {schema}.cleanup_runs WHERE id OPERATOR(pg_catalog.=) $1"),
+        &[run_id.into()],
+        |r| get::<String>(r, 1),
+    )
+    .map_err(internal)?;
+    Ok(match status.into_iter().next().flatten().as_deref() {
+        Some("failed") => "failed",
+        Some("cancelled") => "cancelled",
+        _ => "done",
+    })
 }
 
 fn end(

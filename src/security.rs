@@ -24,6 +24,23 @@ const PINNED_SEARCH_PATH: &CStr = c"pg_catalog, pg_temp";
 /// Runs `f` with the search_path pinned to `pg_catalog, pg_temp`; restored
 /// on return, and by the (sub)transaction abort on error.
 pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
+    in_guc_level(GucExit::Keep, f)
+}
+
+/// What happens, at the end of [`in_guc_level`], to settings changed inside
+/// it with a plain SET.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GucExit {
+    /// They stay, as after a function with a SET clause (entry points: none
+    /// of the extension's own code changes a setting for the session).
+    Keep,
+    /// Every setting goes back to what it was, as after VACUUM's user code
+    /// (a table owner's trigger must not change TimeZone, statement_timeout
+    /// or anything else for the rest of a superuser's run or session).
+    Restore,
+}
+
+fn in_guc_level<R>(exit: GucExit, f: impl FnOnce() -> R) -> R {
     // SAFETY: the same nesting fmgr uses for a function's SET clause.
     let level = unsafe {
         let level = pg_sys::NewGUCNestLevel();
@@ -41,7 +58,7 @@ pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
     };
     let out = f();
     // SAFETY: closes the nesting level opened above.
-    unsafe { pg_sys::AtEOXact_GUC(true, level) };
+    unsafe { pg_sys::AtEOXact_GUC(exit == GucExit::Keep, level) };
     out
 }
 
@@ -64,14 +81,17 @@ fn as_role<R>(role: pg_sys::Oid, flags: u32, f: impl FnOnce() -> R) -> R {
 }
 
 /// Runs the statements of a policy as the owner of its table, in a
-/// security-restricted operation, with the pinned search_path: what VACUUM
-/// and CLUSTER do before they run user code (index expressions, triggers).
-/// Call inside a subtransaction when errors are caught.
+/// security-restricted operation, with the pinned search_path, every setting
+/// changed inside put back on return: what VACUUM and CLUSTER do before they
+/// run user code (index expressions, triggers). Reports (stats, preview) run
+/// their statements this way too: planning alone can run a table owner's
+/// code (an immutable function in a partial index's predicate). Call inside
+/// a subtransaction when errors are caught.
 pub fn as_table_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     as_role(
         owner,
         pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION,
-        || with_pinned_search_path(f),
+        || in_guc_level(GucExit::Restore, f),
     )
 }
 

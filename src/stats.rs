@@ -12,10 +12,10 @@ use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{get, internal, rows, rows_mut, Policy, PolicyKind, Setup};
+use crate::catalog::{get, internal, rows, rows_mut, Broken, Policy, PolicyKind, Setup};
 use crate::errors::{OrRaise, Result, RetentionError};
 use crate::planner::{ForeignKey, RelId};
-use crate::security::with_pinned_search_path;
+use crate::security::{as_extension_owner, as_table_owner, with_pinned_search_path};
 use crate::sqlgen;
 
 /// Predicates over the rows a run deletes, with the policies' cutoffs bound
@@ -148,7 +148,7 @@ type PreviewRow = (
 );
 
 #[allow(clippy::type_complexity)]
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_unsafe)]
 fn _retention_preview(
     label: Option<&str>,
 ) -> TableIterator<
@@ -181,12 +181,16 @@ fn _retention_preview(
             )> {
                 let qualified = setup.qualified(client, relid)?;
                 let sql = sqlgen::count_where_sql(&qualified, time, condition);
-                let found = rows(client, &sql, &preds.args(), |r| {
-                    Ok((
-                        get::<i64>(r, 1)?.unwrap_or_default(),
-                        get::<TimestampWithTimeZone>(r, 2)?,
-                        get::<TimestampWithTimeZone>(r, 3)?,
-                    ))
+                // As the run would: as the owner of the policy that reaches
+                // the table (planning alone can run a table owner's code).
+                let found = as_table_owner(setup.owner_of(relid)?, || {
+                    rows(client, &sql, &preds.args(), |r| {
+                        Ok((
+                            get::<i64>(r, 1)?.unwrap_or_default(),
+                            get::<TimestampWithTimeZone>(r, 2)?,
+                            get::<TimestampWithTimeZone>(r, 3)?,
+                        ))
+                    })
                 })
                 .map_err(internal)?;
                 Ok(found.into_iter().next().unwrap_or_default())
@@ -252,6 +256,23 @@ fn _retention_preview(
                     newest,
                 ));
             }
+            // A policy that cannot run deletes nothing; its row says why.
+            for b in &setup.broken {
+                out.push((
+                    0,
+                    pg_sys::Oid::from(b.policy.relid),
+                    format!(
+                        "{} policy {} cannot run: {} (SQLSTATE {})",
+                        b.policy.kind.as_str(),
+                        b.policy.id,
+                        b.error.message,
+                        b.error.sqlstate
+                    ),
+                    0,
+                    None,
+                    None,
+                ));
+            }
             for (i, row) in out.iter_mut().enumerate() {
                 row.0 = i as i32 + 1;
             }
@@ -269,22 +290,23 @@ type StatsRow = (
     Option<String>,
     String,
     Interval,
-    TimestampWithTimeZone,
+    Option<TimestampWithTimeZone>,
     bool,
-    i64,
-    bool,
-    i64,
+    Option<i64>,
+    Option<bool>,
+    Option<i64>,
     Option<TimestampWithTimeZone>,
     Option<TimestampWithTimeZone>,
-    i64,
-    bool,
-    Vec<String>,
+    Option<i64>,
+    Option<bool>,
+    Option<Vec<String>>,
     Option<TimestampWithTimeZone>,
+    Option<String>,
     Option<String>,
 );
 
 #[allow(clippy::type_complexity)]
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_unsafe)]
 fn _retention_stats(
     label: Option<&str>,
     exact: Option<bool>,
@@ -297,18 +319,19 @@ fn _retention_stats(
         name!(label, Option<String>),
         name!(time_column, String),
         name!(retain, Interval),
-        name!(cutoff, TimestampWithTimeZone),
+        name!(cutoff, Option<TimestampWithTimeZone>),
         name!(enabled, bool),
-        name!(total_rows, i64),
-        name!(total_rows_exact, bool),
-        name!(expired_rows, i64),
+        name!(total_rows, Option<i64>),
+        name!(total_rows_exact, Option<bool>),
+        name!(expired_rows, Option<i64>),
         name!(oldest, Option<TimestampWithTimeZone>),
         name!(newest, Option<TimestampWithTimeZone>),
-        name!(total_bytes, i64),
-        name!(time_column_indexed, bool),
-        name!(unindexed_foreign_keys, Vec<String>),
+        name!(total_bytes, Option<i64>),
+        name!(time_column_indexed, Option<bool>),
+        name!(unindexed_foreign_keys, Option<Vec<String>>),
         name!(last_run_at, Option<TimestampWithTimeZone>),
         name!(last_run_status, Option<String>),
+        name!(error, Option<String>),
     ),
 > {
     let exact = exact.unwrap_or(false);
@@ -319,8 +342,14 @@ fn _retention_stats(
             let setup = Setup::load(client, label, true)?;
             let mut out = Vec::new();
             for p in &setup.policies {
-                out.push(policy_stats(client, &setup, p, exact)?);
+                out.push(as_table_owner(p.owner, || {
+                    policy_stats(client, &setup, p, exact)
+                })?);
             }
+            for b in &setup.broken {
+                out.push(broken_policy_stats(client, &setup, b)?);
+            }
+            out.sort_by_key(|row| row.0);
             Ok(out)
         })
     })
@@ -420,6 +449,69 @@ fn policy_stats(
         }
     }
 
+    // The history may hold runs the owner cannot see (a superuser's).
+    let (last_run_at, last_run_status) = as_extension_owner(|| last_run(client, setup, p.id))?;
+    let retain = as_extension_owner(|| retain_of(client, setup, p.id))?;
+    Ok((
+        p.id,
+        relid,
+        p.kind.as_str().to_string(),
+        p.label.clone(),
+        column.name.clone(),
+        retain,
+        Some(p.cutoff),
+        p.enabled,
+        Some(total_rows),
+        Some(exact),
+        Some(expired_rows),
+        oldest,
+        newest,
+        Some(total_bytes),
+        Some(time_indexed),
+        Some(unindexed),
+        last_run_at,
+        last_run_status,
+        None,
+    ))
+}
+
+/// The row of a policy that cannot run: what it is, its last run, and why
+/// (nothing is counted: its table may be what is broken).
+fn broken_policy_stats(client: &SpiClient<'_>, setup: &Setup, b: &Broken) -> Result<StatsRow> {
+    let p = &b.policy;
+    let (last_run_at, last_run_status) = as_extension_owner(|| last_run(client, setup, p.id))?;
+    Ok((
+        p.id,
+        pg_sys::Oid::from(p.relid),
+        p.kind.as_str().to_string(),
+        p.label.clone(),
+        p.time_column.clone(),
+        as_extension_owner(|| retain_of(client, setup, p.id))?,
+        (!p.cutoff.is_neg_infinity()).then_some(p.cutoff),
+        p.enabled,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        last_run_at,
+        last_run_status,
+        Some(format!(
+            "{} (SQLSTATE {})",
+            b.error.message, b.error.sqlstate
+        )),
+    ))
+}
+
+/// When the last run that had this policy ended, and how.
+fn last_run(
+    client: &SpiClient<'_>,
+    setup: &Setup,
+    policy_id: i64,
+) -> Result<(Option<TimestampWithTimeZone>, Option<String>)> {
     let schema = &setup.schema;
     let last = rows(
         client,
@@ -429,44 +521,26 @@ fn policy_stats(
                AND r.policies OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('policy_id', $1::pg_catalog.int8)) \
              ORDER BY r.id DESC LIMIT 1"
         ),
-        &[p.id.into()],
+        &[policy_id.into()],
         |r| Ok((get::<TimestampWithTimeZone>(r, 1)?, get::<String>(r, 2)?)),
     )
     .map_err(internal)?;
-    let (last_run_at, last_run_status) = last.into_iter().next().unwrap_or((None, None));
+    Ok(last.into_iter().next().unwrap_or((None, None)))
+}
 
-    let retain = rows(
+fn retain_of(client: &SpiClient<'_>, setup: &Setup, policy_id: i64) -> Result<Interval> {
+    let schema = &setup.schema;
+    rows(
         client,
         &format!("SELECT retain FROM {schema}.retention_config WHERE id OPERATOR(pg_catalog.=) $1"),
-        &[p.id.into()],
+        &[policy_id.into()],
         |r| get::<Interval>(r, 1),
     )
     .map_err(internal)?
     .into_iter()
     .next()
     .flatten()
-    .ok_or_else(|| RetentionError::UndefinedPolicy(format!("policy {} vanished", p.id)))?;
-
-    Ok((
-        p.id,
-        relid,
-        p.kind.as_str().to_string(),
-        p.label.clone(),
-        column.name.clone(),
-        retain,
-        p.cutoff,
-        p.enabled,
-        total_rows,
-        exact,
-        expired_rows,
-        oldest,
-        newest,
-        total_bytes,
-        time_indexed,
-        unindexed,
-        last_run_at,
-        last_run_status,
-    ))
+    .ok_or_else(|| RetentionError::UndefinedPolicy(format!("policy {policy_id} vanished")))
 }
 
 /// The foreign keys a policy's batches look up by their child columns: the

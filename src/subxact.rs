@@ -15,11 +15,15 @@ pub struct BatchFailure {
     pub message: String,
     pub sqlstate: String,
     pub detail: Option<String>,
+    /// The backend was interrupted (pg_cancel_backend, statement_timeout):
+    /// the run ends. A 57014 raised by anything else (a table owner's
+    /// trigger, say) fails its policy only, like any other error.
+    pub interrupted: bool,
 }
 
 impl BatchFailure {
     pub fn is_cancel(&self) -> bool {
-        self.sqlstate == sqlstate_text(PgSqlErrorCode::ERRCODE_QUERY_CANCELED)
+        self.interrupted
     }
 }
 
@@ -29,6 +33,7 @@ impl From<RetentionError> for BatchFailure {
             message: e.message(),
             sqlstate: sqlstate_text(e.sqlstate()),
             detail: None,
+            interrupted: false,
         }
     }
 }
@@ -38,10 +43,15 @@ fn from_caught(e: CaughtError) -> BatchFailure {
         CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
         CaughtError::RustPanic { ereport, .. } => ereport,
     };
+    // A real cancel is raised by ProcessInterrupts; SQL can raise the same
+    // SQLSTATE and message, but not from there.
+    let interrupted = report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+        && report.function_name() == Some("ProcessInterrupts");
     BatchFailure {
         message: report.message().to_string(),
         sqlstate: sqlstate_text(report.sql_error_code()),
         detail: report.detail().map(str::to_string),
+        interrupted,
     }
 }
 

@@ -2,6 +2,7 @@
 //! `scripts/test.sh` starts the cluster, installs the extension and sets
 //! PGHOST/PGPORT; each test works in a database of its own.
 
+mod broken;
 mod common;
 mod core;
 mod crash;

@@ -398,12 +398,16 @@ fn only_the_extension_writes_policies_and_history() {
         assert_eq!(sqlstate_of(&mut db, sql), "42501", "{sql}");
     }
     // Through the functions, a role manages the policies of its own tables,
-    // and its runs are recorded under its name.
+    // and its runs are recorded under its name; it reads its own runs only.
     db.batch_execute(
         "SELECT retention_add_policy('mine', 'ts', '1 day', label => 'forger');
          SELECT retention_execute(label => 'forger');",
     )
     .unwrap();
+    assert_eq!(
+        strings(&mut db, "SELECT started_by::text FROM cleanup_runs"),
+        vec!["sec_forger"]
+    );
     db.batch_execute("RESET ROLE").unwrap();
     assert_eq!(
         strings(
@@ -500,4 +504,126 @@ fn policies_on_the_extensions_own_tables_are_refused() {
         "42809"
     );
     assert_eq!(count(&mut db, "SELECT count(*) FROM retention_config"), 0);
+}
+
+#[test]
+fn reports_plan_their_queries_as_the_table_owner() {
+    let mut db = fresh_db("it_sec_reports");
+    roles(&mut db, &["sec_rep_owner"]);
+    db.batch_execute(
+        "CREATE TABLE planned_by (who name);
+         GRANT INSERT ON planned_by TO PUBLIC;
+         SET ROLE sec_rep_owner;
+         CREATE TABLE ev (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO ev SELECT g, now() - interval '10 days' FROM generate_series(1, 3) g;
+         CREATE FUNCTION note_planner() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+         BEGIN INSERT INTO public.planned_by VALUES (current_user); RETURN true; END $$;
+         CREATE FUNCTION folded() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+         BEGIN RETURN public.note_planner(); END $$;
+         SELECT retention_add_policy('ev', 'ts', '1 day');
+         CREATE INDEX ev_partial ON ev (ts) WHERE public.folded();
+         RESET ROLE;
+         TRUNCATE planned_by;",
+    )
+    .unwrap();
+    // Each report in a new session: the planner folds an index predicate
+    // once per session, when it first plans a query on the table.
+    for report in [
+        "SELECT * FROM retention_stats()",
+        "SELECT * FROM retention_stats(exact => true)",
+        "SELECT * FROM retention_preview()",
+        "SELECT * FROM retention_monitor",
+        "SELECT * FROM retention_label_totals",
+    ] {
+        connect("it_sec_reports").batch_execute(report).unwrap();
+    }
+    assert_eq!(
+        strings(&mut db, "SELECT DISTINCT who::text FROM planned_by"),
+        vec!["sec_rep_owner"]
+    );
+}
+
+#[test]
+fn a_table_owners_settings_never_reach_other_policies() {
+    let mut db = fresh_db("it_sec_settings");
+    roles(&mut db, &["sec_set_mallory", "sec_set_alice"]);
+    db.batch_execute(
+        "SET ROLE sec_set_mallory;
+         CREATE TABLE m_ev (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE FUNCTION shift() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           PERFORM pg_catalog.set_config('TimeZone', '<+167>-167', false);
+           PERFORM pg_catalog.set_config('statement_timeout', '1ms', false);
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER shift AFTER DELETE ON m_ev FOR EACH STATEMENT EXECUTE FUNCTION shift();
+         INSERT INTO m_ev SELECT g, now() - interval '10 days' FROM generate_series(1, 5) g;
+         SELECT retention_add_policy('m_ev', 'ts', '1 day');
+         SET ROLE sec_set_alice;
+         CREATE TABLE a_ts (id bigint PRIMARY KEY, ts timestamp NOT NULL);
+         INSERT INTO a_ts SELECT g, localtimestamp - interval '3 days' FROM generate_series(1, 5) g;
+         INSERT INTO a_ts VALUES (6, localtimestamp - interval '8 days');
+         SELECT retention_add_policy('a_ts', 'ts', '7 days');
+         RESET ROLE;",
+    )
+    .unwrap();
+    let zone: String = db.query_one("SHOW TimeZone", &[]).unwrap().get(0);
+    call_run(&mut db).unwrap();
+    assert_eq!(last_run(&mut db).0, "succeeded");
+    assert_eq!(
+        strings(&mut db, "SELECT id::text FROM a_ts ORDER BY id"),
+        vec!["1", "2", "3", "4", "5"]
+    );
+    db.batch_execute("INSERT INTO m_ev VALUES (6, now() - interval '10 days')")
+        .unwrap();
+    let run = db
+        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "succeeded");
+    assert_eq!(run.get::<_, i64>(1), 1);
+    let after: String = db.query_one("SHOW TimeZone", &[]).unwrap().get(0);
+    assert_eq!(after, zone);
+    let timeout: String = db.query_one("SHOW statement_timeout", &[]).unwrap().get(0);
+    assert_eq!(timeout, "0");
+    assert_eq!(count(&mut db, "SELECT count(*) FROM a_ts"), 5);
+}
+
+#[test]
+fn a_fake_cancel_fails_only_its_own_policy() {
+    let mut db = fresh_db("it_sec_fake_cancel");
+    roles(&mut db, &["sec_fc_mallory", "sec_fc_alice"]);
+    db.batch_execute(
+        "SET ROLE sec_fc_mallory;
+         CREATE TABLE m_ev (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE FUNCTION fake_cancel() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'canceling statement due to user request' USING ERRCODE = 'query_canceled'; END $$;
+         CREATE TRIGGER fake_cancel BEFORE DELETE ON m_ev FOR EACH STATEMENT EXECUTE FUNCTION fake_cancel();
+         INSERT INTO m_ev SELECT g, now() - interval '10 days' FROM generate_series(1, 5) g;
+         SELECT retention_add_policy('m_ev', 'ts', '1 day');
+         SET ROLE sec_fc_alice;
+         CREATE TABLE a_ev (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO a_ev SELECT g, now() - interval '10 days' FROM generate_series(1, 5) g;
+         SELECT retention_add_policy('a_ev', 'ts', '1 day');
+         RESET ROLE;",
+    )
+    .unwrap();
+    let run = db
+        .query_one(
+            "SELECT status, sqlstate, total_deleted FROM retention_execute()",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "failed");
+    assert_eq!(run.get::<_, String>(1), "57014");
+    assert_eq!(run.get::<_, i64>(2), 5);
+    db.batch_execute(
+        "INSERT INTO a_ev SELECT g, now() - interval '10 days' FROM generate_series(6, 8) g",
+    )
+    .unwrap();
+    let err = call_run(&mut db).unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"));
+    let (status, _, deleted, _) = last_run(&mut db);
+    assert_eq!((status.as_str(), deleted), ("failed", 3));
+    assert_eq!(count(&mut db, "SELECT count(*) FROM a_ev"), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM m_ev"), 5);
 }
