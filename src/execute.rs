@@ -10,34 +10,67 @@ use crate::deleter::{Deleter, Progress};
 use crate::errors::{OrRaise, Result};
 use crate::history::{self, RunEnd, RunStart};
 use crate::policies::check_batch_size;
-use crate::security::{try_run_lock, with_pinned_search_path, LockScope};
+use crate::security::{lock_policies, with_pinned_search_path, LockScope};
 use crate::subxact::{in_subtransaction, BatchFailure};
 
-/// Takes the run lock; when another run holds it, records this run as
-/// skipped and returns its id.
-pub fn lock_or_skip(
+/// Takes the run lock of every loaded policy that no other run holds; the
+/// others are left to the run that holds them (removed from `setup`, named
+/// in the history's stop reason). When another run holds every policy, the
+/// run is recorded `skipped` and `true` is returned.
+pub fn claim_policies(
     client: &mut pgrx::spi::SpiClient<'_>,
     schema: &str,
-    run: &RunStart<'_>,
+    id: i64,
+    setup: &mut Setup,
     scope: LockScope,
-) -> Result<Option<i64>> {
-    if try_run_lock(scope) {
-        return Ok(None);
+) -> Result<bool> {
+    let ids: Vec<i64> = setup.policies.iter().map(|p| p.id).collect();
+    let got = lock_policies(&ids, scope);
+    let mut left = Vec::new();
+    let mut claimed = got.iter();
+    setup.policies.retain(|p| {
+        let mine = claimed.next().copied().unwrap_or(false);
+        if !mine {
+            left.push(format!(
+                "{} ({} policy {})",
+                p.relation.as_deref().unwrap_or("?"),
+                p.kind.as_str(),
+                p.id
+            ));
+        }
+        mine
+    });
+    if left.is_empty() {
+        return Ok(false);
     }
-    let id = history::start(client, schema, run, "skipped")?;
-    history::finish(
+    if setup.policies.is_empty() && setup.broken.is_empty() {
+        history::finish(
+            client,
+            schema,
+            id,
+            &RunEnd {
+                status: "skipped",
+                tables: &[],
+                error: Some("another pg_retention run is running every policy of this run"),
+                sqlstate: None,
+            },
+        )?;
+        pgrx::notice!(
+            "pg_retention: another run is running every policy of this run; run {id} skipped"
+        );
+        return Ok(true);
+    }
+    history::note(
         client,
         schema,
         id,
-        &RunEnd {
-            status: "skipped",
-            tables: &[],
-            error: Some("another pg_retention run is in progress"),
-            sqlstate: None,
-        },
+        Some(&format!(
+            "left to the run already running them: {}",
+            left.join(", ")
+        )),
+        0,
     )?;
-    pgrx::notice!("pg_retention: another run is in progress; run {id} skipped");
-    Ok(Some(id))
+    Ok(false)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -57,18 +90,17 @@ fn _retention_execute(
                 batch_size: Some(batch_size),
             };
 
-            if let Some(skipped) = lock_or_skip(client, &schema, &run, LockScope::Transaction)? {
-                return Ok(skipped);
-            }
-
             let id = history::start(client, &schema, &run, "running")?;
-            let setup = match in_subtransaction(|| Setup::load(client, label, false)) {
+            let mut setup = match in_subtransaction(|| Setup::load(client, label, false)) {
                 Ok(setup) => setup,
                 Err(failure) => {
                     record_failure(client, &schema, id, &[], &failure)?;
                     return Ok(id);
                 }
             };
+            if claim_policies(client, &schema, id, &mut setup, LockScope::Transaction)? {
+                return Ok(id);
+            }
             history::record_policies(client, &schema, id, &setup.policies)?;
 
             let mut deleter =

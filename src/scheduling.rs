@@ -6,10 +6,13 @@
 //! says otherwise. The run's plan and position live in this backend's memory
 //! between the steps; the history row is updated after every batch.
 //!
-//! The overlap guard is a session-level advisory lock (a transaction-level one
-//! would be released by the first COMMIT). Every way out of a run that the
-//! backend survives goes through `finish`, which releases it; a backend that
-//! dies releases it by dying, and the next run marks its row 'abandoned'.
+//! Overlap guards are session-level run locks (`security.rs`; transaction
+//! ones would be released by the first COMMIT): one per policy, so that two
+//! runs never run one policy at once, and one per run, held while it runs.
+//! Every way out of a run that the backend survives goes through `end`,
+//! which releases them; a backend that dies releases them by dying, an error
+//! outside the batches by the next run in the session. A `running` row whose
+//! run lock nobody holds is marked 'abandoned' by the next run.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -23,11 +26,13 @@ use pgrx::spi::SpiClient;
 use crate::catalog::{bookkeeping, extension_schema, get, internal, rows, Setup};
 use crate::deleter::{Deleter, Progress};
 use crate::errors::{OrRaise, Result, RetentionError};
-use crate::execute::{lock_or_skip, record_failure};
+use crate::execute::{claim_policies, record_failure};
 use crate::gucs;
 use crate::history::{self, RunEnd, RunStart};
 use crate::policies::check_batch_size;
-use crate::security::{release_run_lock, with_pinned_search_path, LockScope};
+use crate::security::{
+    hold_run_alive, release_run_locks, run_is_alive, with_pinned_search_path, LockScope,
+};
 use crate::subxact::{in_subtransaction, BatchFailure};
 
 const LOCK_NOT_AVAILABLE: &str = "55P03";
@@ -120,78 +125,82 @@ fn _retention_run_begin(
         .report(PgLogLevel::ERROR);
     }
     ACTIVE.with(|a| a.borrow_mut().take());
-    with_pinned_search_path(|| Spi::connect_mut(|client| -> Result<i64> {
-        if max_rows.is_some_and(|n| n < 0) {
-            return Err(RetentionError::InvalidParameter("max_rows must not be negative".into()));
-        }
-        let max_duration = interval_seconds(client, "max_duration", max_duration)?;
-        let pause = interval_seconds(client, "batch_pause", batch_pause)?;
-        let lock_timeout = interval_seconds(client, "lock_timeout", lock_timeout)?;
-        let schema = extension_schema(client)?;
-        let origin = origin.unwrap_or("retention_run");
-        let run = RunStart { origin, label, batch_size: Some(batch_size) };
+    with_pinned_search_path(|| {
+        Spi::connect_mut(|client| -> Result<i64> {
+            if max_rows.is_some_and(|n| n < 0) {
+                return Err(RetentionError::InvalidParameter(
+                    "max_rows must not be negative".into(),
+                ));
+            }
+            let max_duration = interval_seconds(client, "max_duration", max_duration)?;
+            let pause = interval_seconds(client, "batch_pause", batch_pause)?;
+            let lock_timeout = interval_seconds(client, "lock_timeout", lock_timeout)?;
+            let schema = extension_schema(client)?;
+            let origin = origin.unwrap_or("retention_run");
+            let run = RunStart {
+                origin,
+                label,
+                batch_size: Some(batch_size),
+            };
 
-        if let Some(skipped) = lock_or_skip(client, &schema, &run, LockScope::Session)? {
-            return Ok(skipped);
-        }
+            // An earlier run in this session that an error ended outside its
+            // batches (at a COMMIT, say) left its locks: it is over.
+            release_run_locks();
+            mark_abandoned(client, &schema)?;
 
-        // Holding the run lock, any run still marked running lost its backend.
-        let abandoned = bookkeeping(
-            client,
-            &format!(
-                "UPDATE {schema}.cleanup_runs SET status = 'abandoned', finished_at = pg_catalog.clock_timestamp(), \
-                   error = pg_catalog.format('backend %s ended before the run finished', backend_pid) \
-                 WHERE status OPERATOR(pg_catalog.=) 'running' RETURNING id"
-            ),
-            &[],
-            |r| get::<i64>(r, 1),
-        )
-        .map_err(internal)?;
-        for id in abandoned.into_iter().flatten() {
-            pgrx::notice!("pg_retention: run {id} was abandoned (its backend ended); this run continues its work");
-        }
-
-        let id = history::start(client, &schema, &run, "running")?;
-        let setup = match in_subtransaction(|| Setup::load(client, label, false)) {
-            Ok(setup) => setup,
-            Err(failure) => {
-                record_failure(client, &schema, id, &[], &failure)?;
-                release_run_lock();
+            let id = history::start(client, &schema, &run, "running")?;
+            hold_run_alive(id);
+            let mut setup = match in_subtransaction(|| Setup::load(client, label, false)) {
+                Ok(setup) => setup,
+                Err(failure) => {
+                    record_failure(client, &schema, id, &[], &failure)?;
+                    release_run_locks();
+                    return Ok(id);
+                }
+            };
+            if claim_policies(client, &schema, id, &mut setup, LockScope::Session)? {
+                release_run_locks();
                 return Ok(id);
             }
-        };
-        history::record_policies(client, &schema, id, &setup.policies)?;
-        let max_rows = max_rows.or(Some(i64::from(gucs::MAX_ROWS_PER_RUN.get()))).filter(|n| *n > 0);
-        let max_duration =
-            max_duration.unwrap_or(f64::from(gucs::MAX_RUN_DURATION.get())).max(0.0);
-        let pause = pause.unwrap_or(f64::from(gucs::BATCH_PAUSE.get()) / 1000.0);
-        let lock_timeout_ms = lock_timeout.map(|s| (s * 1000.0) as i64).unwrap_or(i64::from(gucs::LOCK_TIMEOUT.get()));
-        let progress = Progress::new(&setup);
-        ACTIVE.with(|a| {
-            *a.borrow_mut() = Some(ActiveRun {
-                id,
-                schema,
-                setup,
-                progress,
-                batch_size: i64::from(batch_size),
-                max_rows,
-                deadline: (max_duration > 0.0).then(|| Instant::now() + Duration::from_secs_f64(max_duration)),
-                pause: Duration::from_secs_f64(pause),
-                yield_ratio: gucs::YIELD_RATIO.get(),
-                yield_next: Duration::ZERO,
-                others_running: false,
-                others_checked: None,
-                lock_timeout_ms,
-                lock_timeouts: 0,
-                lock_timeouts_in_a_row: 0,
-                left_for_next_run: Vec::new(),
-                steps: 0,
-                last_notice: Instant::now(),
-                last_progress: Instant::now(),
-            })
-        });
-        Ok(id)
-    }))
+            history::record_policies(client, &schema, id, &setup.policies)?;
+            let max_rows = max_rows
+                .or(Some(i64::from(gucs::MAX_ROWS_PER_RUN.get())))
+                .filter(|n| *n > 0);
+            let max_duration = max_duration
+                .unwrap_or(f64::from(gucs::MAX_RUN_DURATION.get()))
+                .max(0.0);
+            let pause = pause.unwrap_or(f64::from(gucs::BATCH_PAUSE.get()) / 1000.0);
+            let lock_timeout_ms = lock_timeout
+                .map(|s| (s * 1000.0) as i64)
+                .unwrap_or(i64::from(gucs::LOCK_TIMEOUT.get()));
+            let progress = Progress::new(&setup);
+            ACTIVE.with(|a| {
+                *a.borrow_mut() = Some(ActiveRun {
+                    id,
+                    schema,
+                    setup,
+                    progress,
+                    batch_size: i64::from(batch_size),
+                    max_rows,
+                    deadline: (max_duration > 0.0)
+                        .then(|| Instant::now() + Duration::from_secs_f64(max_duration)),
+                    pause: Duration::from_secs_f64(pause),
+                    yield_ratio: gucs::YIELD_RATIO.get(),
+                    yield_next: Duration::ZERO,
+                    others_running: false,
+                    others_checked: None,
+                    lock_timeout_ms,
+                    lock_timeouts: 0,
+                    lock_timeouts_in_a_row: 0,
+                    left_for_next_run: Vec::new(),
+                    steps: 0,
+                    last_notice: Instant::now(),
+                    last_progress: Instant::now(),
+                })
+            });
+            Ok(id)
+        })
+    })
     .or_raise()
 }
 
@@ -441,6 +450,47 @@ fn set_local(name: &std::ffi::CStr, value: &str) {
     }
 }
 
+/// Marks 'abandoned' every `running` run whose run lock nobody holds: its
+/// backend died, or an error ended it outside its batches.
+fn mark_abandoned(client: &mut SpiClient<'_>, schema: &str) -> Result<()> {
+    let running = bookkeeping(
+        client,
+        &format!(
+            "SELECT id FROM {schema}.cleanup_runs WHERE status OPERATOR(pg_catalog.=) 'running'"
+        ),
+        &[],
+        |r| get::<i64>(r, 1),
+    )
+    .map_err(internal)?;
+    let gone: Vec<i64> = running
+        .into_iter()
+        .flatten()
+        .filter(|id| !run_is_alive(*id))
+        .collect();
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let abandoned = bookkeeping(
+        client,
+        &format!(
+            "UPDATE {schema}.cleanup_runs r SET status = 'abandoned', finished_at = pg_catalog.clock_timestamp(), \
+               error = CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_stat_activity a \
+                                         WHERE a.pid OPERATOR(pg_catalog.=) r.backend_pid \
+                                           AND a.backend_start OPERATOR(pg_catalog.<=) r.started_at) \
+                            THEN pg_catalog.format('an error ended the run outside its batches; backend %s lives on', r.backend_pid) \
+                            ELSE pg_catalog.format('backend %s ended before the run finished', r.backend_pid) END \
+             WHERE r.id OPERATOR(pg_catalog.=) ANY ($1) AND r.status OPERATOR(pg_catalog.=) 'running' RETURNING r.id"
+        ),
+        &[gone.into()],
+        |r| get::<i64>(r, 1),
+    )
+    .map_err(internal)?;
+    for id in abandoned.into_iter().flatten() {
+        pgrx::notice!("pg_retention: run {id} was abandoned (it ended without recording its end); this run continues its work");
+    }
+    Ok(())
+}
+
 /// How a run that is no longer active ended, as a step reports it.
 fn ended_status(client: &SpiClient<'_>, run_id: i64) -> Result<&'static str> {
     let schema = extension_schema(client)?;
@@ -486,7 +536,7 @@ fn end(
         )?;
     }
     history::prune(client, &run.schema)?;
-    release_run_lock();
+    release_run_locks();
     pgrx::notice!(
         "pg_retention run {} {status}: {} rows deleted{}",
         run.id,
@@ -507,7 +557,7 @@ fn end_with_failure(
         history::note(client, &run.schema, run.id, None, run.lock_timeouts)?;
     }
     history::prune(client, &run.schema)?;
-    release_run_lock();
+    release_run_locks();
     Ok(if failure.is_cancel() {
         "cancelled"
     } else {

@@ -129,39 +129,52 @@ pub fn current_role() -> pg_sys::Oid {
     unsafe { pg_sys::GetUserId() }
 }
 
-/// The run lock: an advisory-type lock whose tag no SQL function can build
-/// (`pg_advisory_lock` uses a fourth field of 1 or 2; this one uses
-/// [`RUN_LOCK_FIELD4`]), so no role can hold it to stop every run. Shown in
-/// `pg_locks` as an advisory lock with `objsubid` = 3 and `objid` =
-/// 0x726574 ("ret").
-const RUN_LOCK_FIELD4: u16 = 3;
-const RUN_LOCK_OBJID: u32 = 0x0072_6574;
+/// Run locks: locks of the advisory kind whose tags no SQL function can
+/// build (`pg_advisory_lock` uses a fourth field of 1 or 2; these use
+/// [`LockKind`]), so no role can take them by hand. In `pg_locks` they show
+/// as advisory locks with `objsubid` 4 (a policy, `classid`/`objid` its id)
+/// or 5 (a running `retention_run`, `classid`/`objid` its history id).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum LockKind {
+    /// Held by the run working on a policy: two runs never run one policy
+    /// at once, and a role can hold only the policies it can run.
+    Policy = 4,
+    /// Held by a `retention_run` for as long as it runs: a `running` history
+    /// row whose lock nobody holds belongs to a run that ended unrecorded.
+    RunAlive = 5,
+}
 
-fn run_lock_tag() -> pg_sys::LOCKTAG {
+fn lock_tag(kind: LockKind, id: i64) -> pg_sys::LOCKTAG {
     pg_sys::LOCKTAG {
         // SAFETY: reads this backend's database oid.
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-        locktag_field2: 0,
-        locktag_field3: RUN_LOCK_OBJID,
-        locktag_field4: RUN_LOCK_FIELD4,
+        locktag_field2: (id >> 32) as u32,
+        locktag_field3: id as u32,
+        locktag_field4: kind as u16,
         locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
         locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
     }
 }
 
-/// How long the run lock is held: `retention_execute` until its transaction
-/// ends, `retention_run` across its commits until [`release_run_lock`].
-#[derive(Clone, Copy)]
+/// How long run locks are held: `retention_execute` until its transaction
+/// ends, `retention_run` across its commits until [`release_run_locks`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum LockScope {
     Transaction,
     Session,
 }
 
-/// Takes the run lock of this database without waiting; `false` when
-/// another run holds it.
-pub fn try_run_lock(scope: LockScope) -> bool {
-    let tag = run_lock_tag();
-    let session = matches!(scope, LockScope::Session);
+thread_local! {
+    /// Session-level run locks this backend holds, to release them all when
+    /// its run ends, or when the next run starts after one that an error
+    /// ended outside its batches.
+    static SESSION_LOCKS: std::cell::RefCell<Vec<(LockKind, i64)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn try_lock(kind: LockKind, id: i64, scope: LockScope) -> bool {
+    let tag = lock_tag(kind, id);
+    let session = scope == LockScope::Session;
     // SAFETY: LockAcquire with a valid tag and lock mode; dontWait = true.
     let result = unsafe {
         pg_sys::LockAcquire(
@@ -171,30 +184,57 @@ pub fn try_run_lock(scope: LockScope) -> bool {
             true,
         )
     };
-    result != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+    let got = result != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL;
+    if got && session {
+        SESSION_LOCKS.with(|held| held.borrow_mut().push((kind, id)));
+    }
+    got
 }
 
-/// Releases the session-level run lock, every hold of it (a procedure that
-/// died mid-run in this session may have left one more).
-pub fn release_run_lock() {
-    let tag = run_lock_tag();
-    // SAFETY: LockRelease returns false (with a WARNING) when the lock is not
-    // held; held() is checked first so that no warning is printed.
+/// Takes the lock of each policy that no other run holds, without waiting;
+/// returns which policies it got.
+pub fn lock_policies(ids: &[i64], scope: LockScope) -> Vec<bool> {
+    ids.iter()
+        .map(|id| try_lock(LockKind::Policy, *id, scope))
+        .collect()
+}
+
+/// Marks the `retention_run` with history id `run_id` alive (session level).
+pub fn hold_run_alive(run_id: i64) {
+    try_lock(LockKind::RunAlive, run_id, LockScope::Session);
+}
+
+/// Whether the `retention_run` with history id `run_id` is still running in
+/// some backend.
+pub fn run_is_alive(run_id: i64) -> bool {
+    let tag = lock_tag(LockKind::RunAlive, run_id);
+    // SAFETY: a transaction-level try-lock, released at once if granted.
     unsafe {
-        while run_lock_held_by_me(&tag) {
-            if !pg_sys::LockRelease(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, true) {
-                break;
+        let result =
+            pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false, true);
+        match result {
+            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => true,
+            // Held by this very backend: alive.
+            pg_sys::LockAcquireResult::LOCKACQUIRE_ALREADY_HELD => {
+                pg_sys::LockRelease(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false);
+                true
+            }
+            _ => {
+                pg_sys::LockRelease(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false);
+                false
             }
         }
     }
 }
 
-#[cfg(not(any(feature = "pg17", feature = "pg18")))]
-unsafe fn run_lock_held_by_me(tag: &pg_sys::LOCKTAG) -> bool {
-    pg_sys::LockHeldByMe(tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
-}
-
-#[cfg(any(feature = "pg17", feature = "pg18"))]
-unsafe fn run_lock_held_by_me(tag: &pg_sys::LOCKTAG) -> bool {
-    pg_sys::LockHeldByMe(tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false)
+/// Releases every session-level run lock this backend holds.
+pub fn release_run_locks() {
+    let held = SESSION_LOCKS.with(|held| std::mem::take(&mut *held.borrow_mut()));
+    for (kind, id) in held {
+        let tag = lock_tag(kind, id);
+        // SAFETY: a lock this backend took at session level and still holds.
+        unsafe {
+            pg_sys::LockRelease(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, true);
+        }
+    }
 }

@@ -530,11 +530,11 @@ fn concurrent_run_is_skipped() {
          SELECT retention_add_policy('logs', 'ts', '1 day');",
     )
     .unwrap();
-    // Another run (of a label with no policies) holds the run lock until its
-    // transaction ends.
+    // Another run of the same policy holds its run lock until its
+    // transaction ends (it rolls back).
     let mut holder = connect("it_overlap");
     holder
-        .batch_execute("BEGIN; SELECT retention_execute(label => 'nothing');")
+        .batch_execute("BEGIN; SELECT retention_execute();")
         .unwrap();
     let run = db
         .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
@@ -542,7 +542,7 @@ fn concurrent_run_is_skipped() {
     assert_eq!(run.get::<_, String>(0), "skipped");
     assert_eq!(run.get::<_, i64>(1), 0);
     assert_eq!(count(&mut db, "SELECT count(*) FROM logs"), 10);
-    holder.batch_execute("COMMIT").unwrap();
+    holder.batch_execute("ROLLBACK").unwrap();
     assert_eq!(
         count(&mut db, "SELECT total_deleted FROM retention_execute()"),
         10

@@ -362,16 +362,42 @@ fn no_role_can_hold_the_run_lock_or_lock_the_extensions_tables() {
         );
         locker.batch_execute("ROLLBACK").unwrap();
     }
+    // A role's own run, left open, holds only the policies it runs: none
+    // here, then its own table's.
+    let mut idle = connect("it_sec_lock");
+    idle.batch_execute(
+        "CREATE TABLE lockers (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO lockers VALUES (1, now() - interval '10 days');
+         ALTER TABLE lockers OWNER TO sec_locker;",
+    )
+    .unwrap();
+    idle.batch_execute("SET ROLE sec_locker").unwrap();
+    idle.batch_execute("BEGIN; SELECT retention_execute();")
+        .unwrap();
     let run = db
         .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
         .unwrap();
     assert_eq!(run.get::<_, String>(0), "succeeded");
     assert_eq!(run.get::<_, i64>(1), 10);
+    idle.batch_execute("ROLLBACK").unwrap();
+    idle.batch_execute("SELECT retention_add_policy('lockers', 'ts', '1 day')")
+        .unwrap();
+    idle.batch_execute("BEGIN; SELECT retention_execute();")
+        .unwrap();
     db.batch_execute("INSERT INTO logs VALUES (11, now() - interval '10 days')")
         .unwrap();
     call_run(&mut db).unwrap();
-    assert_eq!(last_run(&mut db).0, "succeeded");
+    let (status, _, deleted, _) = last_run(&mut db);
+    assert_eq!((status.as_str(), deleted), ("succeeded", 1));
     assert_eq!(count(&mut db, "SELECT count(*) FROM logs"), 0);
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT stop_reason FROM cleanup_runs ORDER BY id DESC LIMIT 1"
+        ),
+        vec!["left to the run already running them: public.lockers (expire policy 2)"]
+    );
+    idle.batch_execute("ROLLBACK").unwrap();
 }
 
 #[test]
