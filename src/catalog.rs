@@ -479,7 +479,10 @@ impl Setup {
                 .filter(|p| p.relid == relid)
                 .min_by_key(|p| p.kind == PolicyKind::Orphan)
                 .map(|p| p.time_column.clone());
-            let shape = load_shape(client, relid, &display, time_column.as_deref(), &plan)?;
+            let mut shape = load_shape(client, relid, &display, time_column.as_deref(), &plan)?;
+            if shape.has_inheritors {
+                shape.excluded_inheritors = excluded_inheritors(client, &schema, relid)?;
+            }
             shapes.insert(relid, shape);
             names.insert(relid, display);
         }
@@ -737,13 +740,20 @@ fn load_shape(
             }
         }
     }
-    let carried = columns(client, relid, &carried_names)?;
-    let key = carried[..key_names.len()].to_vec();
+    let mut carried = columns(client, relid, &carried_names)?;
     let time_column = match time_column {
         Some(t) => columns(client, relid, &[t.to_string()])?.into_iter().next(),
         None => None,
     };
     let (schema, table, relkind, has_inheritors) = describe_relation(client, relid)?;
+    // Rows of an inheritance tree are told apart by their table too: a key
+    // is unique in each table only.
+    let mut key_len = key_names.len();
+    if relkind == "r" && has_inheritors {
+        carried.insert(0, Column::table_oid());
+        key_len += 1;
+    }
+    let key = carried[..key_len].to_vec();
     Ok(TableShape {
         relid,
         qualified: quote_qualified(&schema, &table),
@@ -752,7 +762,36 @@ fn load_shape(
         time_column,
         plain_table: relkind == "r",
         has_inheritors,
+        excluded_inheritors: Vec::new(),
     })
+}
+
+/// The tables inheriting from `relid` that follow an expire policy of their
+/// own or of a table between them and `relid` (any policy, enabled or not,
+/// of any label: a paused child policy keeps its rows from its parent's
+/// policy too). Read as the extension's owner, who sees every policy.
+fn excluded_inheritors(client: &SpiClient<'_>, schema: &str, relid: RelId) -> Result<Vec<RelId>> {
+    let sql = format!(
+        "WITH RECURSIVE tree(relid) AS ( \
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $1 \
+           UNION ALL \
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent OPERATOR(pg_catalog.=) t.relid), \
+         own AS (SELECT t.relid FROM tree t WHERE EXISTS (SELECT FROM {schema}.retention_config c \
+                   WHERE c.relid::pg_catalog.oid OPERATOR(pg_catalog.=) t.relid AND c.kind OPERATOR(pg_catalog.=) 'expire')), \
+         below(relid) AS (SELECT relid FROM own \
+           UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN below b ON i.inhparent OPERATOR(pg_catalog.=) b.relid) \
+         SELECT relid FROM below ORDER BY relid"
+    );
+    let found = crate::security::as_extension_owner(|| {
+        rows(
+            client,
+            &sql,
+            &[pgrx::pg_sys::Oid::from(relid).into()],
+            |r| get::<pgrx::pg_sys::Oid>(r, 1),
+        )
+    })
+    .map_err(internal)?;
+    Ok(found.into_iter().flatten().map(|o| o.to_u32()).collect())
 }
 
 /// Schema, name, relkind and whether other tables inherit from it.

@@ -61,6 +61,11 @@ fn type_infos<'c>(
     columns.into_iter().map(|c| type_info(table, c)).collect()
 }
 
+/// Whether a `tableoid` value names table `relid`.
+fn in_table(table_oid: &Value, relid: RelId) -> bool {
+    table_oid.datum.is_some_and(|d| d.value() as u32 == relid)
+}
+
 /// Rows read as values (copied into `cx`) to columns, skipping the first
 /// `from` values of each row.
 fn to_columns(rows: &[Vec<Value>], from: usize, types: &[TypeInfo]) -> Columns {
@@ -605,7 +610,17 @@ impl<'a> Deleter<'a> {
         };
         let one_time = selected[0][0].same_as(&last_row[0]);
         let carried = to_columns(&selected, 1, &types);
-        if !self.clear_dependents(client, policy.relid, &carried, statement_limit)? {
+        // Foreign keys bind the table's own rows, not those of the tables
+        // inheriting from it (whose keys may be the same values).
+        let own: Vec<Vec<Value>> = selected
+            .iter()
+            .filter(|row| {
+                !shape.has_inheritors || !shape.plain_table || in_table(&row[1], policy.relid)
+            })
+            .cloned()
+            .collect();
+        let parents = to_columns(&own, 1, &types);
+        if !self.clear_dependents(client, policy.relid, &parents, statement_limit)? {
             return Ok(RootProgress {
                 selected: selected.len() as i64,
                 last: None,

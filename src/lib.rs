@@ -31,6 +31,7 @@ pub extern "C-unwind" fn _PG_init() {
     // RUST_BACKTRACE). A backend is single-threaded here.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     gucs::init();
+    security::init();
 }
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);

@@ -123,6 +123,23 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     )
 }
 
+/// Makes every deferrable constraint of this transaction IMMEDIATE. A
+/// security-restricted operation may not queue deferred triggers
+/// (PostgreSQL refuses: they would fire at COMMIT, outside it, as the
+/// caller), and `DEFERRABLE INITIALLY DEFERRED` foreign keys (every foreign
+/// key Django creates) queue theirs on the referenced table's deletes: with
+/// them immediate, their checks run at the end of each statement, inside
+/// the owner's context. A run deletes children first, so the checks pass.
+/// `retention_run` does this in each batch's own transaction; in
+/// `retention_execute` it holds for the rest of the caller's transaction
+/// (and checks what the caller left deferred there).
+pub fn deferred_constraints_immediate(
+    client: &mut pgrx::spi::SpiClient<'_>,
+) -> Result<(), pgrx::spi::SpiError> {
+    client.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[])?;
+    Ok(())
+}
+
 /// The role running the current statement (after any SET ROLE).
 pub fn current_role() -> pg_sys::Oid {
     // SAFETY: reads this backend's current user id.
@@ -224,6 +241,27 @@ pub fn run_is_alive(run_id: i64) -> bool {
                 false
             }
         }
+    }
+}
+
+/// Registers [`release_on_abort`] (from `_PG_init`).
+pub fn init() {
+    // SAFETY: registers a callback for the life of the backend.
+    unsafe { pg_sys::RegisterXactCallback(Some(release_on_abort), std::ptr::null_mut()) }
+}
+
+/// A `retention_run` catches every error of its batches in subtransactions;
+/// a top-level abort while it holds session-level run locks means an error
+/// escaped it (at a COMMIT, a cancel between batches): the run is over, and
+/// its locks must not keep other sessions' runs from its policies. Its
+/// history row stays `running` and the next run marks it abandoned.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn release_on_abort(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
+        release_run_locks();
     }
 }
 

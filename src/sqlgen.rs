@@ -19,6 +19,18 @@ pub struct Column {
     pub type_oid: u32,
 }
 
+impl Column {
+    /// The system column `tableoid`: which table of an inheritance tree a
+    /// row is in.
+    pub fn table_oid() -> Column {
+        Column {
+            name: "tableoid".into(),
+            type_sql: "oid".into(),
+            type_oid: 26,
+        }
+    }
+}
+
 /// `OPERATOR(pg_catalog.op)`: a built-in operator whatever the search_path.
 pub fn op(op: &str) -> String {
     format!("OPERATOR(pg_catalog.{op})")
@@ -44,12 +56,61 @@ pub struct TableShape {
     /// Other tables inherit from it (`pg_class.relhassubclass`; it may stay
     /// true after they are gone).
     pub has_inheritors: bool,
+    /// Tables inheriting from it whose rows its policy leaves alone: those
+    /// with an expire policy of their own, and the tables inheriting from
+    /// them (each inheritance child follows the nearest policy above it).
+    pub excluded_inheritors: Vec<RelId>,
 }
 
 impl TableShape {
     pub fn carried_index(&self, column: &str) -> Option<usize> {
         self.carried.iter().position(|c| c.name == column)
     }
+
+    /// ` AND alias.tableoid <> ALL (...)`: the rows of the inheritance
+    /// children that follow a policy of their own are not this table's
+    /// policy's (empty when there are none).
+    pub fn own_rows(&self, alias: &str) -> String {
+        own_rows(alias, &self.excluded_inheritors)
+    }
+}
+
+/// The table as a foreign key sees it: an ordinary table alone (`ONLY`: a
+/// foreign key binds none of the tables inheriting from it), a partitioned
+/// table with its partitions.
+fn fk_table(table: &TableShape) -> String {
+    if table.plain_table {
+        format!("ONLY {}", table.qualified)
+    } else {
+        table.qualified.clone()
+    }
+}
+
+/// ` AND alias.tableoid = table`, for an ordinary table others inherit
+/// from: the rows a foreign key to or from it binds (nothing otherwise).
+pub fn fk_rows(alias: &str, table: &TableShape) -> String {
+    if table.plain_table && table.has_inheritors {
+        format!(
+            " AND {alias}.tableoid {} '{}'::pg_catalog.oid",
+            op("="),
+            table.relid
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// ` AND alias.tableoid <> ALL ('{oids}')`, or nothing for no tables.
+pub fn own_rows(alias: &str, excluded: &[RelId]) -> String {
+    if excluded.is_empty() {
+        return String::new();
+    }
+    let oids: Vec<String> = excluded.iter().map(u32::to_string).collect();
+    format!(
+        " AND {alias}.tableoid {} ALL ('{{{}}}'::pg_catalog.oid[])",
+        op("<>"),
+        oids.join(",")
+    )
 }
 
 /// Double-quotes an identifier, doubling any quote inside it.
@@ -227,7 +288,12 @@ impl RootBatch<'_> {
     }
 
     fn where_clause(&self) -> String {
-        let mut w = format!("{} {} $1", col("t", &self.time.name), op("<"));
+        let mut w = format!(
+            "{} {} $1{}",
+            col("t", &self.time.name),
+            op("<"),
+            self.table.own_rows("t")
+        );
         match self.start {
             BatchStart::First => {}
             BatchStart::After => {
@@ -276,7 +342,7 @@ impl RootBatch<'_> {
         let last = self.last_row();
         format!(
             "WITH b AS MATERIALIZED (SELECT {time} AS __retention_time, {keys} FROM {tbl} t WHERE {w} ORDER BY {order} LIMIT $2 FOR UPDATE OF t SKIP LOCKED), \
-             d AS (DELETE FROM {tbl} x USING b WHERE {join} AND {xtime} {lt} $1{recheck} RETURNING {xtime} AS __retention_time) \
+             d AS (DELETE FROM {tbl} x USING b WHERE {join} AND {xtime} {lt} $1{own}{recheck} RETURNING {xtime} AS __retention_time) \
              SELECT (SELECT pg_catalog.count(*) FROM b), {summary}, {last} FROM {last_from}",
             time = col("t", &self.time.name),
             keys = col_list("t", &t.key),
@@ -290,6 +356,7 @@ impl RootBatch<'_> {
             last_from = last.1,
             recheck = self.extra.as_ref().map(|(_, on_x)| format!(" AND {on_x}")).unwrap_or_default(),
             lt = op("<"),
+            own = t.own_rows("x"),
         )
     }
 
@@ -360,7 +427,7 @@ impl RootBatch<'_> {
             let count_where = |w: &str| {
                 format!(
                     "(SELECT pg_catalog.count(*) FROM (SELECT FROM {} t WHERE {w} LIMIT ${limit} {} 1) s)",
-                    c.table.qualified,
+                    fk_table(c.table),
                     op("+")
                 )
             };
@@ -428,9 +495,10 @@ impl RootBatch<'_> {
     pub fn same_time_keys_sql(&self) -> String {
         let key = &self.table.key[0];
         format!(
-            "SELECT {k} FROM {tbl} t WHERE {time} {eq} $1 AND {k} {gt} $2 ORDER BY {k} LIMIT $3",
+            "SELECT {k} FROM {tbl} t WHERE {time} {eq} $1 AND {k} {gt} $2{own} ORDER BY {k} LIMIT $3",
             k = col("t", &key.name),
             tbl = self.table.qualified,
+            own = self.table.own_rows("t"),
             time = col("t", &self.time.name),
             eq = op("="),
             gt = op(">"),
@@ -446,15 +514,22 @@ pub fn delete_by_keys_sql(table: &TableShape, recheck: Option<&Column>) -> Strin
     let mut w = in_arrays("x", &names, 1);
     if let Some(time) = recheck {
         w.push_str(&format!(
-            " AND {} {} ${}",
+            " AND {} {} ${}{}",
             col("x", &time.name),
             op("<"),
-            names.len() + 1
+            names.len() + 1,
+            table.own_rows("x")
         ));
     }
+    // A root batch's rows come from the table's whole inheritance tree (as a
+    // DELETE on it would), a dependent's from the table alone.
+    let target = match recheck {
+        Some(_) => table.qualified.clone(),
+        None => fk_table(table),
+    };
     format!(
         "WITH d AS (DELETE FROM {} x WHERE {w} {}) {}",
-        table.qualified,
+        target,
         returning_ts("x", table.time_column.as_ref()),
         deleted_summary(table.time_column.as_ref())
     )
@@ -468,7 +543,7 @@ pub fn child_select_sql(child: &TableShape, edge: &ForeignKey) -> String {
     format!(
         "SELECT {} FROM {} t WHERE {} LIMIT ${limit} FOR UPDATE OF t",
         col_list("t", &child.carried),
-        child.qualified,
+        fk_table(child),
         in_arrays("t", &edge.child_columns, 1),
     )
 }
@@ -485,7 +560,7 @@ pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey) -> String {
         "WITH b AS MATERIALIZED (SELECT {keys} FROM {tbl} t WHERE {w} LIMIT ${limit}), \
          d AS (DELETE FROM {tbl} x USING b WHERE {join} AND {recheck} {ret}) {summary}",
         keys = col_list("t", &child.key),
-        tbl = child.qualified,
+        tbl = fk_table(child),
         w = in_arrays("t", &edge.child_columns, 1),
         recheck = in_arrays("x", &edge.child_columns, 1),
         join = key_join("x", "b", &child.key),
@@ -505,7 +580,7 @@ pub fn child_delete_all_sql(child: &TableShape, edge: &ForeignKey) -> String {
     format!(
         "WITH c AS MATERIALIZED (SELECT pg_catalog.count(*) AS n FROM (SELECT FROM {tbl} t WHERE {w} LIMIT ${limit} {plus} 1) s), \
          d AS (DELETE FROM {tbl} x WHERE {wx} AND (SELECT c.n FROM c) {le} ${limit} {ret}) {summary}",
-        tbl = child.qualified,
+        tbl = fk_table(child),
         w = in_arrays("t", &edge.child_columns, 1),
         wx = in_arrays("x", &edge.child_columns, 1),
         plus = op("+"),
@@ -601,6 +676,7 @@ mod tests {
             time_column: Some(column("ts", "timestamp with time zone")),
             plain_table: true,
             has_inheritors: false,
+            excluded_inheritors: Vec::new(),
         }
     }
 

@@ -73,10 +73,12 @@ impl Predicates<'_> {
             .iter()
             .filter(|p| p.kind == PolicyKind::Expire && p.relid == rel)
         {
-            parts.push(sqlgen::older_than(
-                alias,
-                self.setup.policy_column(p.id),
-                self.param(p),
+            // A policy covers its table's inheritance tree but the children
+            // that follow a policy of their own.
+            parts.push(format!(
+                "({}{})",
+                sqlgen::older_than(alias, self.setup.policy_column(p.id), self.param(p)),
+                self.setup.shape(rel).own_rows(alias)
             ));
         }
         let edges: Vec<&ForeignKey> = self.setup.plan.parent_edges(rel).collect();
@@ -84,8 +86,11 @@ impl Predicates<'_> {
             let inner = self.alias();
             let parent = self.setup.qualified(self.client, edge.parent)?;
             let condition = self.expiring(edge.parent, &inner, depth + 1)?;
-            parts.push(sqlgen::references_where(
-                alias, &parent, edge, &inner, &condition,
+            // A foreign key binds its table's own rows, not its inheritors'.
+            parts.push(format!(
+                "({}{})",
+                sqlgen::references_where(alias, &parent, edge, &inner, &condition),
+                sqlgen::fk_rows(alias, self.setup.shape(rel))
             ));
         }
         Ok(if parts.is_empty() {
@@ -397,7 +402,7 @@ fn policy_stats(
     };
 
     let expired_condition = match p.kind {
-        PolicyKind::Expire => format!("{time} < $1"),
+        PolicyKind::Expire => format!("{time} < $1{}", setup.shape(p.relid).own_rows("t")),
         PolicyKind::Orphan => format!("{time} < $1 AND {}", setup.orphan_test(p.relid).0),
     };
     // Counting all expired rows costs as much as the rows looked at: by

@@ -2,7 +2,7 @@
 //! being runnable after it was added fails that policy alone, in runs (with
 //! its SQLSTATE and its table's name in the history), stats and preview.
 
-use crate::common::{count, fresh_db, sqlstate_of, strings};
+use crate::common::{connect, count, fresh_db, sqlstate_of, strings};
 
 #[test]
 fn a_policy_that_cannot_run_fails_alone_and_says_why() {
@@ -149,4 +149,115 @@ fn a_policy_that_cannot_run_fails_alone_and_says_why() {
         ),
         0
     );
+}
+
+/// An error that escapes `CALL retention_run` outside its batches (a
+/// cancel landing at a COMMIT or in the procedure's loop; a CALL from a
+/// function, refused at its first COMMIT) ends the run: the session lives
+/// on holding no run lock, and the next run says what happened.
+#[test]
+fn an_error_outside_the_batches_leaves_no_lock_and_the_next_run_says_so() {
+    let mut db = fresh_db("it_commit_error");
+    db.batch_execute(
+        "CREATE TABLE logs (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO logs SELECT g, now() - interval '10 days' FROM generate_series(1, 3000) g;
+         SELECT retention_add_policy('logs', 'ts', '1 day');
+         CREATE FUNCTION call_it() RETURNS void LANGUAGE plpgsql AS $$ BEGIN CALL retention_run(); END $$;",
+    )
+    .unwrap();
+    let mut first = connect("it_commit_error");
+    let pid: i32 = first
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let held = format!(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid IN (4, 5) AND pid = {pid}"
+    );
+    assert_eq!(sqlstate_of(&mut first, "SELECT call_it()"), "2D000");
+    // The client has the error before the backend has aborted: a round trip
+    // on the session waits for the abort.
+    first.batch_execute("SELECT 1").unwrap();
+    assert_eq!(count(&mut db, &held), 0);
+
+    // Cancels swept over the run: wherever one lands, the session keeps no
+    // run lock.
+    for ms in 1..=40 {
+        first
+            .batch_execute(&format!("SET statement_timeout = '{ms}ms'"))
+            .unwrap();
+        let _ = first.batch_execute("CALL retention_run(5, batch_pause => '1ms')");
+        first.batch_execute("SELECT 1").unwrap();
+        assert_eq!(count(&mut db, &held), 0, "statement_timeout {ms}ms");
+    }
+    first.batch_execute("RESET statement_timeout").unwrap();
+    db.batch_execute("CALL retention_run()").unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM logs"), 0);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM cleanup_runs WHERE status = 'running'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            &format!(
+                "SELECT count(*) FROM cleanup_runs WHERE status = 'abandoned'
+                   AND error <> 'an error ended the run outside its batches; backend {pid} lives on'"
+            )
+        ),
+        0
+    );
+    // The first session runs again as if nothing happened.
+    first
+        .batch_execute("INSERT INTO logs VALUES (9, now() - interval '10 days')")
+        .unwrap();
+    first.batch_execute("CALL retention_run()").unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM logs"), 0);
+}
+
+/// `DEFERRABLE INITIALLY DEFERRED` foreign keys (Django makes every foreign
+/// key so) are checked at the end of each statement inside a run: a run
+/// works in a security-restricted context, where PostgreSQL refuses to
+/// queue deferred triggers.
+#[test]
+fn deferred_foreign_keys_do_not_stop_a_run() {
+    let mut db = fresh_db("it_deferred_fks");
+    db.batch_execute(
+        "CREATE TABLE p (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE c (id int PRIMARY KEY, p_id int NOT NULL REFERENCES p DEFERRABLE INITIALLY DEFERRED);
+         CREATE TABLE c2 (id int PRIMARY KEY, p_id int NOT NULL REFERENCES p ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED);
+         CREATE FUNCTION refuse_young() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF OLD.ts > now() - interval '5 days' THEN RAISE EXCEPTION 'young row %', OLD.id; END IF; RETURN OLD; END $$;
+         CREATE CONSTRAINT TRIGGER refuse_young AFTER DELETE ON p DEFERRABLE INITIALLY DEFERRED
+             FOR EACH ROW EXECUTE FUNCTION refuse_young();
+         INSERT INTO p SELECT g, now() - interval '10 days' FROM generate_series(1, 6) g;
+         INSERT INTO c SELECT g, g FROM generate_series(1, 6) g;
+         INSERT INTO c2 SELECT g, g FROM generate_series(1, 6) g;
+         SELECT retention_add_policy('p', 'ts', '1 day', batch_size => 2);",
+    )
+    .unwrap();
+    let run = db
+        .query_one(
+            "SELECT status, total_deleted FROM retention_execute(batch_size => 4)",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "succeeded");
+    assert_eq!(run.get::<_, i64>(1), 18);
+    db.batch_execute(
+        "INSERT INTO p SELECT g, now() - interval '10 days' FROM generate_series(7, 9) g;
+         INSERT INTO c SELECT g, g FROM generate_series(7, 9) g;
+         INSERT INTO p VALUES (10, now() - interval '2 days');",
+    )
+    .unwrap();
+    // The deferred trigger refuses the 2-day-old row: it fires inside its
+    // batch, which fails alone; the three rows before it stay deleted.
+    assert_eq!(sqlstate_of(&mut db, "CALL retention_run(1)"), "P0001");
+    assert_eq!(
+        strings(&mut db, "SELECT id::text FROM p ORDER BY id"),
+        vec!["10"]
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM c"), 0);
 }

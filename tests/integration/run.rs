@@ -589,3 +589,91 @@ fn a_run_yields_to_sessions_running_statements() {
     assert!(sleeping.join().unwrap().is_err());
     assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
 }
+
+/// Inheritance: a policy covers its table and the tables inheriting from it,
+/// but a child with a policy of its own (and the tables below it) follows
+/// that one; a foreign key binds only its own table's rows, so rows of a
+/// table inheriting from a referencing table are never deleted as its
+/// dependents, even when keys repeat across the tree. Preview = run.
+#[test]
+fn inheritance_children_follow_the_nearest_policy() {
+    let mut db = fresh_db("it_run_inherit_policies");
+    let mut setup = String::from(
+        "CREATE TABLE ev (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE ev_old () INHERITS (ev);
+         CREATE TABLE ev_2024 (PRIMARY KEY (id)) INHERITS (ev);
+         CREATE TABLE ev_2024_q1 () INHERITS (ev_2024);
+         CREATE TABLE notes (id int PRIMARY KEY, ev_id int NOT NULL REFERENCES ev);
+         CREATE TABLE notes_archive () INHERITS (notes);",
+    );
+    for table in ["ev", "ev_old", "ev_2024", "ev_2024_q1"] {
+        setup.push_str(&format!(
+            "INSERT INTO {table} VALUES (1, now() - interval '12 hours'), (2, now() - interval '36 hours'),
+                                        (3, now() - interval '3 days');"
+        ));
+    }
+    setup.push_str(
+        "INSERT INTO notes VALUES (1, 1), (2, 2), (3, 3);
+         INSERT INTO notes_archive VALUES (12, 2), (13, 3);
+         SELECT retention_add_policy('ev', 'ts', '1 day', batch_size => 1);
+         SELECT retention_add_policy('ev_2024', 'ts', '2 days', batch_size => 1);",
+    );
+    db.batch_execute(&setup).unwrap();
+    let preview = strings(
+        &mut db,
+        "SELECT format('%s %s', relation, rows_to_delete) FROM retention_preview() ORDER BY 1",
+    );
+    assert_eq!(preview, vec!["ev 4", "ev_2024 2", "notes 2"]);
+    let run = db
+        .query_one(
+            "SELECT status, total_deleted FROM retention_execute(batch_size => 1)",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "succeeded");
+    assert_eq!(run.get::<_, i64>(1), 8);
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT tableoid::regclass::text || ' ' || string_agg(id::text, ',' ORDER BY id) FROM ev GROUP BY tableoid ORDER BY 1"
+        ),
+        vec!["ev 1", "ev_2024 1,2", "ev_2024_q1 1,2", "ev_old 1"]
+    );
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT tableoid::regclass::text || ' ' || string_agg(id::text, ',' ORDER BY id) FROM notes GROUP BY tableoid ORDER BY 1"
+        ),
+        vec!["notes 1", "notes_archive 12,13"]
+    );
+    // The same again with CALL retention_run.
+    db.batch_execute(
+        "INSERT INTO ev_old VALUES (2, now() - interval '36 hours');
+         INSERT INTO ev_2024_q1 VALUES (3, now() - interval '3 days'), (4, now() - interval '36 hours');
+         INSERT INTO ev VALUES (4, now() - interval '36 hours');
+         INSERT INTO notes VALUES (4, 4);",
+    )
+    .unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT sum(rows_to_delete)::bigint FROM retention_preview()"
+        ),
+        4
+    );
+    db.batch_execute("CALL retention_run(1)").unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT total_deleted FROM cleanup_runs ORDER BY id DESC LIMIT 1"
+        ),
+        4
+    );
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT tableoid::regclass::text || ' ' || string_agg(id::text, ',' ORDER BY id) FROM ev GROUP BY tableoid ORDER BY 1"
+        ),
+        vec!["ev 1", "ev_2024 1,2", "ev_2024_q1 1,2,4", "ev_old 1"]
+    );
+}

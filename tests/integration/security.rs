@@ -653,3 +653,57 @@ fn a_fake_cancel_fails_only_its_own_policy() {
     assert_eq!(count(&mut db, "SELECT count(*) FROM a_ev"), 0);
     assert_eq!(count(&mut db, "SELECT count(*) FROM m_ev"), 5);
 }
+
+/// A role runs the policies of tables whose owning role it belongs to (as
+/// that owner); DELETE granted on another role's table does not make that
+/// table's policies its own.
+#[test]
+fn a_role_runs_only_the_policies_of_tables_its_roles_own() {
+    let mut db = fresh_db("it_sec_who_runs");
+    roles(
+        &mut db,
+        &["sec_who_owner", "sec_who_member", "sec_who_granted"],
+    );
+    db.batch_execute(
+        "GRANT sec_who_owner TO sec_who_member;
+         SET ROLE sec_who_owner;
+         CREATE TABLE owned (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO owned SELECT g, now() - interval '10 days' FROM generate_series(1, 4) g;
+         SELECT retention_add_policy('owned', 'ts', '1 day');
+         GRANT ALL ON owned TO sec_who_granted;
+         RESET ROLE;",
+    )
+    .unwrap();
+    db.batch_execute("SET ROLE sec_who_granted").unwrap();
+    let run = db
+        .query_one(
+            "SELECT status, total_deleted, policies::text FROM retention_execute()",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            run.get::<_, String>(0),
+            run.get::<_, i64>(1),
+            run.get::<_, String>(2)
+        ),
+        ("succeeded".to_string(), 0, "[]".to_string())
+    );
+    db.batch_execute("RESET ROLE; SET ROLE sec_who_member")
+        .unwrap();
+    let run = db
+        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
+        .unwrap();
+    assert_eq!(
+        (run.get::<_, String>(0), run.get::<_, i64>(1)),
+        ("succeeded".to_string(), 4)
+    );
+    db.batch_execute("RESET ROLE").unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT started_by::text FROM cleanup_runs ORDER BY id"
+        ),
+        vec!["sec_who_granted", "sec_who_member"]
+    );
+}
