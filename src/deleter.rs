@@ -19,7 +19,7 @@ use crate::catalog::{get, internal, Policy, PolicyKind, PreparedStatements, Setu
 use crate::errors::{Result, RetentionError};
 use crate::history::TableCount;
 use crate::planner::{ForeignKey, RelId};
-use crate::security::as_table_owner;
+use crate::security::{as_table_owner, deferred_constraints_immediate};
 use crate::sqlgen::{self, BatchStart, Column, FusedChild, RootBatch, TableShape};
 use crate::subxact::{in_subtransaction, BatchFailure};
 use crate::values::{OwnedContext, TypeInfo, Value, ValueColumn};
@@ -187,7 +187,15 @@ impl Progress {
         let mut expire: Vec<usize> = (0..setup.policies.len())
             .filter(|i| setup.policies[*i].kind == PolicyKind::Expire)
             .collect();
-        expire.sort_by_key(|i| setup.plan.position(setup.policies[*i].relid));
+        // Policies of partitioned tables whose partitions other policies
+        // reach through foreign keys declared on the partitions go first:
+        // those partitions' rows expire by their table's own policy before
+        // any walk looks at them (the preview counts them so).
+        let not_an_ancestor = |relid: RelId| !setup.policy_ancestors.values().any(|a| *a == relid);
+        expire.sort_by_key(|i| {
+            let relid = setup.policies[*i].relid;
+            (not_an_ancestor(relid), setup.plan.position(relid))
+        });
         let orphans = setup.orphan_order.iter().flat_map(|relid| {
             (0..setup.policies.len()).filter(move |i| {
                 setup.policies[*i].kind == PolicyKind::Orphan && setup.policies[*i].relid == *relid
@@ -263,7 +271,7 @@ impl Progress {
             if out.iter().any(|c| c.relation == setup.name(*relid)) {
                 continue;
             }
-            if let Some(t) = self.done.get(relid) {
+            if let Some(t) = self.done.get(relid).filter(|t| t.deleted > 0) {
                 out.push(TableCount {
                     relid: *relid,
                     relation: setup.name(*relid).to_string(),
@@ -377,6 +385,9 @@ impl<'a> Deleter<'a> {
         };
         self.pending.clear();
         self.progress.memory.batch.reset();
+        // Before every batch: a table owner's trigger may have set some
+        // constraints DEFERRED again in the batch before.
+        deferred_constraints_immediate(client).map_err(internal)?;
         let outcome = in_subtransaction(|| {
             as_table_owner(policy.owner, || {
                 let limits = Limits {

@@ -5,14 +5,12 @@
 
 use pgrx::prelude::*;
 
-use crate::catalog::{extension_schema, internal, Setup};
+use crate::catalog::{extension_schema, Setup};
 use crate::deleter::{Deleter, Progress};
 use crate::errors::{OrRaise, Result};
 use crate::history::{self, RunEnd, RunStart};
 use crate::policies::check_batch_size;
-use crate::security::{
-    deferred_constraints_immediate, lock_policies, with_pinned_search_path, LockScope,
-};
+use crate::security::{lock_policies, with_pinned_search_path, LockScope};
 use crate::subxact::{in_subtransaction, BatchFailure};
 
 /// Takes the run lock of every loaded policy that no other run holds; the
@@ -105,7 +103,6 @@ fn _retention_execute(
             }
             history::record_policies(client, &schema, id, &setup.policies)?;
 
-            deferred_constraints_immediate(client).map_err(internal)?;
             let mut deleter =
                 Deleter::new(&setup, i64::from(batch_size), Progress::new(&setup), None);
             let outcome = deleter.run(client);

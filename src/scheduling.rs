@@ -31,8 +31,7 @@ use crate::gucs;
 use crate::history::{self, RunEnd, RunStart};
 use crate::policies::check_batch_size;
 use crate::security::{
-    deferred_constraints_immediate, hold_run_alive, release_run_locks, run_is_alive,
-    with_pinned_search_path, LockScope,
+    hold_run_alive, release_run_locks, run_is_alive, with_pinned_search_path, LockScope,
 };
 use crate::subxact::{in_subtransaction, BatchFailure};
 
@@ -292,7 +291,6 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
     set_local(c"lock_timeout", &format!("{}ms", run.lock_timeout_ms));
     set_local(c"synchronous_commit", "off");
     set_local(c"plan_cache_mode", "force_generic_plan");
-    deferred_constraints_immediate(client).map_err(internal)?;
     let policy_before = run.progress.current_policy();
     let progress = std::mem::take(&mut run.progress);
     let mut deleter = Deleter::new(&run.setup, run.batch_size, progress, Some(run.batch_size));

@@ -130,9 +130,9 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
 /// key Django creates) queue theirs on the referenced table's deletes: with
 /// them immediate, their checks run at the end of each statement, inside
 /// the owner's context. A run deletes children first, so the checks pass.
-/// `retention_run` does this in each batch's own transaction; in
-/// `retention_execute` it holds for the rest of the caller's transaction
-/// (and checks what the caller left deferred there).
+/// Done before every batch (a table owner's trigger may set them DEFERRED
+/// again); in `retention_execute` it holds for the rest of the caller's
+/// transaction (and checks what the caller left deferred there).
 pub fn deferred_constraints_immediate(
     client: &mut pgrx::spi::SpiClient<'_>,
 ) -> Result<(), pgrx::spi::SpiError> {

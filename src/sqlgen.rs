@@ -78,7 +78,7 @@ impl TableShape {
 /// The table as a foreign key sees it: an ordinary table alone (`ONLY`: a
 /// foreign key binds none of the tables inheriting from it), a partitioned
 /// table with its partitions.
-fn fk_table(table: &TableShape) -> String {
+pub fn fk_table(table: &TableShape) -> String {
     if table.plain_table {
         format!("ONLY {}", table.qualified)
     } else {
@@ -753,12 +753,12 @@ mod tests {
         };
         assert_eq!(
             child_select_sql(&child, &edge),
-            "SELECT t.\"id\" FROM \"public\".\"market_odds\" t \
+            "SELECT t.\"id\" FROM ONLY \"public\".\"market_odds\" t \
              WHERE t.\"snapshot_id\" OPERATOR(pg_catalog.=) ANY ($1) LIMIT $2 FOR UPDATE OF t"
         );
         let del = child_delete_sql(&child, &edge);
         assert!(del.contains(
-            "DELETE FROM \"public\".\"market_odds\" x USING b WHERE x.\"id\" OPERATOR(pg_catalog.=) b.\"id\""
+            "DELETE FROM ONLY \"public\".\"market_odds\" x USING b WHERE x.\"id\" OPERATOR(pg_catalog.=) b.\"id\""
         ));
         assert!(del.ends_with("FROM d"));
     }
@@ -791,10 +791,10 @@ mod tests {
         // $3, $4: the keyset; $5: the statement limit.
         assert!(sql.contains("c0 AS MATERIALIZED (SELECT CASE WHEN (SELECT pg_catalog.max(b.\"id\")::pg_catalog.numeric \
              OPERATOR(pg_catalog.-) pg_catalog.min(b.\"id\") OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.=) pg_catalog.count(b.\"id\") FROM b) \
-             THEN (SELECT pg_catalog.count(*) FROM (SELECT FROM \"public\".\"odds\" t WHERE t.\"snapshot_id\" \
+             THEN (SELECT pg_catalog.count(*) FROM (SELECT FROM ONLY \"public\".\"odds\" t WHERE t.\"snapshot_id\" \
              OPERATOR(pg_catalog.>=) (SELECT pg_catalog.min(b.\"id\") FROM b) AND t.\"snapshot_id\" OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(b.\"id\") FROM b) \
              LIMIT $5 OPERATOR(pg_catalog.+) 1) s) \
-             ELSE (SELECT pg_catalog.count(*) FROM (SELECT FROM \"public\".\"odds\" t \
+             ELSE (SELECT pg_catalog.count(*) FROM (SELECT FROM ONLY \"public\".\"odds\" t \
              WHERE t.\"snapshot_id\" OPERATOR(pg_catalog.=) ANY ((SELECT pg_catalog.array_agg(b.\"id\") FROM b)::bigint[]) \
              LIMIT $5 OPERATOR(pg_catalog.+) 1) s) END AS n)"));
         assert!(sql.contains("ok AS MATERIALIZED (SELECT c0.n OPERATOR(pg_catalog.<=) $5 AND c1.n OPERATOR(pg_catalog.<=) $5 AS allowed, \

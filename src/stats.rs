@@ -17,6 +17,7 @@ use crate::errors::{OrRaise, Result, RetentionError};
 use crate::planner::{ForeignKey, RelId};
 use crate::security::{as_extension_owner, as_table_owner, with_pinned_search_path};
 use crate::sqlgen;
+use crate::subxact::in_subtransaction;
 
 /// Predicates over the rows a run deletes, with the policies' cutoffs bound
 /// as `$1..$n` in the order of `setup.policies`.
@@ -84,7 +85,9 @@ impl Predicates<'_> {
         let edges: Vec<&ForeignKey> = self.setup.plan.parent_edges(rel).collect();
         for edge in edges {
             let inner = self.alias();
-            let parent = self.setup.qualified(self.client, edge.parent)?;
+            // The foreign key binds the parent table's own rows, not those of
+            // the tables inheriting from it.
+            let parent = sqlgen::fk_table(self.setup.shape(edge.parent));
             let condition = self.expiring(edge.parent, &inner, depth + 1)?;
             // A foreign key binds its table's own rows, not its inheritors'.
             parts.push(format!(
@@ -147,7 +150,7 @@ type PreviewRow = (
     i32,
     pg_sys::Oid,
     String,
-    i64,
+    Option<i64>,
     Option<TimestampWithTimeZone>,
     Option<TimestampWithTimeZone>,
 );
@@ -162,7 +165,7 @@ fn _retention_preview(
         name!(step, i32),
         name!(relid, pg_sys::Oid),
         name!(reason, String),
-        name!(rows_to_delete, i64),
+        name!(rows_to_delete, Option<i64>),
         name!(oldest, Option<TimestampWithTimeZone>),
         name!(newest, Option<TimestampWithTimeZone>),
     ),
@@ -180,25 +183,42 @@ fn _retention_preview(
                          time: Option<&sqlgen::Column>,
                          condition: &str|
              -> Result<(
-                i64,
-                Option<TimestampWithTimeZone>,
-                Option<TimestampWithTimeZone>,
+                (
+                    Option<i64>,
+                    Option<TimestampWithTimeZone>,
+                    Option<TimestampWithTimeZone>,
+                ),
+                Option<String>,
             )> {
                 let qualified = setup.qualified(client, relid)?;
                 let sql = sqlgen::count_where_sql(&qualified, time, condition);
                 // As the run would: as the owner of the policy that reaches
                 // the table (planning alone can run a table owner's code).
-                let found = as_table_owner(setup.owner_of(relid)?, || {
-                    rows(client, &sql, &preds.args(), |r| {
-                        Ok((
-                            get::<i64>(r, 1)?.unwrap_or_default(),
-                            get::<TimestampWithTimeZone>(r, 2)?,
-                            get::<TimestampWithTimeZone>(r, 3)?,
-                        ))
+                let owner = setup.owner_of(relid)?;
+                // In a subtransaction: a count that fails (the table's code
+                // raises) says so in its own row.
+                let found = in_subtransaction(|| {
+                    as_table_owner(owner, || {
+                        rows(client, &sql, &preds.args(), |r| {
+                            Ok((
+                                get::<i64>(r, 1)?,
+                                get::<TimestampWithTimeZone>(r, 2)?,
+                                get::<TimestampWithTimeZone>(r, 3)?,
+                            ))
+                        })
                     })
+                    .map_err(internal)
+                });
+                Ok(match found {
+                    Ok(found) => (found.into_iter().next().unwrap_or_default(), None),
+                    Err(f) => (
+                        (None, None, None),
+                        Some(format!(
+                            "; cannot count: {} (SQLSTATE {})",
+                            f.message, f.sqlstate
+                        )),
+                    ),
                 })
-                .map_err(internal)?;
-                Ok(found.into_iter().next().unwrap_or_default())
             };
             for &relid in &setup.plan.order {
                 let mut reasons = Vec::new();
@@ -218,13 +238,27 @@ fn _retention_preview(
                         setup.name(edge.parent)
                     ));
                 }
-                let condition = preds.expiring(relid, "t", 0)?;
-                let (n, oldest, newest) =
+                let mut condition = preds.expiring(relid, "t", 0)?;
+                // A partition's rows its partitioned table's own policy
+                // deletes first are counted there.
+                if let Some(&ancestor) = setup.policy_ancestors.get(&relid) {
+                    for p in setup
+                        .policies
+                        .iter()
+                        .filter(|p| p.kind == PolicyKind::Expire && p.relid == ancestor)
+                    {
+                        condition = format!(
+                            "({condition}) AND ({}) IS NOT TRUE",
+                            sqlgen::older_than("t", setup.policy_column(p.id), preds.param(p))
+                        );
+                    }
+                }
+                let ((n, oldest, newest), failed) =
                     count(relid, setup.shape(relid).time_column.as_ref(), &condition)?;
                 out.push((
                     0,
                     pg_sys::Oid::from(relid),
-                    reasons.join("; "),
+                    reasons.join("; ") + failed.as_deref().unwrap_or_default(),
                     n,
                     oldest,
                     newest,
@@ -248,13 +282,14 @@ fn _retention_preview(
                     .find(|p| p.kind == PolicyKind::Orphan && p.relid == relid)
                     .expect("orphan policy");
                 let column = setup.policy_column(policy.id);
-                let (n, oldest, newest) = count(relid, Some(column), &condition)?;
+                let ((n, oldest, newest), failed) = count(relid, Some(column), &condition)?;
                 out.push((
                     0,
                     pg_sys::Oid::from(relid),
                     format!(
-                        "orphan (no row references it; {} older than grace)",
-                        column.name
+                        "orphan (no row references it; {} older than grace){}",
+                        column.name,
+                        failed.as_deref().unwrap_or_default()
                     ),
                     n,
                     oldest,
@@ -273,7 +308,7 @@ fn _retention_preview(
                         b.error.message,
                         b.error.sqlstate
                     ),
-                    0,
+                    Some(0),
                     None,
                     None,
                 ));
@@ -346,10 +381,24 @@ fn _retention_stats(
         Spi::connect_mut(|client| -> Result<Vec<StatsRow>> {
             let setup = Setup::load(client, label, true)?;
             let mut out = Vec::new();
+            // Each policy in a subtransaction: one whose table's code raises
+            // (an index expression, a row-level security policy) shows its
+            // error in its own row instead of failing the whole report.
             for p in &setup.policies {
-                out.push(as_table_owner(p.owner, || {
-                    policy_stats(client, &setup, p, exact)
-                })?);
+                let row = in_subtransaction(|| {
+                    as_table_owner(p.owner, || policy_stats(client, &setup, p, exact))
+                });
+                out.push(match row {
+                    Ok(row) => row,
+                    Err(error) => broken_policy_stats(
+                        client,
+                        &setup,
+                        &Broken {
+                            policy: p.clone(),
+                            error,
+                        },
+                    )?,
+                });
             }
             for b in &setup.broken {
                 out.push(broken_policy_stats(client, &setup, b)?);

@@ -13,7 +13,11 @@ fn psql_env() -> (String, String) {
 
 fn tool(program: &str, args: &[&str]) {
     let (host, port) = psql_env();
-    let out = Command::new(format!("/usr/lib/postgresql/15/bin/{program}"))
+    // The server's own client programs (scripts/test.sh sets the directory
+    // for each PostgreSQL version it tests).
+    let bin = std::env::var("PG_RETENTION_PG_BIN")
+        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    let out = Command::new(format!("{bin}/{program}"))
         .args(["-h", &host, "-p", &port, "-U", "postgres"])
         .args(args)
         .output()

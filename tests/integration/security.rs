@@ -103,9 +103,12 @@ fn a_child_tables_cascade_trigger_never_runs_as_the_superuser() {
     )
     .unwrap();
 
-    // The parent's owner may not delete from the child: the run refuses the
-    // policy before its first batch, as the owner's own DELETE of walked
-    // children would be refused.
+    // The child's owner does not hold the parent owner's privileges: a run,
+    // which acts as the parent's owner on every table the policy reaches,
+    // would run the child owner's trigger with them. Refused, even with
+    // DELETE granted.
+    db.batch_execute("GRANT SELECT, UPDATE, DELETE ON c TO sec_casc_parent")
+        .unwrap();
     let err = call_run(&mut db).unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("42501"));
     let (status, sqlstate, deleted, error) = last_run(&mut db);
@@ -115,15 +118,16 @@ fn a_child_tables_cascade_trigger_never_runs_as_the_superuser() {
     );
     let error = error.unwrap();
     assert!(
-        error.contains("sec_casc_parent") && error.contains("DELETE on public.c"),
+        error.contains("public.c (owned by sec_casc_child)") && error.contains("sec_casc_parent"),
         "{error}"
     );
     assert_eq!(count(&mut db, "SELECT count(*) FROM p"), 4);
     assert_eq!(count(&mut db, "SELECT count(*) FROM c"), 4);
     assert_eq!(count(&mut db, "SELECT count(*) FROM c_seen"), 0);
 
-    // Granted DELETE, the run deletes the children as the parent's owner.
-    db.batch_execute("GRANT SELECT, UPDATE, DELETE ON c TO sec_casc_parent")
+    // Once the child's owner holds the parent owner's privileges anyway, the
+    // run deletes the children as the parent's owner.
+    db.batch_execute("GRANT sec_casc_parent TO sec_casc_child")
         .unwrap();
     call_run(&mut db).unwrap();
     assert_eq!(count(&mut db, "SELECT count(*) FROM p"), 0);
@@ -301,7 +305,10 @@ fn an_orphan_is_never_decided_on_rows_hidden_by_row_level_security() {
          ALTER TABLE events ENABLE ROW LEVEL SECURITY;
          CREATE POLICY only_public ON events FOR SELECT USING (public);
          GRANT SELECT ON events TO sec_rls_tourn;
-         RESET ROLE;",
+         RESET ROLE;
+         -- The events' owner holds the tournaments owner's privileges (else
+         -- the policy is refused for reaching another owner's table).
+         GRANT sec_rls_tourn TO sec_rls_events;",
     )
     .unwrap();
     // The tournaments' owner sees 2 of the 4 events: 4 tournaments look unreferenced.
@@ -490,23 +497,30 @@ fn nothing_leaks_other_roles_policies_errors_or_rust_internals() {
     assert!(error.contains("refused"), "{error}");
     assert!(!error.contains("4111"), "{error}");
 
-    // An error raised inside the preview (the owner may not read a child
-    // table) carries no Rust backtrace, though the test cluster runs with
-    // RUST_BACKTRACE=1 (scripts/test.sh).
+    // An error raised by PostgreSQL through the extension's Rust code (a run
+    // in a read-only transaction cannot write its history) carries no Rust
+    // backtrace, though the test cluster runs with RUST_BACKTRACE=1
+    // (scripts/test.sh); nor does a preview row that could not count.
+    let e = db
+        .batch_execute("BEGIN READ ONLY; SELECT * FROM retention_execute();")
+        .unwrap_err();
+    let d = e.as_db_error().expect("a server error");
+    assert_eq!(d.code().code(), "25006", "{d:?}");
+    assert_eq!(d.detail(), None, "{d:?}");
+    db.batch_execute("ROLLBACK").unwrap();
     db.batch_execute(
         "DROP TRIGGER boom ON secret_logs;
          CREATE TABLE notes (id int PRIMARY KEY, log_id int REFERENCES secret_logs);
-         REVOKE ALL ON notes FROM sec_leak_owner;
-         SET ROLE sec_leak_owner;",
+         REVOKE ALL ON notes FROM sec_leak_owner;",
     )
     .unwrap();
-    let e = db
-        .batch_execute("SELECT * FROM retention_preview()")
-        .unwrap_err();
-    let d = e.as_db_error().expect("a server error");
-    assert_eq!(d.code().code(), "42501", "{d:?}");
-    assert_eq!(d.detail(), None, "{d:?}");
-    db.batch_execute("RESET ROLE").unwrap();
+    assert_eq!(
+        strings(&mut db, "SELECT relation || ': ' || reason FROM retention_preview() ORDER BY step"),
+        vec![
+            "notes: references an expiring row of public.secret_logs; cannot count: permission denied for table notes (SQLSTATE 42501)",
+            "secret_logs: expired (ts older than cutoff)"
+        ]
+    );
 }
 
 #[test]
@@ -705,5 +719,155 @@ fn a_role_runs_only_the_policies_of_tables_its_roles_own() {
             "SELECT started_by::text FROM cleanup_runs ORDER BY id"
         ),
         vec!["sec_who_granted", "sec_who_member"]
+    );
+}
+
+/// A role with REFERENCES on a superuser's table makes a child table with a
+/// trigger and an index predicate that act when run as the superuser: the
+/// policy is refused before any statement touches the child, in runs,
+/// stats and preview alike, and the other policies run.
+#[test]
+fn a_child_owned_by_another_role_never_runs_code_as_the_policys_owner() {
+    let mut db = fresh_db("it_sec_foreign_child");
+    roles(&mut db, &["sec_fc_attacker"]);
+    db.batch_execute(
+        "CREATE TABLE acted_as (who name, is_super boolean);
+         GRANT INSERT ON acted_as TO PUBLIC;
+         CREATE TABLE sevents (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO sevents SELECT g, now() - interval '100 days' FROM generate_series(1, 3) g;
+         GRANT REFERENCES ON sevents TO sec_fc_attacker;
+         SELECT retention_add_policy('sevents', 'ts', '30 days');
+         CREATE TABLE logs (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO logs SELECT g, now() - interval '100 days' FROM generate_series(1, 5) g;
+         SELECT retention_add_policy('logs', 'ts', '30 days');
+         SET ROLE sec_fc_attacker;
+         CREATE FUNCTION public.note() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+         BEGIN
+           INSERT INTO public.acted_as SELECT current_user, rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user;
+           RETURN true;
+         END $$;
+         CREATE FUNCTION public.folded() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN public.note(); END $$;
+         CREATE FUNCTION public.spy() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM public.note(); RETURN OLD; END $$;
+         CREATE TABLE evil (id int PRIMARY KEY, ev int REFERENCES sevents);
+         INSERT INTO evil VALUES (1, 1);
+         GRANT SELECT, UPDATE, DELETE ON evil TO PUBLIC;
+         CREATE TRIGGER spy BEFORE DELETE ON evil FOR EACH ROW EXECUTE FUNCTION public.spy();
+         CREATE INDEX evil_partial ON evil (ev) WHERE public.folded();
+         RESET ROLE;
+         DELETE FROM acted_as;",
+    )
+    .unwrap();
+    for report in [
+        "SELECT * FROM retention_stats(exact => true)",
+        "SELECT * FROM retention_preview()",
+        "SELECT * FROM retention_monitor",
+    ] {
+        connect("it_sec_foreign_child")
+            .batch_execute(report)
+            .unwrap();
+    }
+    let err = call_run(&mut db).unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"));
+    let (status, sqlstate, deleted, error) = last_run(&mut db);
+    assert_eq!(
+        (status.as_str(), sqlstate.as_deref(), deleted),
+        ("failed", Some("42501"), 5)
+    );
+    assert!(
+        error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("public.evil (owned by sec_fc_attacker)"),
+        "{error:?}"
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM acted_as"), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM logs"), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM sevents"), 3);
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT relation::text FROM retention_stats() WHERE error LIKE '%owned by sec_fc_attacker%'"
+        ),
+        vec!["sevents"]
+    );
+}
+
+/// A table owner's trigger that sets every constraint DEFERRED again does
+/// not stop the policies after its own.
+#[test]
+fn a_trigger_deferring_constraints_stops_no_other_policy() {
+    let mut db = fresh_db("it_sec_defer");
+    roles(&mut db, &["sec_df_mallory", "sec_df_victim"]);
+    db.batch_execute(
+        "SET ROLE sec_df_mallory;
+         CREATE TABLE m (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO m SELECT g, now() - interval '100 days' FROM generate_series(1, 3) g;
+         CREATE FUNCTION defer_all() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN SET CONSTRAINTS ALL DEFERRED; RETURN OLD; END $$;
+         CREATE TRIGGER defer_all BEFORE DELETE ON m FOR EACH ROW EXECUTE FUNCTION defer_all();
+         SELECT retention_add_policy('m', 'ts', '30 days');
+         SET ROLE sec_df_victim;
+         CREATE TABLE orders (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE lines (id int PRIMARY KEY, o int NOT NULL REFERENCES orders DEFERRABLE INITIALLY DEFERRED);
+         INSERT INTO orders SELECT g, now() - interval '100 days' FROM generate_series(1, 3) g;
+         INSERT INTO lines SELECT g, g FROM generate_series(1, 3) g;
+         SELECT retention_add_policy('orders', 'ts', '30 days');
+         RESET ROLE;",
+    )
+    .unwrap();
+    let run = db
+        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "succeeded");
+    assert_eq!(run.get::<_, i64>(1), 9);
+}
+
+/// A table owner whose own table's code raises in a report breaks only its
+/// own row of stats and preview, not everyone's dashboards.
+#[test]
+fn one_owners_failing_table_breaks_only_its_own_report_rows() {
+    let mut db = fresh_db("it_sec_report_rows");
+    roles(&mut db, &["sec_rr_mallory"]);
+    db.batch_execute(
+        "CREATE TABLE logs (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO logs SELECT g, now() - interval '100 days' FROM generate_series(1, 5) g;
+         SELECT retention_add_policy('logs', 'ts', '30 days');
+         SET ROLE sec_rr_mallory;
+         CREATE TABLE m (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         SELECT retention_add_policy('m', 'ts', '30 days');
+         CREATE FUNCTION boom(int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+         BEGIN
+           IF pg_catalog.current_setting('search_path') = 'pg_catalog, pg_temp' THEN
+             RAISE EXCEPTION 'no stats for you';
+           END IF;
+           RETURN true;
+         END $$;
+         CREATE INDEX ON m (ts) WHERE public.boom(1);
+         RESET ROLE;",
+    )
+    .unwrap();
+    let mut fresh = connect("it_sec_report_rows");
+    assert_eq!(
+        strings(
+            &mut fresh,
+            "SELECT format('%s %s %s', relation, expired_rows, error) FROM retention_stats() ORDER BY policy_id"
+        ),
+        vec!["logs 5 ", "m  no stats for you (SQLSTATE P0001)"]
+    );
+    let mut fresh = connect("it_sec_report_rows");
+    assert_eq!(
+        strings(
+            &mut fresh,
+            "SELECT format('%s %s %s', relation, rows_to_delete, reason) FROM retention_preview() ORDER BY step"
+        ),
+        vec![
+            "logs 5 expired (ts older than cutoff)",
+            "m  expired (ts older than cutoff); cannot count: no stats for you (SQLSTATE P0001)"
+        ]
+    );
+    let mut fresh = connect("it_sec_report_rows");
+    assert_eq!(
+        count(&mut fresh, "SELECT count(*) FROM retention_label_totals"),
+        1
     );
 }
