@@ -54,6 +54,13 @@ for version in $VERSIONS; do
   # statements (pg_retention.yield_ratio): off here, where only correctness is
   # asserted; the test of yielding sets it in its own session.
   psql -X -q -d postgres -c "ALTER SYSTEM SET pg_retention.yield_ratio = 0" -c "SELECT pg_reload_conf()" >/dev/null
+  # What this build lacks, and so what its tests skip or replace.
+  if [ ! -f "$("$pg_config" --pkglibdir)/auto_explain.so" ]; then
+    echo "    PostgreSQL $version: no auto_explain module in this build: plans::run_batches_use_indexes is skipped"
+  fi
+  if [ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_collation WHERE collname = 'und-x-icu'")" = 0 ]; then
+    echo "    PostgreSQL $version: built without ICU: keys::every_key_type_survives_hostile_session_settings uses libc's C.utf8 for text keys"
+  fi
   # The pg_cron test waits for a real minute boundary; run with two threads so
   # the rest goes on meanwhile.
   cargo test --features integration --test integration -- --test-threads 2

@@ -162,9 +162,14 @@ fn a_superuser_run_never_deletes_rows_the_owner_could_not() {
              RESET ROLE;"
         ))
         .unwrap();
-        // By hand, the owner cannot delete them either.
+        // By hand, the owner cannot delete them either (RESTRICT says so with
+        // 23001 from PostgreSQL 18 on).
         db.batch_execute("SET ROLE sec_rows_owner").unwrap();
-        assert_eq!(sqlstate_of(&mut db, "DELETE FROM parent"), "23503");
+        let by_hand = sqlstate_of(&mut db, "DELETE FROM parent");
+        assert!(
+            by_hand == "23503" || (action == "RESTRICT" && by_hand == "23001"),
+            "{action}: {by_hand}"
+        );
         db.batch_execute("RESET ROLE").unwrap();
 
         let err = call_run(&mut db).unwrap_err();
@@ -835,14 +840,16 @@ fn one_owners_failing_table_breaks_only_its_own_report_rows() {
          SET ROLE sec_rr_mallory;
          CREATE TABLE m (id int PRIMARY KEY, ts timestamptz NOT NULL);
          SELECT retention_add_policy('m', 'ts', '30 days');
+         CREATE TABLE armed (on_ boolean);
          CREATE FUNCTION boom(int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
          BEGIN
-           IF pg_catalog.current_setting('search_path') = 'pg_catalog, pg_temp' THEN
+           IF EXISTS (SELECT FROM public.armed) THEN
              RAISE EXCEPTION 'no stats for you';
            END IF;
            RETURN true;
          END $$;
          CREATE INDEX ON m (ts) WHERE public.boom(1);
+         INSERT INTO armed VALUES (true);
          RESET ROLE;",
     )
     .unwrap();
