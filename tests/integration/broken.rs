@@ -2,7 +2,7 @@
 //! being runnable after it was added fails that policy alone, in runs (with
 //! its SQLSTATE and its table's name in the history), stats and preview.
 
-use crate::common::{connect, count, fresh_db, sqlstate_of, strings};
+use crate::common::{connect, count, fresh_db, sqlstate_of, status_and_deleted, strings};
 
 #[test]
 fn a_policy_that_cannot_run_fails_alone_and_says_why() {
@@ -137,11 +137,13 @@ fn a_policy_that_cannot_run_fails_alone_and_says_why() {
          DELETE FROM retention_config WHERE relid = 'ancient'::regclass;",
     )
     .unwrap();
-    let run = db
-        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 3);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute()"
+        ),
+        ("succeeded".to_string(), 3)
+    );
     assert_eq!(
         count(
             &mut db,
@@ -238,14 +240,13 @@ fn deferred_foreign_keys_do_not_stop_a_run() {
          SELECT retention_add_policy('p', 'ts', '1 day', batch_size => 2);",
     )
     .unwrap();
-    let run = db
-        .query_one(
-            "SELECT status, total_deleted FROM retention_execute(batch_size => 4)",
-            &[],
-        )
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 18);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute(batch_size => 4)"
+        ),
+        ("succeeded".to_string(), 18)
+    );
     db.batch_execute(
         "INSERT INTO p SELECT g, now() - interval '10 days' FROM generate_series(7, 9) g;
          INSERT INTO c SELECT g, g FROM generate_series(7, 9) g;

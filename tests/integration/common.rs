@@ -81,3 +81,12 @@ pub fn strings(db: &mut Client, sql: &str) -> Vec<String> {
         .map(|r| r.get(0))
         .collect()
 }
+
+/// The status and total of the history row a run statement returns
+/// (`SELECT status, total_deleted FROM retention_execute(...)`).
+pub fn status_and_deleted(db: &mut Client, sql: &str) -> (String, i64) {
+    let row = db
+        .query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    (row.get(0), row.get(1))
+}

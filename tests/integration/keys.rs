@@ -3,7 +3,7 @@
 //! DBA uses, as a parent's key carried to its children and as the keyset a
 //! batch continues from.
 
-use crate::common::{connect, count, fresh_db, strings};
+use crate::common::{connect, count, fresh_db, status_and_deleted, strings};
 
 /// Output and input settings that change how values print and parse.
 const HOSTILE_SETTINGS: &str = "SET extra_float_digits = -15;
@@ -27,11 +27,13 @@ fn float_keys_delete_exactly_the_expired_parent_and_its_child() {
          SET extra_float_digits = 0;",
     )
     .unwrap();
-    let run = db
-        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 2);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute()"
+        ),
+        ("succeeded".to_string(), 2)
+    );
     assert_eq!(
         strings(&mut db, "SELECT id::text FROM fchild ORDER BY id"),
         vec!["1", "2"]
@@ -302,11 +304,13 @@ fn infinite_times_expire_or_never_do() {
         ),
         3
     );
-    let run = db
-        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 12);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute()"
+        ),
+        ("succeeded".to_string(), 12)
+    );
     assert_eq!(
         strings(
             &mut db,

@@ -6,7 +6,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{connect, conninfo, count, fresh_db, sqlstate_of, strings};
+use crate::common::{connect, conninfo, count, fresh_db, sqlstate_of, status_and_deleted, strings};
 
 /// items: 2000 expired (a minute apart, over 100 days ago) + 500 young;
 /// item_parts: 2 per item.
@@ -624,14 +624,13 @@ fn inheritance_children_follow_the_nearest_policy() {
         "SELECT format('%s %s', relation, rows_to_delete) FROM retention_preview() ORDER BY 1",
     );
     assert_eq!(preview, vec!["ev 4", "ev_2024 2", "notes 2"]);
-    let run = db
-        .query_one(
-            "SELECT status, total_deleted FROM retention_execute(batch_size => 1)",
-            &[],
-        )
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 8);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute(batch_size => 1)"
+        ),
+        ("succeeded".to_string(), 8)
+    );
     assert_eq!(
         strings(
             &mut db,
@@ -771,14 +770,13 @@ fn a_partitions_dependents_through_its_partitioned_table_go_first() {
         ),
         vec!["snap 1", "ev_old 1", "acct 1"]
     );
-    let run = db
-        .query_one(
-            "SELECT status, total_deleted FROM retention_execute(100)",
-            &[],
-        )
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 3);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute(100)"
+        ),
+        ("succeeded".to_string(), 3)
+    );
     assert_eq!(
         strings(&mut db, "SELECT id::text FROM snap ORDER BY id"),
         vec!["2", "3"]
@@ -828,14 +826,13 @@ fn a_referenced_inheritance_child_needs_its_own_policy() {
         ),
         vec!["base 0", "kid 1", "ref_base 0", "ref_na 1"]
     );
-    let run = db
-        .query_one(
-            "SELECT status, total_deleted FROM retention_execute(100)",
-            &[],
-        )
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 2);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute(100)"
+        ),
+        ("succeeded".to_string(), 2)
+    );
     assert_eq!(count(&mut db, "SELECT count(*) FROM ref_base"), 1);
     assert_eq!(strings(&mut db, "SELECT id::text FROM ref_na"), vec!["2"]);
 }

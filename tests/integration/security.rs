@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::common::{connect, conninfo, count, fresh_db, sqlstate_of, strings};
+use crate::common::{connect, conninfo, count, fresh_db, sqlstate_of, status_and_deleted, strings};
 
 /// Recreates roles (after `fresh_db` dropped the database that held their
 /// objects) and lets each create tables in `public`.
@@ -64,11 +64,13 @@ fn a_superuser_run_fires_a_table_owners_trigger_as_that_owner() {
         "INSERT INTO t_logs SELECT g, now() - interval '10 days' FROM generate_series(6, 8) g",
     )
     .unwrap();
-    let run = db
-        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 3);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute()"
+        ),
+        ("succeeded".to_string(), 3)
+    );
 
     assert_eq!(count(&mut db, "SELECT count(*) FROM t_logs"), 0);
     assert_eq!(
@@ -256,14 +258,13 @@ fn operators_in_public_cannot_hijack_a_run() {
     );
     db.batch_execute("SELECT * FROM retention_stats(exact => true)")
         .unwrap();
-    let run = db
-        .query_one(
-            "SELECT status, total_deleted FROM retention_execute(batch_size => 4)",
-            &[],
-        )
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 80);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute(batch_size => 4)"
+        ),
+        ("succeeded".to_string(), 80)
+    );
     assert_eq!(
         preview,
         vec![
@@ -386,11 +387,13 @@ fn no_role_can_hold_the_run_lock_or_lock_the_extensions_tables() {
     idle.batch_execute("SET ROLE sec_locker").unwrap();
     idle.batch_execute("BEGIN; SELECT retention_execute();")
         .unwrap();
-    let run = db
-        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 10);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute()"
+        ),
+        ("succeeded".to_string(), 10)
+    );
     idle.batch_execute("ROLLBACK").unwrap();
     idle.batch_execute("SELECT retention_add_policy('lockers', 'ts', '1 day')")
         .unwrap();
@@ -621,11 +624,13 @@ fn a_table_owners_settings_never_reach_other_policies() {
     );
     db.batch_execute("INSERT INTO m_ev VALUES (6, now() - interval '10 days')")
         .unwrap();
-    let run = db
-        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 1);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute()"
+        ),
+        ("succeeded".to_string(), 1)
+    );
     let after: String = db.query_one("SHOW TimeZone", &[]).unwrap().get(0);
     assert_eq!(after, zone);
     let timeout: String = db.query_one("SHOW statement_timeout", &[]).unwrap().get(0);
@@ -820,11 +825,13 @@ fn a_trigger_deferring_constraints_stops_no_other_policy() {
          RESET ROLE;",
     )
     .unwrap();
-    let run = db
-        .query_one("SELECT status, total_deleted FROM retention_execute()", &[])
-        .unwrap();
-    assert_eq!(run.get::<_, String>(0), "succeeded");
-    assert_eq!(run.get::<_, i64>(1), 9);
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute()"
+        ),
+        ("succeeded".to_string(), 9)
+    );
 }
 
 /// A table owner whose own table's code raises in a report breaks only its
