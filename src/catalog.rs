@@ -381,32 +381,7 @@ fn check_runnable(
             p.time_column, p.id
         ))
     })?;
-    let tables = match p.kind {
-        PolicyKind::Expire => {
-            planner::plan(&[p.relid], foreign_keys)
-                .map_err(|e| {
-                    RetentionError::Unsupported(format!(
-                        "cannot plan the deletion order for {display}: {e}"
-                    ))
-                })?
-                .order
-        }
-        PolicyKind::Orphan => {
-            if let Some(fk) = foreign_keys
-                .iter()
-                .find(|fk| fk.parent == p.relid && fk.child == p.relid)
-            {
-                return Err(RetentionError::Unsupported(format!(
-                    "orphan policies on self-referencing tables are not supported ({} references {display})",
-                    fk.name
-                )));
-            }
-            vec![p.relid]
-        }
-    };
-    for &relid in &tables {
-        row_key(client, relid, &relation_name(client, relid)?)?;
-    }
+    let tables = deleted_tables(client, p.relid, display, p.kind, foreign_keys)?;
     if p.kind == PolicyKind::Expire {
         check_covered_inheritors(client, schema, p, foreign_keys)?;
     }
@@ -417,6 +392,46 @@ fn check_runnable(
         .map(|fk| fk.child);
     let reached: Vec<RelId> = tables.iter().copied().chain(read).collect();
     check_owners(client, p, &reached)
+}
+
+/// The tables a policy on `relid` deletes from, children first: refused
+/// when its walked foreign keys form a cycle (or, for an orphan policy, its
+/// table references itself), or when one of them has no row key. Checked
+/// when a policy is added and whenever a run or report loads it.
+pub fn deleted_tables(
+    client: &SpiClient<'_>,
+    relid: RelId,
+    display: &str,
+    kind: PolicyKind,
+    foreign_keys: &[ForeignKey],
+) -> Result<Vec<RelId>> {
+    let tables = match kind {
+        PolicyKind::Expire => {
+            planner::plan(&[relid], foreign_keys)
+                .map_err(|e| {
+                    RetentionError::Unsupported(format!(
+                        "cannot plan the deletion order for {display}: {e}"
+                    ))
+                })?
+                .order
+        }
+        PolicyKind::Orphan => {
+            if let Some(fk) = foreign_keys
+                .iter()
+                .find(|fk| fk.parent == relid && fk.child == relid)
+            {
+                return Err(RetentionError::Unsupported(format!(
+                    "orphan policies on self-referencing tables are not supported ({} references {display})",
+                    fk.name
+                )));
+            }
+            vec![relid]
+        }
+    };
+    for &table in &tables {
+        row_key(client, table, &relation_name(client, table)?)?;
+    }
+    Ok(tables)
 }
 
 /// A policy's batches cover the tables inheriting from its table (but those

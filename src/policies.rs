@@ -7,7 +7,7 @@ use pgrx::spi::SpiClient;
 
 use crate::catalog::{self, bookkeeping, extension_schema, get, internal, rows, PolicyKind};
 use crate::errors::{OrRaise, Result, RetentionError};
-use crate::planner::{self, RelId};
+use crate::planner::RelId;
 use crate::security::with_pinned_search_path;
 
 /// What policy checks need to know of a relation.
@@ -193,37 +193,11 @@ fn existing_policy(
 /// Refuses a policy that no run could execute: an FK cycle or self
 /// reference among the tables it deletes from, or a table without a key.
 fn check_plannable(client: &SpiClient<'_>, rel: &Relation, kind: PolicyKind) -> Result<()> {
+    // The policy's own closure: a cycle among several policies' tables lies
+    // within each one's closure, and other policies (even broken ones) are
+    // no concern of this one.
     let fks = catalog::load_foreign_keys(client)?;
-    let tables: Vec<RelId> = match kind {
-        // The policy's own closure: a cycle among several policies' tables
-        // lies within each one's closure, and other policies (even broken
-        // ones) are no concern of this one.
-        PolicyKind::Expire => {
-            let plan = planner::plan(&[rel.relid], &fks).map_err(|e| {
-                RetentionError::Unsupported(format!(
-                    "cannot plan deletions for {}: {e}",
-                    rel.display
-                ))
-            })?;
-            plan.order
-        }
-        PolicyKind::Orphan => {
-            if let Some(fk) = fks
-                .iter()
-                .find(|fk| fk.parent == rel.relid && fk.child == rel.relid)
-            {
-                return Err(RetentionError::Unsupported(format!(
-                    "orphan policies on self-referencing tables are not supported ({} references {})",
-                    fk.name, rel.display
-                )));
-            }
-            vec![rel.relid]
-        }
-    };
-    for relid in tables {
-        let display = catalog::relation_name(client, relid)?;
-        catalog::row_key(client, relid, &display)?;
-    }
+    catalog::deleted_tables(client, rel.relid, &rel.display, kind, &fks)?;
     Ok(())
 }
 
