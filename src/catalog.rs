@@ -987,6 +987,13 @@ pub struct PreparedStatements {
 }
 
 impl PreparedStatements {
+    pub fn enabled() -> Self {
+        PreparedStatements {
+            enabled: true,
+            plans: HashMap::new(),
+        }
+    }
+
     pub fn set_enabled(&mut self, enabled: bool) {
         self.enabled = enabled;
     }

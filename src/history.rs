@@ -4,7 +4,7 @@
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{bookkeeping, get, internal, Policy};
+use crate::catalog::{bookkeeping, get, internal, Policy, PreparedStatements};
 use crate::errors::Result;
 
 /// Per-table result of a run, in deletion order.
@@ -111,14 +111,22 @@ pub fn finish(client: &mut SpiClient<'_>, schema: &str, id: i64, end: &RunEnd<'_
     )
 }
 
-/// Updates a running run's counters, so other sessions can follow it.
+/// Updates a running run's counters in the transaction of the batch they
+/// count, so that they are what was committed however the run ends (a
+/// backend killed after a batch loses neither or both); and `finished_at`
+/// to now: while the run runs, when it was last seen working. Through a
+/// statement prepared once per run: it runs after every batch.
 pub fn progress(
     client: &mut SpiClient<'_>,
+    statements: &mut PreparedStatements,
     schema: &str,
     id: i64,
     tables: &[TableCount],
 ) -> Result<()> {
-    write(client, schema, id, None, tables, None, None)
+    let (sql, args) = counts_update(schema, id, None, tables, None, None);
+    crate::security::as_extension_owner(|| statements.rows(client, &sql, &args, |_| Ok(())))
+        .map_err(internal)?;
+    Ok(())
 }
 
 /// Notes why a run stopped early, or what it left for the next run.
@@ -152,6 +160,20 @@ fn write(
     error: Option<&str>,
     sqlstate: Option<&str>,
 ) -> Result<()> {
+    let (sql, args) = counts_update(schema, id, status, tables, error, sqlstate);
+    bookkeeping(client, &sql, &args, |_| Ok(())).map_err(internal)?;
+    Ok(())
+}
+
+/// The UPDATE of a run's row with its per-table counts, and its arguments.
+fn counts_update(
+    schema: &str,
+    id: i64,
+    status: Option<&str>,
+    tables: &[TableCount],
+    error: Option<&str>,
+    sqlstate: Option<&str>,
+) -> (String, Vec<pgrx::datum::DatumWithOid<'static>>) {
     let names: Vec<String> = tables.iter().map(|t| t.relation.clone()).collect();
     let relids: Vec<pgrx::pg_sys::Oid> = tables
         .iter()
@@ -162,7 +184,7 @@ fn write(
     let newest: Vec<Option<i64>> = tables.iter().map(|t| t.newest).collect();
     let sql = format!(
         "UPDATE {schema}.cleanup_runs SET status = COALESCE($2, status), \
-           finished_at = CASE WHEN $2 IS NULL THEN finished_at ELSE pg_catalog.clock_timestamp() END, \
+           finished_at = pg_catalog.clock_timestamp(), \
            total_deleted = (SELECT COALESCE(pg_catalog.sum(n), 0) FROM pg_catalog.unnest($4::pg_catalog.int8[]) n), \
            tables = COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
                'relation', u.rel, 'relid', u.relid, 'deleted', u.n, \
@@ -176,24 +198,18 @@ fn write(
         oldest = timestamp_of_us("u.lo"),
         newest = timestamp_of_us("u.hi"),
     );
-    bookkeeping(
-        client,
-        &sql,
-        &[
-            id.into(),
-            status.into(),
-            names.into(),
-            deleted.into(),
-            oldest.into(),
-            newest.into(),
-            error.into(),
-            sqlstate.into(),
-            relids.into(),
-        ],
-        |_| Ok(()),
-    )
-    .map_err(internal)?;
-    Ok(())
+    let args = vec![
+        id.into(),
+        status.into(),
+        names.into(),
+        deleted.into(),
+        oldest.into(),
+        newest.into(),
+        error.into(),
+        sqlstate.into(),
+        relids.into(),
+    ];
+    (sql, args)
 }
 
 /// Deletes finished runs older than `pg_retention.history_retention`.

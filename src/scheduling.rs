@@ -23,7 +23,9 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{bookkeeping, extension_schema, get, internal, rows, Setup};
+use crate::catalog::{
+    bookkeeping, extension_schema, get, internal, rows, PreparedStatements, Setup,
+};
 use crate::deleter::{Deleter, Progress};
 use crate::errors::{OrRaise, Result, RetentionError};
 use crate::execute::{claim_policies, record_failure};
@@ -69,6 +71,8 @@ struct ActiveRun {
     steps: u64,
     last_notice: Instant,
     last_progress: Instant,
+    /// The history row's update, prepared once for the run.
+    history_statements: PreparedStatements,
 }
 
 thread_local! {
@@ -196,6 +200,7 @@ fn _retention_run_begin(
                     steps: 0,
                     last_notice: Instant::now(),
                     last_progress: Instant::now(),
+                    history_statements: PreparedStatements::enabled(),
                 })
             });
             Ok(id)
@@ -355,11 +360,19 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
     }
 
     let policy_done = policy_before.is_some() && policy_before != run.progress.current_policy();
-    // The history row's counters advance at most every PROGRESS_EVERY (and
-    // when a policy is done): writing it after every batch cost as much as a
-    // small batch itself.
-    if policy_done || run.last_progress.elapsed() >= PROGRESS_EVERY {
-        history::progress(client, &schema, run.id, &run.progress.counts(&run.setup))?;
+    // After every batch that deleted rows, in its transaction: the history
+    // then counts exactly what was committed, however the run ends. Batches
+    // that deleted nothing update it (its last-seen time) every
+    // PROGRESS_EVERY.
+    let deleted_now = run.progress.total_deleted() > deleted_before;
+    if deleted_now || policy_done || run.last_progress.elapsed() >= PROGRESS_EVERY {
+        history::progress(
+            client,
+            &mut run.history_statements,
+            &schema,
+            run.id,
+            &run.progress.counts(&run.setup),
+        )?;
         if run.lock_timeouts > 0 {
             history::note(client, &schema, run.id, None, run.lock_timeouts)?;
         }
@@ -451,7 +464,9 @@ fn set_local(name: &std::ffi::CStr, value: &str) {
 }
 
 /// Marks 'abandoned' every `running` run whose run lock nobody holds: its
-/// backend died, or an error ended it outside its batches.
+/// backend died, or an error ended it outside its batches. Its counts are
+/// those of its last committed batch, its `finished_at` when that batch
+/// committed (when it was last seen working).
 fn mark_abandoned(client: &mut SpiClient<'_>, schema: &str) -> Result<()> {
     let running = bookkeeping(
         client,
@@ -473,7 +488,7 @@ fn mark_abandoned(client: &mut SpiClient<'_>, schema: &str) -> Result<()> {
     let abandoned = bookkeeping(
         client,
         &format!(
-            "UPDATE {schema}.cleanup_runs r SET status = 'abandoned', finished_at = pg_catalog.clock_timestamp(), \
+            "UPDATE {schema}.cleanup_runs r SET status = 'abandoned', finished_at = COALESCE(r.finished_at, r.started_at), \
                error = CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_stat_activity a \
                                          WHERE a.pid OPERATOR(pg_catalog.=) r.backend_pid \
                                            AND a.backend_start OPERATOR(pg_catalog.<=) r.started_at) \

@@ -113,9 +113,19 @@ fn postmaster_killed_mid_run_then_restarted() {
         ),
         1
     );
+    let committed = 2000 - left_before + 4000 - count(&mut db, "SELECT count(*) FROM item_parts");
     db.batch_execute("CALL retention_run(100)").unwrap();
     let statuses = strings(&mut db, "SELECT status FROM cleanup_runs ORDER BY id");
     assert_eq!(statuses, vec!["abandoned", "succeeded"]);
+    // The counts were written with the batches they count: whatever the
+    // crash kept of one, it kept of the other.
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT total_deleted FROM cleanup_runs WHERE status = 'abandoned'"
+        ),
+        committed
+    );
     assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 0);
     assert_eq!(count(&mut db, "SELECT count(*) FROM item_parts"), 0);
     drop(db);

@@ -209,6 +209,10 @@ fn terminated_run_is_marked_abandoned_by_the_next() {
     });
     db.execute("SELECT pg_terminate_backend($1)", &[&pid])
         .unwrap();
+    let terminated_at: std::time::SystemTime = db
+        .query_one("SELECT clock_timestamp()", &[])
+        .unwrap()
+        .get(0);
     assert!(call.join().unwrap().is_err());
     wait_for("the backend to exit", Duration::from_secs(10), || {
         count(
@@ -223,9 +227,44 @@ fn terminated_run_is_marked_abandoned_by_the_next() {
         ),
         1
     );
+    // What the dead run committed, table by table.
+    let items_gone = 2500 - count(&mut db, "SELECT count(*) FROM items");
+    let parts_gone = 5000 - count(&mut db, "SELECT count(*) FROM item_parts");
+    assert!(parts_gone > 0);
+    thread::sleep(Duration::from_millis(1500));
     db.batch_execute("CALL retention_run(100)").unwrap();
     let statuses = strings(&mut db, "SELECT status FROM cleanup_runs ORDER BY id");
     assert_eq!(statuses, vec!["abandoned", "succeeded"]);
+    // Its history counts exactly that, and ends when it was last seen
+    // working, not when the next run noticed.
+    let per_table = strings(
+        &mut db,
+        "SELECT e->>'relation' || ' ' || (e->>'deleted') FROM cleanup_runs r, jsonb_array_elements(r.tables) e \
+         WHERE r.status = 'abandoned' ORDER BY 1",
+    );
+    let mut expected = vec![format!("public.item_parts {parts_gone}")];
+    if items_gone > 0 {
+        expected.push(format!("public.items {items_gone}"));
+    }
+    assert_eq!(per_table, expected);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT total_deleted FROM cleanup_runs WHERE status = 'abandoned'"
+        ),
+        items_gone + parts_gone
+    );
+    let last_seen: std::time::SystemTime = db
+        .query_one(
+            "SELECT finished_at FROM cleanup_runs WHERE status = 'abandoned'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        last_seen <= terminated_at,
+        "{last_seen:?} after {terminated_at:?}"
+    );
     assert_eq!(
         count(&mut db, "SELECT count(*) FROM items"),
         2500 - EXPIRED_ITEMS
