@@ -255,7 +255,8 @@ pub fn load_foreign_keys(client: &SpiClient<'_>) -> Result<Vec<ForeignKey>> {
             ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(num, ord) \
                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) k.num ORDER BY k.ord), \
             ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(num, ord) \
-                  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid AND a.attnum OPERATOR(pg_catalog.=) k.num ORDER BY k.ord) \
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid AND a.attnum OPERATOR(pg_catalog.=) k.num ORDER BY k.ord), \
+            c.conparentid OPERATOR(pg_catalog.<>) 0 \
          FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.connamespace \
          WHERE c.contype OPERATOR(pg_catalog.=) 'f' \
            AND (c.conparentid OPERATOR(pg_catalog.=) 0 \
@@ -269,21 +270,25 @@ pub fn load_foreign_keys(client: &SpiClient<'_>) -> Result<Vec<ForeignKey>> {
             get::<String>(r, 4)?,
             get::<Vec<String>>(r, 5)?,
             get::<Vec<String>>(r, 6)?,
+            get::<bool>(r, 7)?,
         ))
     })
     .map_err(internal)?;
     Ok(raw
         .into_iter()
-        .filter_map(|(name, child, parent, action, child_cols, parent_cols)| {
-            Some(ForeignKey {
-                name: name?,
-                child: child?.to_u32(),
-                parent: parent?.to_u32(),
-                child_columns: child_cols?,
-                parent_columns: parent_cols?,
-                on_delete: OnDelete::from_confdeltype(action.as_deref()?)?,
-            })
-        })
+        .filter_map(
+            |(name, child, parent, action, child_cols, parent_cols, copy)| {
+                Some(ForeignKey {
+                    name: name?,
+                    child: child?.to_u32(),
+                    parent: parent?.to_u32(),
+                    child_columns: child_cols?,
+                    parent_columns: parent_cols?,
+                    on_delete: OnDelete::from_confdeltype(action.as_deref()?)?,
+                    partition_copy: copy.unwrap_or(false),
+                })
+            },
+        )
         .collect())
 }
 
@@ -467,8 +472,11 @@ fn check_covered_inheritors(
         return Ok(());
     }
     let excluded = excluded_inheritors(client, schema, p.relid)?;
+    // A partition's copy of a key that references the partitioned table is
+    // cleared through the original, by the policy's own walk.
     let referenced = foreign_keys.iter().find(|fk| {
         fk.on_delete.is_walked()
+            && !fk.partition_copy
             && descendants.contains(&fk.parent)
             && !excluded.contains(&fk.parent)
     });
@@ -543,6 +551,9 @@ pub struct Setup {
     /// `deleter::Progress::new`), so the partition's statements only see the
     /// rows the ancestor's policy left.
     pub policy_ancestors: HashMap<RelId, RelId>,
+    /// Per partition in the plan or referencing an orphan-policy table, its
+    /// partitioned ancestors, nearest first.
+    pub partition_ancestors: HashMap<RelId, Vec<RelId>>,
     /// Per orphan-policy table, the test that no row references a row, on
     /// alias `t` (selection) and alias `x` (re-check at delete time).
     orphan_tests: HashMap<RelId, (String, String)>,
@@ -555,6 +566,17 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// Whether `a` and `b` are a partition and one of its partitioned
+    /// ancestors, in either order: the same rows seen from two tables.
+    pub fn same_partition_tree(&self, a: RelId, b: RelId) -> bool {
+        let above = |x: RelId, y: RelId| {
+            self.partition_ancestors
+                .get(&x)
+                .is_some_and(|ancestors| ancestors.contains(&y))
+        };
+        above(a, b) || above(b, a)
+    }
+
     pub fn load(
         client: &SpiClient<'_>,
         label: Option<&str>,
@@ -630,24 +652,25 @@ impl Setup {
             })?;
             policy_columns.insert(p.id, column.into_iter().next().expect("one column asked"));
         }
+        // Partitions among the tables a run or its orphan tests reach: the
+        // plan's, and those referencing an orphan-policy table.
+        let mut reached: Vec<RelId> = plan.order.clone();
+        reached.extend(
+            foreign_keys
+                .iter()
+                .filter(|fk| orphan_order.contains(&fk.parent))
+                .map(|fk| fk.child),
+        );
+        let partition_ancestors = partition_ancestors_of(client, &reached)?;
         let mut policy_ancestors = HashMap::new();
         for &relid in &plan.order {
-            let ancestors = rows(
-                client,
-                "SELECT a.relid FROM pg_catalog.pg_partition_ancestors($1) a WHERE a.relid OPERATOR(pg_catalog.<>) $1",
-                &[pgrx::pg_sys::Oid::from(relid).into()],
-                |r| get::<pgrx::pg_sys::Oid>(r, 1),
-            )
-            .map_err(internal)?;
-            let with_policy = ancestors
-                .into_iter()
-                .flatten()
-                .map(|o| o.to_u32())
-                .find(|a| {
+            let with_policy = partition_ancestors.get(&relid).and_then(|ancestors| {
+                ancestors.iter().copied().find(|a| {
                     policies
                         .iter()
                         .any(|p| p.kind == PolicyKind::Expire && p.relid == *a)
-                });
+                })
+            });
             if let Some(ancestor) = with_policy {
                 policy_ancestors.insert(relid, ancestor);
             }
@@ -664,6 +687,7 @@ impl Setup {
             names,
             policy_columns,
             policy_ancestors,
+            partition_ancestors,
             orphan_tests: HashMap::new(),
             track_counts,
             citus,
@@ -1023,6 +1047,37 @@ impl PreparedStatements {
         free_last_result();
         out
     }
+}
+
+/// The partitioned ancestors of each partition among `relids`, nearest
+/// first.
+fn partition_ancestors_of(
+    client: &SpiClient<'_>,
+    relids: &[RelId],
+) -> Result<HashMap<RelId, Vec<RelId>>> {
+    let oids: Vec<pgrx::pg_sys::Oid> = relids
+        .iter()
+        .copied()
+        .map(pgrx::pg_sys::Oid::from)
+        .collect();
+    let found = rows(
+        client,
+        "SELECT c.oid, ARRAY(SELECT a.relid::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors(c.oid) WITH ORDINALITY a(relid, ord) \
+                             WHERE a.relid OPERATOR(pg_catalog.<>) c.oid ORDER BY a.ord) \
+         FROM pg_catalog.pg_class c WHERE c.relispartition AND c.oid OPERATOR(pg_catalog.=) ANY ($1)",
+        &[oids.into()],
+        |r| Ok((get::<pgrx::pg_sys::Oid>(r, 1)?, get::<Vec<pgrx::pg_sys::Oid>>(r, 2)?)),
+    )
+    .map_err(internal)?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(relid, ancestors)| {
+            Some((
+                relid?.to_u32(),
+                ancestors?.into_iter().map(|o| o.to_u32()).collect(),
+            ))
+        })
+        .collect())
 }
 
 /// Whether `track_counts` is on, and whether Citus is installed.

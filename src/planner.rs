@@ -51,6 +51,10 @@ pub struct ForeignKey {
     pub child_columns: Vec<String>,
     pub parent_columns: Vec<String>,
     pub on_delete: OnDelete,
+    /// A copy Postgres made of a foreign key that references a partitioned
+    /// table, for one of its partitions: the original stands for it when
+    /// rows are deleted through the partitioned table.
+    pub partition_copy: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -237,6 +241,7 @@ mod tests {
             child_columns: vec![format!("{parent}_id")],
             parent_columns: vec!["id".into()],
             on_delete,
+            partition_copy: false,
         }
     }
 
@@ -317,6 +322,7 @@ mod tests {
             child_columns: vec!["a".into(), "b".into()],
             parent_columns: vec!["x".into(), "y".into()],
             on_delete: OnDelete::NoAction,
+            partition_copy: false,
         }];
         let p = plan(&[1], &fks).unwrap();
         let e = p.child_edges(1).next().unwrap();

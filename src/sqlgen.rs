@@ -775,6 +775,7 @@ mod tests {
             child_columns: vec!["snapshot_id".into()],
             parent_columns: vec!["id".into()],
             on_delete: OnDelete::NoAction,
+            partition_copy: false,
         };
         assert_eq!(
             child_select_sql(&child, &edge),
@@ -848,6 +849,7 @@ mod tests {
             child_columns: vec!["t_a".into(), "t_b".into()],
             parent_columns: vec!["a".into(), "b".into()],
             on_delete: OnDelete::NoAction,
+            partition_copy: false,
         };
         assert_eq!(
             not_referenced("t", "\"s\".\"c\"", &edge, "c1", None),

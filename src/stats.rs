@@ -64,7 +64,8 @@ impl Predicates<'_> {
     }
 
     /// Rows of `rel` (alias) deleted by time-based policies: expired, or
-    /// referencing such a row through a walked key.
+    /// referencing such a row through a walked key; for a partition, also
+    /// through its partitioned tables.
     fn expiring(&self, rel: RelId, alias: &str, depth: usize) -> Result<String> {
         Self::too_deep(depth)?;
         let mut parts = Vec::new();
@@ -95,6 +96,20 @@ impl Predicates<'_> {
                 sqlgen::references_where(alias, &parent, edge, &inner, &condition),
                 sqlgen::fk_rows(alias, self.setup.shape(rel))
             ));
+        }
+        // A partition's rows are its partitioned tables' rows too: what
+        // their policies and foreign keys delete.
+        for &ancestor in self
+            .setup
+            .partition_ancestors
+            .get(&rel)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let there = self.expiring(ancestor, alias, depth + 1)?;
+            if there != "false" {
+                parts.push(format!("({there})"));
+            }
         }
         Ok(if parts.is_empty() {
             "false".into()
@@ -220,7 +235,7 @@ fn _retention_preview(
                     ),
                 })
             };
-            for &relid in &setup.plan.order {
+            for (position, &relid) in setup.plan.order.iter().enumerate() {
                 let mut reasons = Vec::new();
                 for p in setup
                     .policies
@@ -252,6 +267,30 @@ fn _retention_preview(
                             sqlgen::older_than("t", setup.policy_column(p.id), preds.param(p))
                         );
                     }
+                }
+                // A partition and its partitioned table may both be in the
+                // plan (foreign keys declared on each): a row is counted
+                // where the run deletes it first, at the earlier step.
+                for &earlier in &setup.plan.order[..position] {
+                    if !setup.same_partition_tree(relid, earlier) {
+                        continue;
+                    }
+                    let there = preds.expiring(earlier, "t", 0)?;
+                    let earlier_is_below = setup
+                        .partition_ancestors
+                        .get(&earlier)
+                        .is_some_and(|ancestors| ancestors.contains(&relid));
+                    condition = if earlier_is_below {
+                        // `relid` is partitioned: only its rows in that
+                        // partition were counted there.
+                        format!(
+                            "({condition}) AND (t.tableoid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pt.relid::pg_catalog.oid \
+                               FROM pg_catalog.pg_partition_tree('{earlier}'::pg_catalog.oid::pg_catalog.regclass) pt)) \
+                             AND ({there})) IS NOT TRUE"
+                        )
+                    } else {
+                        format!("({condition}) AND ({there}) IS NOT TRUE")
+                    };
                 }
                 let ((n, oldest, newest), failed) =
                     count(relid, setup.shape(relid).time_column.as_ref(), &condition)?;
