@@ -64,9 +64,39 @@ impl Predicates<'_> {
     }
 
     /// Rows of `rel` (alias) deleted by time-based policies: expired, or
-    /// referencing such a row through a walked key; for a partition, also
-    /// through its partitioned tables.
+    /// referencing such a row through a walked key. A partition's rows are
+    /// its partitioned tables' rows too, and a partitioned table's rows are
+    /// its partitions' rows: what the policies and foreign keys of either
+    /// delete.
     fn expiring(&self, rel: RelId, alias: &str, depth: usize) -> Result<String> {
+        let mut parts = vec![self.expiring_here(rel, alias, depth)?];
+        let ancestors = self.setup.partition_ancestors.get(&rel);
+        for &ancestor in ancestors.map(Vec::as_slice).unwrap_or_default() {
+            parts.push(self.expiring_here(ancestor, alias, depth + 1)?);
+        }
+        for (&partition, ancestors) in &self.setup.partition_ancestors {
+            if !ancestors.contains(&rel) {
+                continue;
+            }
+            let there = self.expiring_here(partition, alias, depth + 1)?;
+            if there != "false" {
+                parts.push(format!(
+                    "({alias}.tableoid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pt.relid::pg_catalog.oid \
+                       FROM pg_catalog.pg_partition_tree('{partition}'::pg_catalog.oid::pg_catalog.regclass) pt)) AND ({there}))"
+                ));
+            }
+        }
+        let parts: Vec<String> = parts.into_iter().filter(|p| p != "false").collect();
+        Ok(if parts.is_empty() {
+            "false".into()
+        } else {
+            parts.join(" OR ")
+        })
+    }
+
+    /// Rows of `rel` deleted by its own policies and through the foreign
+    /// keys declared on it.
+    fn expiring_here(&self, rel: RelId, alias: &str, depth: usize) -> Result<String> {
         Self::too_deep(depth)?;
         let mut parts = Vec::new();
         for p in self
@@ -96,20 +126,6 @@ impl Predicates<'_> {
                 sqlgen::references_where(alias, &parent, edge, &inner, &condition),
                 sqlgen::fk_rows(alias, self.setup.shape(rel))
             ));
-        }
-        // A partition's rows are its partitioned tables' rows too: what
-        // their policies and foreign keys delete.
-        for &ancestor in self
-            .setup
-            .partition_ancestors
-            .get(&rel)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            let there = self.expiring(ancestor, alias, depth + 1)?;
-            if there != "false" {
-                parts.push(format!("({there})"));
-            }
         }
         Ok(if parts.is_empty() {
             "false".into()
