@@ -4,7 +4,9 @@
 #   --rounds R  runs of C, A and B, alternating; the report takes medians (default 5)
 #   --scaling   also measure retention_run at 10x the scale (per-batch p50 ratio)
 #   --out DIR   where to write report.md and batches.svg (default docs/bench)
-# It fails if the four methods do not delete the same number of rows.
+#   --zoo       instead: the schema zoo (bench/zoo.sql), per shape plain DELETEs,
+#               retention_run and pg-batch; writes docs/bench/zoo.md (or --out FILE)
+# It fails if the methods do not delete the same rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -16,5 +18,10 @@ cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 bash scripts/cluster.sh stop bench
 bash scripts/cluster.sh start bench "$PORT"
 eval "$(bash scripts/cluster.sh env bench "$PORT")"
-python3 bench/run.py "$@"
+if [ "${1:-}" = "--zoo" ]; then
+  shift
+  python3 bench/zoo.py "$@"
+else
+  python3 bench/run.py "$@"
+fi
 bash scripts/cluster.sh stop bench

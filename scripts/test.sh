@@ -71,3 +71,5 @@ done
 
 echo "==> benchmark smoke test on PostgreSQL 15 (tiny scale; the four methods must agree)"
 bash bench/run.sh --scale 1 --rounds 1 --out "$(mktemp -d)"
+echo "==> schema zoo smoke test (tiny scale; in every shape the methods must leave the same rows)"
+bash bench/run.sh --zoo --scale 0.02 --rounds 1 --out "$(mktemp)"

@@ -619,7 +619,18 @@ impl Setup {
             .filter(|p| p.kind == PolicyKind::Orphan)
             .map(|p| p.relid)
             .collect();
-        let orphan_order = planner::orphan_order(&orphans, &foreign_keys);
+        // Partitions referencing an orphan-policy table, and every partition
+        // in the plan: what their partitioned tables' policies delete is
+        // theirs too.
+        let mut reached: Vec<RelId> = plan.order.clone();
+        reached.extend(
+            foreign_keys
+                .iter()
+                .filter(|fk| orphans.contains(&fk.parent))
+                .map(|fk| fk.child),
+        );
+        let partition_ancestors = partition_ancestors_of(client, &reached)?;
+        let orphan_order = planner::orphan_order(&orphans, &foreign_keys, &partition_ancestors);
 
         let mut shapes = HashMap::new();
         let mut names = HashMap::new();
@@ -652,16 +663,6 @@ impl Setup {
             })?;
             policy_columns.insert(p.id, column.into_iter().next().expect("one column asked"));
         }
-        // Partitions among the tables a run or its orphan tests reach: the
-        // plan's, and those referencing an orphan-policy table.
-        let mut reached: Vec<RelId> = plan.order.clone();
-        reached.extend(
-            foreign_keys
-                .iter()
-                .filter(|fk| orphan_order.contains(&fk.parent))
-                .map(|fk| fk.child),
-        );
-        let partition_ancestors = partition_ancestors_of(client, &reached)?;
         let mut policy_ancestors = HashMap::new();
         for &relid in &plan.order {
             let with_policy = partition_ancestors.get(&relid).and_then(|ancestors| {

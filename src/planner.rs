@@ -6,7 +6,7 @@
 //! in which a batch deletes them: children before parents. SET NULL and SET
 //! DEFAULT keys are not walked; Postgres applies them when the parent goes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 /// A relation's oid, as a plain number so that the planner needs no Postgres.
@@ -207,10 +207,29 @@ fn cycle_constraints(edges: &[ForeignKey], placed: &BTreeSet<RelId>) -> Vec<Stri
 
 /// Orders orphan-policy tables so that a table referencing another comes first:
 /// deleting orphaned children can orphan their parents, never the reverse.
-pub fn orphan_order(tables: &[RelId], foreign_keys: &[ForeignKey]) -> Vec<RelId> {
+///
+/// `partition_ancestors` maps a partition to its partitioned ancestors: a
+/// foreign key declared on a partition references from each of them too (an
+/// orphan policy on the partitioned table deletes the partition's rows).
+pub fn orphan_order(
+    tables: &[RelId],
+    foreign_keys: &[ForeignKey],
+    partition_ancestors: &HashMap<RelId, Vec<RelId>>,
+) -> Vec<RelId> {
     let set: BTreeSet<RelId> = tables.iter().copied().collect();
     let mut remaining = set.clone();
     let mut order = Vec::with_capacity(set.len());
+    let referencing = |fk: &ForeignKey| -> Vec<RelId> {
+        let mut from = vec![fk.child];
+        from.extend(
+            partition_ancestors
+                .get(&fk.child)
+                .into_iter()
+                .flatten()
+                .copied(),
+        );
+        from
+    };
     while !remaining.is_empty() {
         // A table is ready when no other remaining table references it.
         let next = remaining
@@ -218,7 +237,10 @@ pub fn orphan_order(tables: &[RelId], foreign_keys: &[ForeignKey]) -> Vec<RelId>
             .copied()
             .find(|rel| {
                 !foreign_keys.iter().any(|fk| {
-                    fk.parent == *rel && fk.child != *rel && remaining.contains(&fk.child)
+                    fk.parent == *rel
+                        && referencing(fk)
+                            .iter()
+                            .any(|child| child != rel && remaining.contains(child))
                 })
             })
             // Mutually referencing orphan tables: fall back to id order.
@@ -363,7 +385,18 @@ mod tests {
     #[test]
     fn orphans_go_children_first() {
         let fks = odds_chain();
-        assert_eq!(orphan_order(&[1, 2], &fks), vec![2, 1]);
-        assert_eq!(orphan_order(&[1], &fks), vec![1]);
+        let none = HashMap::new();
+        assert_eq!(orphan_order(&[1, 2], &fks, &none), vec![2, 1]);
+        assert_eq!(orphan_order(&[1], &fks, &none), vec![1]);
+    }
+
+    /// tags(1) <- partition 21 of posts(20): the orphan policy on posts
+    /// deletes rows of the partition, so it goes before the one on tags.
+    #[test]
+    fn a_key_on_a_partition_orders_its_partitioned_table_first() {
+        let fks = vec![fk("posts_p1_tag_fk", 21, 1, OnDelete::Restrict)];
+        let ancestors = HashMap::from([(21, vec![20])]);
+        assert_eq!(orphan_order(&[1, 20], &fks, &ancestors), vec![20, 1]);
+        assert_eq!(orphan_order(&[1, 20], &fks, &HashMap::new()), vec![1, 20]);
     }
 }

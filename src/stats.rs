@@ -134,13 +134,17 @@ impl Predicates<'_> {
         })
     }
 
-    /// Rows of `rel` deleted by the whole run.
+    /// Rows of `rel` deleted by the whole run: a partition's include those
+    /// its partitioned tables' orphan policies delete.
     fn deleted(&self, rel: RelId, alias: &str, depth: usize) -> Result<String> {
-        let expiring = self.expiring(rel, alias, depth)?;
-        match self.orphaned(rel, alias, depth)? {
-            Some(orphan) => Ok(format!("({expiring}) OR ({orphan})")),
-            None => Ok(expiring),
+        let mut parts = vec![format!("({})", self.expiring(rel, alias, depth)?)];
+        let ancestors = self.setup.partition_ancestors.get(&rel);
+        for table in std::iter::once(&rel).chain(ancestors.into_iter().flatten()) {
+            if let Some(orphan) = self.orphaned(*table, alias, depth)? {
+                parts.push(format!("({orphan})"));
+            }
         }
+        Ok(parts.join(" OR "))
     }
 
     /// Rows of `rel` its orphan policy deletes, if it has one: past the
