@@ -14,8 +14,10 @@ bash scripts/install-deps.sh
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PORT=${PG_RETENTION_BENCH_PORT:-55435}
-cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 bash scripts/cluster.sh stop bench
+# A new inode: another cluster (the tests') may have the old library mapped.
+rm -f "$("$PG_CONFIG" --pkglibdir)/pg_retention.so"
+cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 bash scripts/cluster.sh start bench "$PORT"
 eval "$(bash scripts/cluster.sh env bench "$PORT")"
 if [ "${1:-}" = "--zoo" ]; then

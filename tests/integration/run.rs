@@ -984,3 +984,64 @@ fn orphans_referenced_from_a_partition_go_after_its_partitioned_tables_orphans()
     );
     assert_eq!(count(&mut db, "SELECT total_deleted FROM cleanup_runs"), 2);
 }
+
+/// A client killed mid-`CALL retention_run` (psql, SIGKILL): its backend
+/// notices at the next connection check and ends; the next run marks the
+/// run abandoned with exactly what its committed batches deleted (0.2.0
+/// recorded 0 of 7,002).
+#[test]
+fn a_killed_clients_run_is_abandoned_with_what_it_committed() {
+    let mut db = items_db("it_run_client_killed");
+    let bin = std::env::var("PG_RETENTION_PG_BIN")
+        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    let mut client = std::process::Command::new(format!("{bin}/psql"))
+        .args([
+            "-X",
+            "-q",
+            "-h",
+            &std::env::var("PGHOST").unwrap(),
+            "-p",
+            &std::env::var("PGPORT").unwrap(),
+            "-U",
+            "postgres",
+            "-d",
+            "it_run_client_killed",
+            "-c",
+            "SET client_connection_check_interval = '100ms'",
+            "-c",
+            "SET application_name = 'killed_client'",
+            "-c",
+            "CALL retention_run(100, batch_pause => '100ms')",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("progress", Duration::from_secs(30), || {
+        running_progress(&mut db) > 0
+    });
+    client.kill().unwrap();
+    client.wait().unwrap();
+    wait_for("the backend to notice", Duration::from_secs(30), || {
+        count(
+            &mut db,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'killed_client'",
+        ) == 0
+    });
+    let committed = (2500 - count(&mut db, "SELECT count(*) FROM items"))
+        + (5000 - count(&mut db, "SELECT count(*) FROM item_parts"));
+    assert!(committed > 0 && committed < EXPIRED_TOTAL, "{committed}");
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(
+        strings(&mut db, "SELECT status FROM cleanup_runs ORDER BY id"),
+        vec!["abandoned", "succeeded"]
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT total_deleted FROM cleanup_runs WHERE status = 'abandoned'"
+        ),
+        committed
+    );
+    assert_no_dangling_parts(&mut db);
+}
