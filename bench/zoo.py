@@ -70,7 +70,7 @@ def fresh_copy(template, name):
 
 def left(db, shape):
     sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in shape["tables"])
-    return psql(db, sql + ";")[1].strip()
+    return "\n".join(sorted(psql(db, sql + ";")[1].strip().splitlines()))
 
 
 def method_c(db, shape):

@@ -327,13 +327,13 @@ fn _retention_preview(
                 let Some(orphan) = preds.orphaned(relid, "t", 0)? else {
                     continue;
                 };
-                let condition = if setup.plan.contains(relid) {
-                    format!(
-                        "({orphan}) AND ({}) IS NOT TRUE",
-                        preds.expiring(relid, "t", 0)?
-                    )
-                } else {
+                // Rows the expire steps delete first (this table's, or its
+                // partitions' as dependents) are counted there.
+                let expiring = preds.expiring(relid, "t", 0)?;
+                let condition = if expiring == "false" {
                     orphan
+                } else {
+                    format!("({orphan}) AND ({expiring}) IS NOT TRUE")
                 };
                 let policy = setup
                     .policies

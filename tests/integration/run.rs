@@ -1045,3 +1045,45 @@ fn a_killed_clients_run_is_abandoned_with_what_it_committed() {
     );
     assert_no_dangling_parts(&mut db);
 }
+
+/// A partition in the expire plan (its own key references an expiring
+/// table) of a partitioned table with an orphan policy: its rows deleted as
+/// dependents are counted there, not again as orphans (the preview said 4).
+/// Found by the differential test.
+#[test]
+fn a_partitions_dependents_are_not_previewed_again_as_orphans() {
+    let mut db = fresh_db("it_run_partition_dependents_orphans");
+    db.batch_execute(
+        "CREATE TABLE sources (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE posts (id int PRIMARY KEY, created timestamptz NOT NULL, source_id int) PARTITION BY RANGE (id);
+         CREATE TABLE posts_low PARTITION OF posts FOR VALUES FROM (1) TO (100);
+         CREATE TABLE posts_high PARTITION OF posts FOR VALUES FROM (100) TO (200);
+         ALTER TABLE posts_high ADD FOREIGN KEY (source_id) REFERENCES sources;
+         CREATE TABLE comments (id int PRIMARY KEY, post_id int NOT NULL REFERENCES posts);
+         INSERT INTO sources VALUES (1, now() - interval '100 days'), (2, now());
+         INSERT INTO posts VALUES (101, now() - interval '10 days', 1), (102, now() - interval '10 days', 2),
+                                  (103, now() - interval '10 days', 2);
+         INSERT INTO comments VALUES (1, 103);
+         SELECT retention_add_policy('sources', 'ts', '30 days');
+         SELECT retention_add_orphan_policy('posts', 'created', '1 day');",
+    )
+    .unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s', relation, rows_to_delete) FROM retention_preview() ORDER BY step"
+        ),
+        vec!["comments 0", "posts_high 1", "sources 1", "posts 1"]
+    );
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute()"
+        ),
+        ("succeeded".to_string(), 3)
+    );
+    assert_eq!(
+        strings(&mut db, "SELECT id::text FROM posts ORDER BY id"),
+        vec!["103"]
+    );
+}
