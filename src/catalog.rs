@@ -751,15 +751,19 @@ impl Setup {
     /// the statement's snapshot and its row locks would be missed by a delete
     /// in the statement and then fail the foreign key check, where a cascade
     /// deletes it like any other.
+    /// Whether a batch of `relid` locked by a statement can be deleted by the
+    /// `ctid`s of its rows in that statement: a `ctid` names a row of one
+    /// ordinary table (no inheritance children, not partitioned), and Citus
+    /// cannot route it.
+    pub fn deletes_by_ctid(&self, relid: RelId) -> bool {
+        let shape = self.shape(relid);
+        shape.plain_table && !shape.has_inheritors && !self.citus
+    }
+
     pub fn fused_children(&self, relid: RelId) -> Option<Vec<FusedChild<'_>>> {
         let parent = self.shape(relid);
         // The one statement deletes the batch by ctid from this table only.
-        if parent.key.len() != 1
-            || !self.track_counts
-            || self.citus
-            || !parent.plain_table
-            || parent.has_inheritors
-        {
+        if parent.key.len() != 1 || !self.track_counts || !self.deletes_by_ctid(relid) {
             return None;
         }
         self.plan

@@ -584,7 +584,10 @@ impl<'a> Deleter<'a> {
         let key_types = type_infos(shape, &shape.key)?;
         if !clears_dependents(setup, policy) {
             let args = root_args();
-            return self.root_batch_single_statement(client, &batch, &args, time_type, &key_types);
+            let by_ctid = setup.deletes_by_ctid(policy.relid);
+            return self.root_batch_single_statement(
+                client, &batch, by_ctid, &args, time_type, &key_types,
+            );
         }
         // A batch sized from the measured fan-out usually holds at most a
         // statement's worth of children: one statement does it all. If the
@@ -653,6 +656,7 @@ impl<'a> Deleter<'a> {
         &mut self,
         client: &mut SpiClient<'_>,
         batch: &RootBatch<'_>,
+        by_ctid: bool,
         args: &[DatumWithOid<'_>],
         time_type: TypeInfo,
         key_types: &[TypeInfo],
@@ -661,7 +665,7 @@ impl<'a> Deleter<'a> {
         let found = self
             .progress
             .statements
-            .rows(client, &batch.delete_sql(), args, |r| {
+            .rows(client, &batch.delete_sql(by_ctid), args, |r| {
                 batch_row(r, 5, memory, time_type, key_types)
             })
             .map_err(internal)?;

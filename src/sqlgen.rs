@@ -338,40 +338,62 @@ impl RootBatch<'_> {
     /// batch): rows selected, rows deleted, oldest and newest deleted, then the
     /// last selected row's time and key for the next keyset.
     ///
-    /// The delete is driven by the batch's keys, unnested from arrays (`k`):
-    /// joined to the CTE itself, the planner may hash every expired row of
-    /// the table to find the batch's few (it did, on a table whose keys are
-    /// not in time order: each batch of 500 read all 40,000 expired rows).
-    /// An unnested array is estimated small, so each key is one probe of the
-    /// key's index.
-    pub fn delete_sql(&self) -> String {
+    /// `by_ctid`: the table is an ordinary table with no inheritance
+    /// children, and the batch is deleted by the `ctid`s its rows had when
+    /// this statement locked them (a TID scan: a locked row cannot move; the
+    /// delete still checks the time). Otherwise the delete is driven by the
+    /// batch's keys unnested from arrays (`k`), one probe of the key's index
+    /// each: joined to the CTE itself, the planner may hash every expired row
+    /// of the table to find the batch's few (it did, on a table whose keys
+    /// are not in time order: each batch of 500 read all 40,000 expired rows).
+    /// Each CTE is read once for its aggregates.
+    pub fn delete_sql(&self, by_ctid: bool) -> String {
         let t = self.table;
-        let last = self.last_row();
-        let unnested: Vec<String> = t
-            .key
-            .iter()
-            .map(|c| {
+        let last = self.last_row("bs.first");
+        let (ctid, target, using, join) = if by_ctid {
+            (
+                ", t.ctid AS __retention_ctid".to_string(),
+                format!("ONLY {}", t.qualified),
+                String::new(),
                 format!(
-                    "pg_catalog.unnest(ARRAY(SELECT {} FROM b))",
-                    col("b", &c.name)
-                )
-            })
-            .collect();
-        let names: Vec<String> = t.key.iter().map(|c| quote_ident(&c.name)).collect();
+                    "x.ctid {} ANY (ARRAY(SELECT b.__retention_ctid FROM b))",
+                    op("=")
+                ),
+            )
+        } else {
+            let unnested: Vec<String> = t
+                .key
+                .iter()
+                .map(|c| {
+                    format!(
+                        "pg_catalog.unnest(ARRAY(SELECT {} FROM b))",
+                        col("b", &c.name)
+                    )
+                })
+                .collect();
+            let names: Vec<String> = t.key.iter().map(|c| quote_ident(&c.name)).collect();
+            (
+                String::new(),
+                t.qualified.clone(),
+                format!(
+                    " USING ROWS FROM ({}) k({})",
+                    unnested.join(", "),
+                    names.join(", ")
+                ),
+                key_join("x", "k", &t.key),
+            )
+        };
         format!(
-            "WITH b AS MATERIALIZED (SELECT {time} AS __retention_time, {keys} FROM {tbl} t WHERE {w} ORDER BY {order} LIMIT $2 FOR UPDATE OF t SKIP LOCKED), \
-             d AS (DELETE FROM {tbl} x USING ROWS FROM ({unnested}) k({names}) WHERE {join} AND {xtime} {lt} $1{own}{recheck} RETURNING {xtime} AS __retention_time) \
-             SELECT (SELECT pg_catalog.count(*) FROM b), {summary}, {last} FROM {last_from}",
+            "WITH b AS MATERIALIZED (SELECT {time} AS __retention_time, {keys}{ctid} FROM {tbl} t WHERE {w} ORDER BY {order} LIMIT $2 FOR UPDATE OF t SKIP LOCKED), \
+             d AS (DELETE FROM {target} x{using} WHERE {join} AND {xtime} {lt} $1{own}{recheck} RETURNING {xtime} AS __retention_time) \
+             SELECT bs.n, ds.*, {last} FROM (SELECT pg_catalog.count(*) AS n, pg_catalog.min(b.__retention_time) AS first FROM b) bs, ({summary}) ds, {last_from}",
             time = col("t", &self.time.name),
             keys = col_list("t", &t.key),
             tbl = t.qualified,
             w = self.where_clause(),
             order = self.order(),
-            unnested = unnested.join(", "),
-            names = names.join(", "),
-            join = key_join("x", "k", &t.key),
             xtime = col("x", &self.time.name),
-            summary = cte_summary("d", Some(self.time)),
+            summary = deleted_summary(Some(self.time)),
             last = last.0,
             last_from = last.1,
             recheck = self.extra.as_ref().map(|(_, on_x)| format!(" AND {on_x}")).unwrap_or_default(),
@@ -382,9 +404,9 @@ impl RootBatch<'_> {
 
     /// The last row of batch `b` by (time, key) descending, where the next
     /// batch continues: its time and key, then whether the batch's first
-    /// time is the same; and the FROM item `last` they are read from (no row
-    /// when the batch is empty).
-    fn last_row(&self) -> (String, String) {
+    /// time is the same (`first`: the batch's first time); and the FROM item
+    /// `last` they are read from (no row when the batch is empty).
+    fn last_row(&self, first: &str) -> (String, String) {
         let key_desc: Vec<String> = self
             .table
             .key
@@ -393,8 +415,7 @@ impl RootBatch<'_> {
             .collect();
         (
             format!(
-                "last.__retention_time, {}, \
-                 (SELECT pg_catalog.min(b.__retention_time) FROM b) {} last.__retention_time",
+                "last.__retention_time, {}, {first} {} last.__retention_time",
                 col_list("last", &self.table.key),
                 op("=")
             ),
@@ -501,7 +522,7 @@ impl RootBatch<'_> {
             eq = op("="),
             lt = op("<"),
         ));
-        let (last, last_from) = self.last_row();
+        let (last, last_from) = self.last_row("(SELECT pg_catalog.min(b.__retention_time) FROM b)");
         format!(
             "WITH {} SELECT (SELECT pg_catalog.count(*) FROM b), {}, ok.found, ok.allowed, {last} FROM ok, {last_from}",
             ctes.join(", "),
@@ -728,8 +749,12 @@ mod tests {
             "SELECT t.\"kickoff\", t.\"id\" FROM \"public\".\"events\" t \
              WHERE t.\"kickoff\" OPERATOR(pg_catalog.<) $1 ORDER BY t.\"kickoff\", t.\"id\" LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
         );
-        // The delete probes the key's index once per batch key.
-        assert!(first.delete_sql().contains(
+        // The delete probes the key's index once per batch key, or reads
+        // the locked rows by ctid.
+        assert!(first.delete_sql(true).contains(
+            "DELETE FROM ONLY \"public\".\"events\" x WHERE x.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT b.__retention_ctid FROM b))"
+        ));
+        assert!(first.delete_sql(false).contains(
             "DELETE FROM \"public\".\"events\" x USING ROWS FROM (pg_catalog.unnest(ARRAY(SELECT b.\"id\" FROM b))) k(\"id\") \
              WHERE x.\"id\" OPERATOR(pg_catalog.=) k.\"id\" AND x.\"kickoff\" OPERATOR(pg_catalog.<) $1"
         ));

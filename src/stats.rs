@@ -63,17 +63,12 @@ impl Predicates<'_> {
         Ok(())
     }
 
-    /// Rows of `rel` (alias) deleted by time-based policies: expired, or
-    /// referencing such a row through a walked key. A partition's rows are
-    /// its partitioned tables' rows too, and a partitioned table's rows are
-    /// its partitions' rows: what the policies and foreign keys of either
-    /// delete.
+    /// Rows of `rel` (alias) deleted by time-based policies, wherever: its
+    /// own step's ([`Predicates::counted`]) and, for a partitioned table,
+    /// those its partitions' steps delete through the foreign keys declared
+    /// on them.
     fn expiring(&self, rel: RelId, alias: &str, depth: usize) -> Result<String> {
-        let mut parts = vec![self.expiring_here(rel, alias, depth)?];
-        let ancestors = self.setup.partition_ancestors.get(&rel);
-        for &ancestor in ancestors.map(Vec::as_slice).unwrap_or_default() {
-            parts.push(self.expiring_here(ancestor, alias, depth + 1)?);
-        }
+        let mut parts = vec![self.counted(rel, alias, depth)?];
         for (&partition, ancestors) in &self.setup.partition_ancestors {
             if !ancestors.contains(&rel) {
                 continue;
@@ -86,12 +81,19 @@ impl Predicates<'_> {
                 ));
             }
         }
-        let parts: Vec<String> = parts.into_iter().filter(|p| p != "false").collect();
-        Ok(if parts.is_empty() {
-            "false".into()
-        } else {
-            parts.join(" OR ")
-        })
+        Ok(or_all(parts))
+    }
+
+    /// Rows of `rel` its own step deletes: expired, or referencing such a
+    /// row through a walked key; for a partition, also through its
+    /// partitioned tables' policies and keys.
+    fn counted(&self, rel: RelId, alias: &str, depth: usize) -> Result<String> {
+        let mut parts = vec![self.expiring_here(rel, alias, depth)?];
+        let ancestors = self.setup.partition_ancestors.get(&rel);
+        for &ancestor in ancestors.map(Vec::as_slice).unwrap_or_default() {
+            parts.push(self.expiring_here(ancestor, alias, depth + 1)?);
+        }
+        Ok(or_all(parts))
     }
 
     /// Rows of `rel` deleted by its own policies and through the foreign
@@ -127,11 +129,7 @@ impl Predicates<'_> {
                 sqlgen::fk_rows(alias, self.setup.shape(rel))
             ));
         }
-        Ok(if parts.is_empty() {
-            "false".into()
-        } else {
-            parts.join(" OR ")
-        })
+        Ok(or_all(parts))
     }
 
     /// Rows of `rel` deleted by the whole run: a partition's include those
@@ -178,6 +176,20 @@ impl Predicates<'_> {
             ));
         }
         Ok(Some(parts.join(" AND ")))
+    }
+}
+
+/// `a OR b ...` of conditions, leaving out those that are `false`.
+fn or_all(parts: Vec<String>) -> String {
+    let parts: Vec<String> = parts.into_iter().filter(|p| p != "false").collect();
+    if parts.is_empty() {
+        "false".into()
+    } else {
+        parts
+            .iter()
+            .map(|p| format!("({p})"))
+            .collect::<Vec<_>>()
+            .join(" OR ")
     }
 }
 
@@ -273,7 +285,7 @@ fn _retention_preview(
                         setup.name(edge.parent)
                     ));
                 }
-                let mut condition = preds.expiring(relid, "t", 0)?;
+                let mut condition = preds.counted(relid, "t", 0)?;
                 // A partition's rows its partitioned table's own policy
                 // deletes first are counted there.
                 if let Some(&ancestor) = setup.policy_ancestors.get(&relid) {
@@ -295,7 +307,7 @@ fn _retention_preview(
                     if !setup.same_partition_tree(relid, earlier) {
                         continue;
                     }
-                    let there = preds.expiring(earlier, "t", 0)?;
+                    let there = preds.counted(earlier, "t", 0)?;
                     let earlier_is_below = setup
                         .partition_ancestors
                         .get(&earlier)
