@@ -125,7 +125,13 @@ fn _retention_run_begin(
             "retention_run commits after every batch and cannot run inside a transaction block",
             "pg_retention",
         )
-        .set_hint("Call it outside BEGIN ... COMMIT, or use SELECT retention_execute(...) to run in one transaction.")
+        .set_hint(
+            "Send CALL retention_run(...) as a command of its own with autocommit on: not after BEGIN, \
+             not in a multi-statement query string (\"SET ...; CALL ...\" is one transaction), \
+             not from a driver's implicit transaction (psycopg: connection.autocommit = True). \
+             Pass settings as its arguments or SET them in an earlier command. \
+             To delete inside your own transaction, use SELECT retention_execute(...).",
+        )
         .report(PgLogLevel::ERROR);
     }
     ACTIVE.with(|a| a.borrow_mut().take());

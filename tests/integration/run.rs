@@ -372,6 +372,19 @@ fn refuses_a_transaction_block_and_bad_arguments() {
         "25001"
     );
     db.batch_execute("ROLLBACK").unwrap();
+    // A multi-statement query string is one implicit transaction (what
+    // drivers, psql -c and a one-line pg_cron command send): refused, with
+    // a hint that says how to call it instead.
+    match db.batch_execute("SET pg_retention.batch_pause = 0; CALL retention_run();") {
+        Ok(()) => panic!("a CALL in a multi-statement string ran"),
+        Err(e) => {
+            let e = e.as_db_error().expect("a server error");
+            assert_eq!(e.code().code(), "25001");
+            let hint = e.hint().unwrap_or_default();
+            assert!(hint.contains("autocommit on"), "{hint}");
+            assert!(hint.contains("multi-statement query string"), "{hint}");
+        }
+    }
     assert_eq!(sqlstate_of(&mut db, "CALL retention_run(0)"), "22023");
     assert_eq!(sqlstate_of(&mut db, "CALL retention_run(NULL)"), "22004");
     assert_eq!(
