@@ -139,6 +139,28 @@ pub struct Policy {
     pub owner: pgrx::pg_sys::Oid,
 }
 
+/// A label no policy has is a mistake (a typo, a label removed with its
+/// policies): a run, stats or preview with it would do nothing and say
+/// nothing. Paused policies count: their label exists.
+fn check_label_exists(client: &SpiClient<'_>, schema: &str, label: &str) -> Result<()> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT FROM {schema}.retention_config p WHERE p.label OPERATOR(pg_catalog.=) $1), \
+                (SELECT pg_catalog.string_agg(DISTINCT p.label, ', ' ORDER BY p.label) FROM {schema}.retention_config p)"
+    );
+    let found = rows(client, &sql, &[label.into()], |r| {
+        Ok((get::<bool>(r, 1)?.unwrap_or(false), get::<String>(r, 2)?))
+    })
+    .map_err(internal)?;
+    match found.into_iter().next() {
+        Some((true, _)) => Ok(()),
+        Some((false, labels)) => Err(RetentionError::UndefinedPolicy(format!(
+            "no policy has label \"{label}\" (labels: {})",
+            labels.as_deref().unwrap_or("none")
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Policies (all, or one label's; disabled ones only when asked), with
 /// `now() - retain` as cutoff; a policy whose cutoff cannot be computed
 /// (an interval too long for the timestamp range) comes back broken, with
@@ -583,6 +605,9 @@ impl Setup {
         include_disabled: bool,
     ) -> Result<Self> {
         let schema = extension_schema(client)?;
+        if let Some(label) = label {
+            check_label_exists(client, &schema, label)?;
+        }
         let (loaded, mut broken) = load_policies(client, &schema, label, include_disabled)?;
         let foreign_keys = load_foreign_keys(client)?;
         // Each policy is checked alone first: one that cannot run is set

@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 
-use crate::common::{connect, count, error_message, fresh_db, odds_db, sqlstate_of};
+use crate::common::{
+    connect, count, error_message, fresh_db, odds_db, sqlstate_of, status_and_deleted, strings,
+};
 
 /// Own chain: odds 30 days, matches 60 days, orphan tournaments after 1 day.
 /// Competitor chain: odds 14 days, matches 45 days, orphans after 2 days.
@@ -219,17 +221,37 @@ fn label_runs_only_its_policies() {
         ),
         1
     );
-    // A label that matches nothing: an empty, successful run.
+    // A label no policy has is a mistake (a typo): refused, naming the
+    // labels there are, by runs, stats and preview alike.
+    for sql in [
+        "SELECT * FROM retention_preview('competitr')",
+        "SELECT * FROM retention_stats('competitr')",
+        "CALL retention_run(10, 'competitr')",
+    ] {
+        assert_eq!(sqlstate_of(&mut db, sql), "42704", "{sql}");
+    }
+    // retention_execute returns its run's row, failed, as for any failure.
     assert_eq!(
-        count(&mut db, "SELECT count(*) FROM retention_preview('nobody')"),
-        0
-    );
-    assert_eq!(
-        count(
+        strings(
             &mut db,
-            "SELECT total_deleted FROM retention_execute(10, 'nobody')"
+            "SELECT status || ' ' || sqlstate || ' ' || total_deleted FROM retention_execute(10, 'competitr')"
         ),
-        0
+        vec!["failed 42704 0"]
+    );
+    let message = error_message(&mut db, "CALL retention_run(10, 'competitr')");
+    assert!(
+        message.ends_with("failed: no policy has label \"competitr\" (labels: competitor, own)"),
+        "{message}"
+    );
+    // A label whose policies are all paused exists: an empty, successful run.
+    db.batch_execute("UPDATE retention_config SET enabled = false WHERE label = 'competitor'")
+        .unwrap();
+    assert_eq!(
+        status_and_deleted(
+            &mut db,
+            "SELECT status, total_deleted FROM retention_execute(10, 'competitor')"
+        ),
+        ("succeeded".to_string(), 0)
     );
 }
 
