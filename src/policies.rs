@@ -157,6 +157,20 @@ fn check_interval(
             "{what} reaches before the earliest timestamp: now() - {what} is out of range"
         )));
     }
+    // '60' is an interval of 60 seconds: a window that short is more often
+    // a missing unit than a wish.
+    let short = rows(
+        client,
+        "SELECT $1::pg_catalog.interval OPERATOR(pg_catalog.<) '1 hour'::pg_catalog.interval, $1::pg_catalog.interval::pg_catalog.text",
+        &[value.into()],
+        |r| Ok((get::<bool>(r, 1)?, get::<String>(r, 2)?)),
+    )
+    .map_err(internal)?;
+    if let Some((Some(true), Some(text))) = short.into_iter().next() {
+        pgrx::warning!(
+            "pg_retention: {what} is {text}: rows older than that go. A number without a unit is read as seconds ('60' is one minute); write the unit, as in '60 days'"
+        );
+    }
     Ok(())
 }
 

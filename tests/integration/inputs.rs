@@ -117,3 +117,39 @@ fn bad_inputs_are_refused_with_their_sqlstate_and_change_nothing() {
         16
     );
 }
+
+/// A window under an hour is accepted with a WARNING: '60' is 60 seconds,
+/// more often a missing unit than a wish.
+#[test]
+fn a_window_without_a_unit_is_warned_about() {
+    let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = std::sync::Arc::clone(&warnings);
+    let mut db = fresh_db("it_inputs_unitless");
+    db.batch_execute("CREATE TABLE jobs (id int PRIMARY KEY, ts timestamptz NOT NULL)")
+        .unwrap();
+    drop(db);
+    let mut config: postgres::Config = crate::common::conninfo("it_inputs_unitless")
+        .parse()
+        .unwrap();
+    config.notice_callback(move |notice| {
+        sink.lock()
+            .unwrap()
+            .push(format!("{} {}", notice.severity(), notice.message()))
+    });
+    let mut db = config.connect(postgres::NoTls).unwrap();
+    db.batch_execute("SELECT retention_add_policy('jobs', 'ts', '60')")
+        .unwrap();
+    db.batch_execute("SELECT retention_alter_policy('jobs', retain => '2 days')")
+        .unwrap();
+    assert_eq!(
+        *warnings.lock().unwrap(),
+        vec!["WARNING pg_retention: retain is 00:01:00: rows older than that go. A number without a unit is read as seconds ('60' is one minute); write the unit, as in '60 days'"]
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention_config WHERE retain = '2 days'"
+        ),
+        1
+    );
+}
