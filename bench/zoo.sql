@@ -6,7 +6,9 @@
 --   SELECT zoo_create(scale);   -- scale 1: about 2.2 million rows
 --   SELECT * FROM zoo_shapes;   -- shape, plain DELETEs, single table for pg-batch
 --
--- Times are relative to now(): every shape expires about half its rows.
+-- Times are relative to now(): every shape expires about half its rows, and
+-- no row is within 12 hours of its cutoff, so that methods run minutes
+-- apart delete the same rows.
 
 CREATE TABLE IF NOT EXISTS zoo_shapes (
     shape         text PRIMARY KEY,
@@ -26,6 +28,14 @@ CREATE TABLE IF NOT EXISTS zoo_shapes (
 CREATE OR REPLACE FUNCTION zoo_frac(i bigint, salt int) RETURNS float8
 LANGUAGE sql IMMUTABLE AS $$ SELECT ((hashint8(i + salt::bigint * 1000003) & 2147483647)::float8 / 2147483648) $$;
 
+-- A time f of the way from 100 days ago to now, moved 12 hours away from
+-- the cutoff `cutoff_days` ago (older if it expires, younger if not).
+CREATE OR REPLACE FUNCTION zoo_time(f float8, cutoff_days int) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+  SELECT now() - interval '100 days' + f * interval '100 days'
+         + CASE WHEN f * 100 < 100 - cutoff_days THEN interval '-12 hours' ELSE interval '12 hours' END
+$$;
+
 CREATE OR REPLACE FUNCTION zoo_create(scale float8 DEFAULT 1) RETURNS void
 LANGUAGE plpgsql AS $zoo$
 DECLARE
@@ -37,7 +47,7 @@ BEGIN
     n := greatest(100, (300000 * scale)::bigint);
     DROP SCHEMA IF EXISTS z_append CASCADE; CREATE SCHEMA z_append;
     CREATE TABLE z_append.log (id bigint PRIMARY KEY, ts timestamptz NOT NULL, payload text NOT NULL);
-    INSERT INTO z_append.log SELECT i, now() - interval '100 days' + (i::float8 / n) * interval '100 days', 'line ' || i
+    INSERT INTO z_append.log SELECT i, zoo_time(i::float8 / n, 50), 'line ' || i
       FROM generate_series(1, n) i;
     CREATE INDEX ON z_append.log (ts);
     PERFORM retention_add_policy('z_append.log', 'ts', '50 days', 'append_log');
@@ -48,7 +58,7 @@ BEGIN
     -- 2. Keys uncorrelated with time (a random bigint per row).
     DROP SCHEMA IF EXISTS z_shuffled CASCADE; CREATE SCHEMA z_shuffled;
     CREATE TABLE z_shuffled.log (id bigint PRIMARY KEY, ts timestamptz NOT NULL, payload text NOT NULL);
-    INSERT INTO z_shuffled.log SELECT (i * 2654435761) % 4294967311, now() - interval '100 days' + (i::float8 / n) * interval '100 days', 'line ' || i
+    INSERT INTO z_shuffled.log SELECT (i * 2654435761) % 4294967311, zoo_time(i::float8 / n, 50), 'line ' || i
       FROM generate_series(1, n) i;
     CREATE INDEX ON z_shuffled.log (ts);
     PERFORM retention_add_policy('z_shuffled.log', 'ts', '50 days', 'shuffled_log');
@@ -72,7 +82,7 @@ BEGIN
     -- 4. Expired rows spread over every page: times random, ids in insert order.
     DROP SCHEMA IF EXISTS z_scattered CASCADE; CREATE SCHEMA z_scattered;
     CREATE TABLE z_scattered.log (id bigint PRIMARY KEY, ts timestamptz NOT NULL, payload text NOT NULL);
-    INSERT INTO z_scattered.log SELECT i, now() - zoo_frac(i, 4) * interval '100 days', 'line ' || i
+    INSERT INTO z_scattered.log SELECT i, zoo_time(zoo_frac(i, 4), 50), 'line ' || i
       FROM generate_series(1, n) i;
     CREATE INDEX ON z_scattered.log (ts);
     PERFORM retention_add_policy('z_scattered.log', 'ts', '50 days', 'scattered');
@@ -92,7 +102,7 @@ BEGIN
     CREATE TABLE z_comp.line (id bigint PRIMARY KEY, invoice_id bigint NOT NULL REFERENCES z_comp.invoice);
     CREATE TABLE z_comp_other.hold (id bigint PRIMARY KEY, region int NOT NULL, account_id bigint NOT NULL,
       FOREIGN KEY (region, account_id) REFERENCES z_comp.account ON DELETE RESTRICT);
-    INSERT INTO z_comp.account SELECT i % 7, i, now() - zoo_frac(i, 5) * interval '100 days' FROM generate_series(1, n) i;
+    INSERT INTO z_comp.account SELECT i % 7, i, zoo_time(zoo_frac(i, 5), 50) FROM generate_series(1, n) i;
     INSERT INTO z_comp.invoice SELECT i, (i / 3) % 7, i / 3 FROM generate_series(3, 3 * n + 2) i;
     INSERT INTO z_comp.line SELECT i, i FROM generate_series(3, 3 * n + 2) i;
     INSERT INTO z_comp_other.hold SELECT i, i % 7, i FROM generate_series(1, n, 3) i;
@@ -114,7 +124,7 @@ BEGIN
     DROP SCHEMA IF EXISTS z_wide CASCADE; CREATE SCHEMA z_wide;
     CREATE TABLE z_wide.upload (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
     CREATE TABLE z_wide.record (id bigint PRIMARY KEY, upload_id bigint NOT NULL REFERENCES z_wide.upload ON DELETE CASCADE, v text);
-    INSERT INTO z_wide.upload SELECT i, now() - (i::float8 / n) * interval '100 days' FROM generate_series(1, n) i;
+    INSERT INTO z_wide.upload SELECT i, zoo_time(1 - i::float8 / n, 50) FROM generate_series(1, n) i;
     INSERT INTO z_wide.record SELECT i, 1 + i % n, 'v' || i FROM generate_series(1, 1500 * n) i;
     CREATE INDEX ON z_wide.record (upload_id);
     CREATE INDEX ON z_wide.upload (ts);
@@ -131,7 +141,7 @@ BEGIN
     CREATE TABLE z_narrow.b (id bigint PRIMARY KEY, a_id bigint NOT NULL REFERENCES z_narrow.a ON DELETE CASCADE);
     CREATE TABLE z_narrow.c (id bigint PRIMARY KEY, b_id bigint NOT NULL REFERENCES z_narrow.b);
     CREATE TABLE z_narrow.d (id bigint PRIMARY KEY, c_id bigint NOT NULL REFERENCES z_narrow.c ON DELETE RESTRICT);
-    INSERT INTO z_narrow.a SELECT i, now() - interval '100 days' + (i::float8 / n) * interval '100 days' FROM generate_series(1, n) i;
+    INSERT INTO z_narrow.a SELECT i, zoo_time(i::float8 / n, 50) FROM generate_series(1, n) i;
     INSERT INTO z_narrow.b SELECT i, 1 + (i * 2 / 3) % n FROM generate_series(1, n * 3 / 2) i;
     INSERT INTO z_narrow.c SELECT i, i FROM generate_series(1, n * 3 / 2) i;
     INSERT INTO z_narrow.d SELECT i, i FROM generate_series(1, n * 3 / 2) i;
@@ -152,7 +162,7 @@ BEGIN
     DROP SCHEMA IF EXISTS z_unindexed CASCADE; CREATE SCHEMA z_unindexed;
     CREATE TABLE z_unindexed.parent (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
     CREATE TABLE z_unindexed.child (id bigint PRIMARY KEY, parent_id bigint NOT NULL REFERENCES z_unindexed.parent);
-    INSERT INTO z_unindexed.parent SELECT i, now() - interval '100 days' + (i::float8 / n) * interval '100 days' FROM generate_series(1, n) i;
+    INSERT INTO z_unindexed.parent SELECT i, zoo_time(i::float8 / n, 50) FROM generate_series(1, n) i;
     INSERT INTO z_unindexed.child SELECT i, 1 + i % n FROM generate_series(1, 5 * n) i;
     CREATE INDEX ON z_unindexed.parent (ts);
     PERFORM retention_add_policy('z_unindexed.parent', 'ts', '50 days', 'unindexed_fk');
@@ -166,7 +176,7 @@ BEGIN
     DROP SCHEMA IF EXISTS z_uuid CASCADE; CREATE SCHEMA z_uuid;
     CREATE TABLE z_uuid.device (id uuid PRIMARY KEY, ts timestamptz NOT NULL);
     CREATE TABLE z_uuid.reading (code text PRIMARY KEY, device_id uuid NOT NULL REFERENCES z_uuid.device ON DELETE CASCADE);
-    INSERT INTO z_uuid.device SELECT md5(i::text)::uuid, now() - zoo_frac(i, 9) * interval '100 days' FROM generate_series(1, n) i;
+    INSERT INTO z_uuid.device SELECT md5(i::text)::uuid, zoo_time(zoo_frac(i, 9), 50) FROM generate_series(1, n) i;
     INSERT INTO z_uuid.reading SELECT 'r-' || md5('r' || i), md5((1 + i % n)::text)::uuid FROM generate_series(1, 2 * n) i;
     CREATE INDEX ON z_uuid.device (ts);
     CREATE INDEX ON z_uuid.reading (device_id);
@@ -181,7 +191,7 @@ BEGIN
     CREATE TABLE z_orphan.tag (id bigint PRIMARY KEY, created timestamptz NOT NULL);
     CREATE TABLE z_orphan.post (id bigint PRIMARY KEY, tag_id bigint REFERENCES z_orphan.tag, ts timestamptz NOT NULL);
     INSERT INTO z_orphan.tag SELECT i, now() - interval '200 days' FROM generate_series(1, n / 10) i;
-    INSERT INTO z_orphan.post SELECT i, 1 + (hashint8(i) & 2147483647) % (n / 10 - n / 100), now() - interval '100 days' + (i::float8 / n) * interval '100 days'
+    INSERT INTO z_orphan.post SELECT i, 1 + (hashint8(i) & 2147483647) % (n / 10 - n / 100), zoo_time(i::float8 / n, 97)
       FROM generate_series(1, n) i;
     CREATE INDEX ON z_orphan.post (ts);
     CREATE INDEX ON z_orphan.post (tag_id);
