@@ -13,31 +13,13 @@ Rounds alternate the order of C and A; the report takes per-shape medians.
   python3 bench/zoo.py [--scale S] [--rounds R] [--out FILE]
 """
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BATCH_RE = re.compile(r"batch \d+ deleted (\d+) rows in ([0-9.]+) ms")
-
-
-def psql(db, sql):
-    cmd = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db]
-    start = time.perf_counter()
-    p = subprocess.run(cmd, input=sql, text=True, capture_output=True)
-    elapsed = time.perf_counter() - start
-    if p.returncode != 0:
-        sys.exit(f"psql failed in {db}:\n{sql[:500]}\n{p.stderr}")
-    return elapsed, p.stdout, p.stderr
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
+from run import BATCH_RE, ROOT, arg, fresh_copy, pct, psql
 
 
 def make_template(name, scale):
@@ -61,13 +43,6 @@ def make_template(name, scale):
     return shapes
 
 
-def fresh_copy(template, name):
-    psql("postgres", f"DROP DATABASE IF EXISTS {name}")
-    psql("postgres", f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
-    psql(name, "VACUUM ANALYZE")
-    psql(name, "CHECKPOINT")
-
-
 def left(db, shape):
     sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in shape["tables"])
     return "\n".join(sorted(psql(db, sql + ";")[1].strip().splitlines()))
@@ -81,7 +56,7 @@ def method_c(db, shape):
 def method_a(db, shape):
     t, _, err = psql(db, "SET pg_retention.yield_ratio = 0; SET client_min_messages = debug1;"
                          f"CALL retention_run(1000, label => '{shape['shape']}');")
-    return t, [float(ms) for _, ms in BATCH_RE.findall(err)]
+    return t, [float(ms) for _, ms, _ in BATCH_RE.findall(err)]
 
 
 def method_e(db, shape):
@@ -95,16 +70,9 @@ def method_e(db, shape):
     return elapsed, []
 
 
-def pct(values, q):
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
-
-
 def main():
-    scale = float(arg("--scale", "1"))
-    rounds = int(arg("--rounds", "3"))
+    scale = arg("--scale", 1.0)
+    rounds = arg("--rounds", 3)
     out = arg("--out", os.path.join(ROOT, "docs", "bench", "zoo.md"))
     have_e = shutil.which("pg_batch") is not None
     shapes = make_template("zoo_tpl", scale)
@@ -159,7 +127,7 @@ def main():
         b = batches[s]
         lines.append(
             f"| {s} | {deleted[s]:,} | {c:.3f} | {a:.3f} | {a / c:.2f} | {len(b) // rounds} | "
-            f"{pct(b, 50):.1f} | {pct(b, 99):.1f} | {'' if e is None else f'{e:.3f}'} | "
+            f"{pct(b, 0.50):.1f} | {pct(b, 0.99):.1f} | {'' if e is None else f'{e:.3f}'} | "
             f"{'' if e is None else f'{a / e:.2f}'} |")
     lines += ["", f"Whole zoo: C {total_c:.2f} s, A {total_a:.2f} s, A/C {total_a / total_c:.2f}.", ""]
     with open(out, "w") as f:
