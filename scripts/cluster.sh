@@ -15,6 +15,10 @@ PG_CONFIG=${PG_RETENTION_PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PGBIN=$("$PG_CONFIG" --bindir)
 RUN_ROOT=${PG_RETENTION_RUN_DIR:-/var/tmp/pg_retention}
 SERVER_USER=${PG_RETENTION_SERVER_USER:-postgres}
+# Set when the cluster is created (scripts/citus.sh): libraries to preload,
+# and the TCP address to listen on besides the Unix socket.
+PRELOAD=${PG_RETENTION_PRELOAD:-pg_cron}
+LISTEN=${PG_RETENTION_LISTEN:-}
 
 cmd=${1:?usage: cluster.sh start|stop|env NAME [PORT]}
 name=${2:?cluster name}
@@ -39,9 +43,9 @@ case "$cmd" in
       as_server_user "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log"
       cat >>"$dir/data/postgresql.conf" <<CONF
 port = $port
-listen_addresses = ''
+listen_addresses = '$LISTEN'
 unix_socket_directories = '$dir'
-shared_preload_libraries = 'pg_cron'
+shared_preload_libraries = '$PRELOAD'
 cron.database_name = 'postgres'
 cron.host = '$dir'
 max_connections = 100

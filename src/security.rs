@@ -42,11 +42,25 @@ enum GucExit {
 
 fn in_guc_level<R>(exit: GucExit, f: impl FnOnce() -> R) -> R {
     // SAFETY: the same nesting fmgr uses for a function's SET clause.
-    let level = unsafe {
-        let level = pg_sys::NewGUCNestLevel();
+    let level = unsafe { pg_sys::NewGUCNestLevel() };
+    save_setting(c"search_path", PINNED_SEARCH_PATH);
+    if merge_right_anti_join_is_broken() {
+        save_setting(c"enable_mergejoin", c"off");
+    }
+    let out = f();
+    // SAFETY: closes the nesting level opened above.
+    unsafe { pg_sys::AtEOXact_GUC(exit == GucExit::Keep, level) };
+    out
+}
+
+/// Sets a setting until the GUC nesting level open now closes, as a
+/// function's SET clause does. Call inside [`in_guc_level`].
+fn save_setting(name: &CStr, value: &CStr) {
+    // SAFETY: a plain user-settable option, saved in the current nesting level.
+    unsafe {
         pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            PINNED_SEARCH_PATH.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,
@@ -54,27 +68,19 @@ fn in_guc_level<R>(exit: GucExit, f: impl FnOnce() -> R) -> R {
             0,
             false,
         );
-        level
-    };
-    if merge_right_anti_join_is_broken() {
-        // SAFETY: as above, inside the nesting level just opened.
-        unsafe {
-            pg_sys::set_config_option(
-                c"enable_mergejoin".as_ptr(),
-                c"off".as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-        }
     }
-    let out = f();
-    // SAFETY: closes the nesting level opened above.
-    unsafe { pg_sys::AtEOXact_GUC(exit == GucExit::Keep, level) };
-    out
+}
+
+/// Runs `f` with Citus's multi-shard commands on one connection per node,
+/// shard after shard, put back on return. A transaction that has modified a
+/// distributed table over parallel connections cannot then modify a
+/// reference table (nor the reverse): a batch or a run touching both needs
+/// this from its first statement.
+pub fn with_citus_sequential<R>(f: impl FnOnce() -> R) -> R {
+    in_guc_level(GucExit::Keep, || {
+        save_setting(c"citus.multi_shard_modify_mode", c"sequential");
+        f()
+    })
 }
 
 /// PostgreSQL 16.0 to 16.3 can return wrong rows from a Merge Right Anti

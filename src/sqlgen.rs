@@ -319,17 +319,24 @@ impl RootBatch<'_> {
         cols.join(", ")
     }
 
-    /// Selects and locks the batch, returning time then carried columns.
-    /// Rows locked by another session are skipped, not waited for: the
-    /// keyset moves past them and the next run takes them.
-    pub fn select_sql(&self) -> String {
+    /// Selects the batch, returning time then carried columns. With `lock`,
+    /// locks it: rows locked by another session are skipped, not waited for
+    /// (the keyset moves past them and the next run takes them). Without,
+    /// every delete of the batch re-checks its rows instead
+    /// ([`crate::catalog::Setup::lock_free`]).
+    pub fn select_sql(&self, lock: bool) -> String {
         format!(
-            "SELECT {}, {} FROM {} t WHERE {} ORDER BY {} LIMIT $2 FOR UPDATE OF t SKIP LOCKED",
+            "SELECT {}, {} FROM {} t WHERE {} ORDER BY {} LIMIT $2{}",
             col("t", &self.time.name),
             col_list("t", &self.table.carried),
             self.table.qualified,
             self.where_clause(),
-            self.order()
+            self.order(),
+            if lock {
+                " FOR UPDATE OF t SKIP LOCKED"
+            } else {
+                ""
+            }
         )
     }
 
@@ -467,7 +474,7 @@ impl RootBatch<'_> {
         for (i, c) in children.iter().enumerate() {
             let count_where = |w: &str| {
                 format!(
-                    "(SELECT pg_catalog.count(*) FROM (SELECT FROM {} t WHERE {w} LIMIT ${limit} {} 1) s)",
+                    "(SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {} t WHERE {w} LIMIT ${limit} {} 1) s)",
                     fk_table(c.table),
                     op("+")
                 )
@@ -547,26 +554,45 @@ impl RootBatch<'_> {
     }
 }
 
-/// Deletes rows by key, the values bound as arrays `$1..$k`; with a
-/// recheck, only rows whose time is still before the cutoff `$k+1`, so that a
-/// row made younger since it was selected survives.
-pub fn delete_by_keys_sql(table: &TableShape, recheck: Option<&Column>) -> String {
+/// What a delete by key re-checks of each row when it deletes it, besides
+/// its key.
+#[derive(Clone, Copy, Debug)]
+pub enum Recheck<'a> {
+    /// Nothing: the rows are locked.
+    Nothing,
+    /// A root batch's rows: their time is still before the cutoff, bound after
+    /// the keys, so that a row made younger since it was selected survives.
+    Expired(&'a Column),
+    /// A dependent's rows selected without locks: they still reference one of
+    /// the parent rows bound after the keys (arrays, one per column of
+    /// the foreign key), so that a row re-pointed meanwhile survives.
+    References(&'a ForeignKey),
+}
+
+/// Deletes rows by key, the values bound as arrays `$1..$k`, re-checking
+/// what `recheck` says (its values bound after the keys).
+pub fn delete_by_keys_sql(table: &TableShape, recheck: Recheck<'_>) -> String {
     let names: Vec<String> = table.key.iter().map(|c| c.name.clone()).collect();
     let mut w = in_arrays("x", &names, 1);
-    if let Some(time) = recheck {
-        w.push_str(&format!(
+    match recheck {
+        Recheck::Nothing => {}
+        Recheck::Expired(time) => w.push_str(&format!(
             " AND {} {} ${}{}",
             col("x", &time.name),
             op("<"),
             names.len() + 1,
             table.own_rows("x")
-        ));
+        )),
+        Recheck::References(edge) => {
+            w.push_str(" AND ");
+            w.push_str(&in_arrays("x", &edge.child_columns, names.len() + 1));
+        }
     }
     // A root batch's rows come from the table's whole inheritance tree (as a
     // DELETE on it would), a dependent's from the table alone.
     let target = match recheck {
-        Some(_) => table.qualified.clone(),
-        None => fk_table(table),
+        Recheck::Expired(_) => table.qualified.clone(),
+        _ => fk_table(table),
     };
     format!(
         "WITH d AS (DELETE FROM {} x WHERE {w} {}) {}",
@@ -577,15 +603,18 @@ pub fn delete_by_keys_sql(table: &TableShape, recheck: Option<&Column>) -> Strin
 }
 
 /// Rows of `child` that reference one of the parent rows bound as arrays
-/// (one per referenced column, `$1..$k`), at most `$k+1` of them, locked so
-/// that no new grandchild can be attached while they are cleared.
-pub fn child_select_sql(child: &TableShape, edge: &ForeignKey) -> String {
+/// (one per referenced column, `$1..$k`), at most `$k+1` of them; with
+/// `lock`, locked so that no new grandchild can be attached while they are
+/// cleared (without, a grandchild attached meanwhile fails the batch at the
+/// child's delete, or goes by its cascade).
+pub fn child_select_sql(child: &TableShape, edge: &ForeignKey, lock: bool) -> String {
     let limit = edge.child_columns.len() + 1;
     format!(
-        "SELECT {} FROM {} t WHERE {} LIMIT ${limit} FOR UPDATE OF t",
+        "SELECT {} FROM {} t WHERE {} LIMIT ${limit}{}",
         col_list("t", &child.carried),
         fk_table(child),
         in_arrays("t", &edge.child_columns, 1),
+        if lock { " FOR UPDATE OF t" } else { "" }
     )
 }
 
@@ -619,7 +648,7 @@ pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey) -> String {
 pub fn child_delete_all_sql(child: &TableShape, edge: &ForeignKey) -> String {
     let limit = edge.child_columns.len() + 1;
     format!(
-        "WITH c AS MATERIALIZED (SELECT pg_catalog.count(*) AS n FROM (SELECT FROM {tbl} t WHERE {w} LIMIT ${limit} {plus} 1) s), \
+        "WITH c AS MATERIALIZED (SELECT pg_catalog.count(*) AS n FROM (SELECT 1 FROM {tbl} t WHERE {w} LIMIT ${limit} {plus} 1) s), \
          d AS (DELETE FROM {tbl} x WHERE {wx} AND (SELECT c.n FROM c) {le} ${limit} {ret}) {summary}",
         tbl = fk_table(child),
         w = in_arrays("t", &edge.child_columns, 1),
@@ -633,22 +662,44 @@ pub fn child_delete_all_sql(child: &TableShape, edge: &ForeignKey) -> String {
 
 /// `NOT EXISTS` a row of `child` referencing the row `alias` through `edge`;
 /// with `doomed`, referencing rows satisfying it do not count (they go first).
+///
+/// `uncorrelated`: the same test as a subquery that does not refer to
+/// `alias` (Citus plans no correlated subquery over a reference table): the
+/// row's key is not among the keys referenced, the subquery reading only
+/// referencing rows whose key columns are all set (a key with a NULL column
+/// references nothing), and a row whose own key has a NULL column is
+/// referenced by nothing.
 pub fn not_referenced(
     alias: &str,
     child_qualified: &str,
     edge: &ForeignKey,
     inner: &str,
     doomed: Option<&str>,
+    uncorrelated: bool,
 ) -> String {
+    let survivors = doomed
+        .map(|d| format!(" AND ({d}) IS NOT TRUE"))
+        .unwrap_or_default();
+    if uncorrelated {
+        let parent: Vec<String> = edge.parent_columns.iter().map(|p| col(alias, p)).collect();
+        let child: Vec<String> = edge.child_columns.iter().map(|c| col(inner, c)).collect();
+        let set: Vec<String> = child.iter().map(|c| format!("{c} IS NOT NULL")).collect();
+        let unset: Vec<String> = parent.iter().map(|p| format!("{p} IS NULL")).collect();
+        return format!(
+            "({} OR NOT (ROW({}) {} ANY (SELECT {} FROM {child_qualified} {inner} WHERE {}{survivors})))",
+            unset.join(" OR "),
+            parent.join(", "),
+            op("="),
+            child.join(", "),
+            set.join(" AND ")
+        );
+    }
     let join: Vec<String> = edge
         .child_columns
         .iter()
         .zip(&edge.parent_columns)
         .map(|(c, p)| format!("{} {} {}", col(inner, c), op("="), col(alias, p)))
         .collect();
-    let survivors = doomed
-        .map(|d| format!(" AND ({d}) IS NOT TRUE"))
-        .unwrap_or_default();
     format!(
         "NOT EXISTS (SELECT 1 FROM {child_qualified} {inner} WHERE {}{survivors})",
         join.join(" AND ")
@@ -745,7 +796,7 @@ mod tests {
             extra: None,
         };
         assert_eq!(
-            first.select_sql(),
+            first.select_sql(true),
             "SELECT t.\"kickoff\", t.\"id\" FROM \"public\".\"events\" t \
              WHERE t.\"kickoff\" OPERATOR(pg_catalog.<) $1 ORDER BY t.\"kickoff\", t.\"id\" LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
         );
@@ -763,13 +814,13 @@ mod tests {
             ..first.clone()
         };
         assert!(next
-            .select_sql()
+            .select_sql(true)
             .contains("AND (t.\"kickoff\", t.\"id\") OPERATOR(pg_catalog.>) ($3, $4)"));
         let within = RootBatch {
             start: BatchStart::Keys,
             ..first
         };
-        assert!(within.select_sql().contains(
+        assert!(within.select_sql(true).contains(
             "WHERE t.\"kickoff\" OPERATOR(pg_catalog.<) $1 AND t.\"id\" OPERATOR(pg_catalog.=) ANY ($3) ORDER BY"
         ));
         assert_eq!(
@@ -783,7 +834,7 @@ mod tests {
     #[test]
     fn composite_keys_are_matched_as_tuples() {
         let t = shape("pairs", &["a", "b"]);
-        let sql = delete_by_keys_sql(&t, Some(&column("ts", "date")));
+        let sql = delete_by_keys_sql(&t, Recheck::Expired(&column("ts", "date")));
         assert!(sql.contains(
             "(x.\"a\", x.\"b\") OPERATOR(pg_catalog.=) ANY (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)))"
         ));
@@ -803,7 +854,7 @@ mod tests {
             partition_copy: false,
         };
         assert_eq!(
-            child_select_sql(&child, &edge),
+            child_select_sql(&child, &edge, true),
             "SELECT t.\"id\" FROM ONLY \"public\".\"market_odds\" t \
              WHERE t.\"snapshot_id\" OPERATOR(pg_catalog.=) ANY ($1) LIMIT $2 FOR UPDATE OF t"
         );
@@ -842,10 +893,10 @@ mod tests {
         // $3, $4: the keyset; $5: the statement limit.
         assert!(sql.contains("c0 AS MATERIALIZED (SELECT CASE WHEN (SELECT pg_catalog.max(b.\"id\")::pg_catalog.numeric \
              OPERATOR(pg_catalog.-) pg_catalog.min(b.\"id\") OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.=) pg_catalog.count(b.\"id\") FROM b) \
-             THEN (SELECT pg_catalog.count(*) FROM (SELECT FROM ONLY \"public\".\"odds\" t WHERE t.\"snapshot_id\" \
+             THEN (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM ONLY \"public\".\"odds\" t WHERE t.\"snapshot_id\" \
              OPERATOR(pg_catalog.>=) (SELECT pg_catalog.min(b.\"id\") FROM b) AND t.\"snapshot_id\" OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(b.\"id\") FROM b) \
              LIMIT $5 OPERATOR(pg_catalog.+) 1) s) \
-             ELSE (SELECT pg_catalog.count(*) FROM (SELECT FROM ONLY \"public\".\"odds\" t \
+             ELSE (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM ONLY \"public\".\"odds\" t \
              WHERE t.\"snapshot_id\" OPERATOR(pg_catalog.=) ANY ((SELECT pg_catalog.array_agg(b.\"id\") FROM b)::bigint[]) \
              LIMIT $5 OPERATOR(pg_catalog.+) 1) s) END AS n)"));
         assert!(sql.contains("ok AS MATERIALIZED (SELECT c0.n OPERATOR(pg_catalog.<=) $5 AND c1.n OPERATOR(pg_catalog.<=) $5 AS allowed, \
@@ -877,7 +928,7 @@ mod tests {
             partition_copy: false,
         };
         assert_eq!(
-            not_referenced("t", "\"s\".\"c\"", &edge, "c1", None),
+            not_referenced("t", "\"s\".\"c\"", &edge, "c1", None, false),
             "NOT EXISTS (SELECT 1 FROM \"s\".\"c\" c1 WHERE c1.\"t_a\" OPERATOR(pg_catalog.=) t.\"a\" \
              AND c1.\"t_b\" OPERATOR(pg_catalog.=) t.\"b\")"
         );

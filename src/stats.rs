@@ -167,12 +167,14 @@ impl Predicates<'_> {
             let inner = self.alias();
             let child = self.setup.qualified(self.client, fk.child)?;
             let doomed = self.deleted(fk.child, &inner, depth + 1)?;
+            let uncorrelated = self.setup.routed(rel) || self.setup.routed(fk.child);
             parts.push(sqlgen::not_referenced(
                 alias,
                 &child,
                 fk,
                 &inner,
                 Some(&doomed),
+                uncorrelated,
             ));
         }
         Ok(Some(parts.join(" AND ")))
@@ -536,7 +538,8 @@ fn policy_stats(
     } else {
         let past_cutoff = scalar_i64(
             client,
-            &format!("SELECT pg_catalog.count(*) FROM (SELECT FROM {qualified} t WHERE {time} < $1 LIMIT $2) s"),
+            // One output column: Citus cannot ship a subquery of none.
+            &format!("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {qualified} t WHERE {time} < $1 LIMIT $2) s"),
             &[p.cutoff.into(), (EXPIRED_COUNT_CAP + 1).into()],
         )?;
         match (past_cutoff <= EXPIRED_COUNT_CAP, p.kind) {

@@ -19,6 +19,9 @@ pub struct BatchFailure {
     /// the run ends. A 57014 raised by anything else (a table owner's
     /// trigger, say) fails its policy only, like any other error.
     pub interrupted: bool,
+    /// A row of a batch without row locks changed before the batch ended
+    /// ([`RetentionError::ChangedDuringBatch`]): the batch may be taken again.
+    pub changed_during_batch: bool,
 }
 
 impl BatchFailure {
@@ -30,6 +33,7 @@ impl BatchFailure {
 impl From<RetentionError> for BatchFailure {
     fn from(e: RetentionError) -> Self {
         BatchFailure {
+            changed_during_batch: matches!(e, RetentionError::ChangedDuringBatch(_)),
             message: e.message(),
             sqlstate: sqlstate_text(e.sqlstate()),
             detail: None,
@@ -52,6 +56,7 @@ fn from_caught(e: CaughtError) -> BatchFailure {
         sqlstate: sqlstate_text(report.sql_error_code()),
         detail: report.detail().map(str::to_string),
         interrupted,
+        changed_during_batch: false,
     }
 }
 
