@@ -3,7 +3,9 @@
 # version (15 from Debian; 16 and 18 from PyPI wheels, scripts/install-deps.sh)
 # the planner's and SQL builder's unit tests with the in-database #[pg_test]s
 # (cargo pgrx test) and the integration tests against a real cluster of that
-# version with several connections; then the benchmark smoke test on 15.
+# version with several connections; then on 15 the Citus tests (a
+# coordinator and two workers, Citus built from ../shared/citus or
+# PG_RETENTION_CITUS_DIR by install-deps.sh) and the benchmark smoke tests.
 #
 #   PG_RETENTION_VERSIONS="15 18" bash scripts/test.sh   # a subset
 set -euo pipefail
@@ -17,6 +19,10 @@ source scripts/install-deps.sh
 VERSIONS=${PG_RETENTION_VERSIONS:-15 16 18}
 RUN_BASE=${PG_RETENTION_RUN_DIR:-/var/tmp/pg_retention}
 TEST_PORT=${PG_RETENTION_TEST_PORT:-55432}
+
+# The Citus clusters load the library installed into PostgreSQL 15: never
+# replace it under them.
+bash scripts/citus.sh stop
 
 echo "==> cargo fmt --check"
 cargo fmt --check
@@ -68,6 +74,18 @@ for version in $VERSIONS; do
   bash scripts/cluster.sh stop crash
   unset PG_RETENTION_PG_CONFIG PG_RETENTION_RUN_DIR PG_RETENTION_PG_BIN
 done
+
+case " $VERSIONS " in
+  *" 15 "*)
+    echo "==> Citus 13.2.2 on PostgreSQL 15: a coordinator and two workers (tests/citus)"
+    bash scripts/citus.sh start
+    read -r citus_coordinator citus_workers < <(bash scripts/citus.sh ports | awk '{print $1, $2 " " $3}')
+    PGHOST=127.0.0.1 PGPORT=$citus_coordinator PG_RETENTION_CITUS_WORKERS=$citus_workers \
+      cargo test --features integration --test citus -- --test-threads 1
+    bash scripts/citus.sh stop
+    ;;
+  *) echo "==> PostgreSQL 15 not among PG_RETENTION_VERSIONS ($VERSIONS): the Citus tests (built on 15) do not run" ;;
+esac
 
 echo "==> benchmark smoke test on PostgreSQL 15 (tiny scale; the four methods must agree)"
 bash bench/run.sh --scale 1 --rounds 1 --out "$(mktemp -d)"
