@@ -500,17 +500,28 @@ fn policy_stats(
     let time = format!("t.{}", sqlgen::quote_ident(&column.name));
 
     // Estimates and sizes over the table and its leaf partitions, if any
-    // (pg_partition_tree is empty for a plain table).
-    let sizes = rows(
-        client,
+    // (pg_partition_tree is empty for a plain table); for a Citus table,
+    // over its shards on the workers (the coordinator's table is empty).
+    let sizes_sql = if setup.routed(p.relid) {
+        "SELECT (SELECT COALESCE(pg_catalog.sum(r.result::pg_catalog.float8), 0)::pg_catalog.int8 \
+                 FROM pg_catalog.run_command_on_shards($1, \
+                     'SELECT GREATEST(c.reltuples, 0) FROM pg_catalog.pg_class c \
+                      WHERE c.oid OPERATOR(pg_catalog.=) ''%s''::pg_catalog.regclass') r \
+                 WHERE r.success), \
+                pg_catalog.citus_total_relation_size($1)"
+    } else {
         "SELECT COALESCE(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0)::pg_catalog.int8, \
                 COALESCE(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::pg_catalog.int8 \
          FROM pg_catalog.pg_class c \
          WHERE c.oid OPERATOR(pg_catalog.=) $1 \
-            OR c.oid IN (SELECT pt.relid FROM pg_catalog.pg_partition_tree($1) pt WHERE pt.isleaf)",
-        &[relid.into()],
-        |r| Ok((get::<i64>(r, 1)?.unwrap_or_default(), get::<i64>(r, 2)?.unwrap_or_default())),
-    )
+            OR c.oid IN (SELECT pt.relid FROM pg_catalog.pg_partition_tree($1) pt WHERE pt.isleaf)"
+    };
+    let sizes = rows(client, sizes_sql, &[relid.into()], |r| {
+        Ok((
+            get::<i64>(r, 1)?.unwrap_or_default(),
+            get::<i64>(r, 2)?.unwrap_or_default(),
+        ))
+    })
     .map_err(internal)?;
     let (estimate, total_bytes) = sizes.into_iter().next().unwrap_or_default();
     let total_rows = if exact {
@@ -545,6 +556,10 @@ fn policy_stats(
         match (past_cutoff <= EXPIRED_COUNT_CAP, p.kind) {
             (true, PolicyKind::Expire) => past_cutoff,
             (true, PolicyKind::Orphan) => scalar_i64(client, &count_all, &[p.cutoff.into()])?,
+            // Citus's plans carry no row estimate of their own.
+            (false, _) if setup.routed(p.relid) => {
+                scalar_i64(client, &count_all, &[p.cutoff.into()])?
+            }
             (false, _) => planner_estimate(
                 client,
                 &format!("SELECT {expired_rows_from}"),
