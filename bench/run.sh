@@ -6,6 +6,9 @@
 #   --out DIR   where to write report.md and batches.svg (default docs/bench)
 #   --zoo       instead: the schema zoo (bench/zoo.sql), per shape plain DELETEs,
 #               retention_run and pg-batch; writes docs/bench/zoo.md (or --out FILE)
+#   --citus     instead: on a Citus coordinator and two workers (scripts/citus.sh),
+#               retention_run against hand-written Citus DELETEs [--shards N];
+#               writes docs/bench/citus.md (or --out FILE)
 # It fails if the methods do not delete the same rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +18,7 @@ export PATH="/usr/lib/postgresql/15/bin:$PATH"
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PORT=${PG_RETENTION_BENCH_PORT:-55435}
 bash scripts/cluster.sh stop bench
+bash scripts/citus.sh stop
 # A new inode: another cluster (the tests') may have the old library mapped.
 rm -f "$("$PG_CONFIG" --pkglibdir)/pg_retention.so"
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
@@ -23,6 +27,11 @@ eval "$(bash scripts/cluster.sh env bench "$PORT")"
 if [ "${1:-}" = "--zoo" ]; then
   shift
   python3 bench/zoo.py "$@"
+elif [ "${1:-}" = "--citus" ]; then
+  shift
+  bash scripts/citus.sh start
+  python3 bench/citus.py "$@"
+  bash scripts/citus.sh stop
 else
   python3 bench/run.py "$@"
 fi

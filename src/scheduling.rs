@@ -303,7 +303,17 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
     // several shards only with their values (a custom plan).
     set_local(c"lock_timeout", &format!("{}ms", run.lock_timeout_ms));
     set_local(c"synchronous_commit", "off");
-    if !run.setup.routes_any() {
+    if run.setup.routes_any() {
+        // Rows of Citus tables are locked on the workers, in sessions Citus
+        // opens: it passes them the transaction's SET LOCAL commands, given
+        // as SQL, when told to.
+        for sql in [
+            "SET LOCAL citus.propagate_set_commands = 'local'".to_string(),
+            format!("SET LOCAL lock_timeout = '{}ms'", run.lock_timeout_ms),
+        ] {
+            client.update(&sql, None, &[]).map_err(internal)?;
+        }
+    } else {
         set_local(c"plan_cache_mode", "force_generic_plan");
     }
     let policy_before = run.progress.current_policy();

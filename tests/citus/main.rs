@@ -409,3 +409,49 @@ fn a_reference_table_policy_deletes_distributed_children_first() {
         0
     );
 }
+
+/// A writer holding a row lock on a worker: `CALL retention_run`'s
+/// `lock_timeout` reaches the workers' sessions (Citus passes them the
+/// run's SET LOCAL), so the batch that needs the row times out instead of
+/// waiting for the writer; after three in a row the policy is left for the
+/// next run (status `stopped`), which deletes the rest once the writer is done.
+#[test]
+fn a_writers_row_lock_on_a_worker_times_out_the_batch() {
+    let mut db = citus_odds_db("citus_locked", 1, 4);
+    db.batch_execute("SELECT retention_add_policy('competitor_events', 'kickoff', '45 days')")
+        .unwrap();
+    let want: i64 = expected(&mut db, "competitor_", "100 years", "45 days")
+        .iter()
+        .filter(|(t, _)| t != "competitor_tournaments")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(want > 0);
+    let mut writer = connect("citus_locked");
+    writer
+        .batch_execute(
+            "BEGIN; UPDATE competitor_odds_snapshots SET bookmaker = bookmaker WHERE event_id =
+                 (SELECT id FROM competitor_events ORDER BY kickoff, id LIMIT 1)",
+        )
+        .unwrap();
+    // Were the timeout not passed on, the run would wait for the writer,
+    // which waits for the run: statement_timeout ends that as a failure.
+    db.batch_execute(
+        "SET statement_timeout = '60s'; CALL retention_run(1000, lock_timeout => '200ms')",
+    )
+    .unwrap();
+    let row = db
+        .query_one(
+            "SELECT status, total_deleted, lock_timeouts FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap();
+    let (status, deleted, timeouts): (String, i64, i32) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((status.as_str(), deleted, timeouts), ("stopped", 0, 3));
+    writer.batch_execute("COMMIT").unwrap();
+    db.batch_execute("CALL retention_run(1000)").unwrap();
+    let sql = "SELECT status, total_deleted FROM cleanup_runs ORDER BY id DESC LIMIT 1";
+    assert_eq!(
+        status_and_deleted(&mut db, sql),
+        ("succeeded".to_string(), want)
+    );
+}
