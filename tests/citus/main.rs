@@ -435,10 +435,9 @@ fn a_writers_row_lock_on_a_worker_times_out_the_batch() {
         .unwrap();
     // Were the timeout not passed on, the run would wait for the writer,
     // which waits for the run: statement_timeout ends that as a failure.
-    db.batch_execute(
-        "SET statement_timeout = '60s'; CALL retention_run(1000, lock_timeout => '200ms')",
-    )
-    .unwrap();
+    db.batch_execute("SET statement_timeout = '60s'").unwrap();
+    db.batch_execute("CALL retention_run(1000, lock_timeout => '200ms')")
+        .unwrap();
     let row = db
         .query_one(
             "SELECT status, total_deleted, lock_timeouts FROM cleanup_runs ORDER BY id DESC LIMIT 1",
