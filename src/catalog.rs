@@ -730,11 +730,52 @@ impl Setup {
             citus_tables,
             citus_reference_tables,
         };
+        setup.refuse_unlocked_cascading_orphans(client)?;
         for relid in setup.orphan_order.clone() {
             let test = setup.build_orphan_test(client, relid)?;
             setup.orphan_tests.insert(relid, test);
         }
         Ok(setup)
+    }
+
+    /// Orphan policies whose rows would be deleted without row locks (a
+    /// Citus table among them and the tables referencing them) are refused
+    /// when a foreign key to them acts on delete (CASCADE, SET NULL, SET
+    /// DEFAULT): the orphan test holds when the delete's subquery reads the
+    /// referencing tables, and a row referencing the orphan committed between
+    /// then and the delete would be deleted or changed with it. With NO
+    /// ACTION or RESTRICT, that delete fails its batch instead.
+    fn refuse_unlocked_cascading_orphans(&mut self, client: &SpiClient<'_>) -> Result<()> {
+        let mut kept = Vec::new();
+        for policy in std::mem::take(&mut self.policies) {
+            let acting = (policy.kind == PolicyKind::Orphan)
+                .then(|| {
+                    self.referencing(policy.relid).find(|fk| {
+                        (self.routed(policy.relid) || self.routed(fk.child))
+                            && !matches!(fk.on_delete, OnDelete::NoAction | OnDelete::Restrict)
+                    })
+                })
+                .flatten();
+            match acting {
+                None => kept.push(policy),
+                Some(fk) => {
+                    let message = format!(
+                        "on Citus, no foreign key to an orphan policy's table may act on delete: {} of {} does, \
+                         and Citus cannot lock the orphans, so a row referencing one, committed while it is \
+                         deleted, would go with it; make the foreign key NO ACTION or RESTRICT",
+                        fk.name,
+                        relation_name(client, fk.child)?
+                    );
+                    self.broken.push(Broken {
+                        policy,
+                        error: RetentionError::Unsupported(message).into(),
+                    });
+                }
+            }
+        }
+        self.policies = kept;
+        self.broken.sort_by_key(|b| b.policy.id);
+        Ok(())
     }
 
     pub fn name(&self, relid: RelId) -> &str {
@@ -803,22 +844,35 @@ impl Setup {
             .any(|r| self.citus_reference_tables.contains(r))
     }
 
+    /// Whether a policy on `relid` touches a Citus reference table: the
+    /// table itself, a walked dependent, or (an orphan policy's) a
+    /// referencing table it reads.
+    pub fn policy_routes_reference(&self, relid: RelId) -> bool {
+        !self.citus_reference_tables.is_empty()
+            && (self.reaches(relid, |r| self.citus_reference_tables.contains(&r))
+                || self
+                    .referencing(relid)
+                    .any(|fk| self.citus_reference_tables.contains(&fk.child)))
+    }
+
     /// Whether the batches of a policy on `relid` select their rows without
     /// locking them: some table the policy deletes from is a Citus table
     /// (whose row locks Citus takes only within one shard). Every delete
     /// then re-checks its rows, and a batch in which a row changed is rolled
     /// back whole and taken again ([`RetentionError::ChangedDuringBatch`]).
     pub fn lock_free(&self, relid: RelId) -> bool {
-        if self.citus_tables.is_empty() {
-            return false;
-        }
+        !self.citus_tables.is_empty() && self.reaches(relid, |r| self.routed(r))
+    }
+
+    /// Whether `relid` or a table its policy's walk deletes from satisfies `f`.
+    fn reaches(&self, relid: RelId, f: impl Fn(RelId) -> bool) -> bool {
         let mut seen = HashSet::new();
         let mut stack = vec![relid];
         while let Some(r) = stack.pop() {
             if !seen.insert(r) {
                 continue;
             }
-            if self.routed(r) {
+            if f(r) {
                 return true;
             }
             stack.extend(self.plan.child_edges(r).map(|e| e.child));

@@ -401,7 +401,14 @@ impl<'a> Deleter<'a> {
         // Before every batch: a table owner's trigger may have set some
         // constraints DEFERRED again in the batch before.
         deferred_constraints_immediate(client).map_err(internal)?;
-        let sequential = setup.routes_reference();
+        // One transaction for the whole run (retention_execute): from its
+        // first statement if any policy needs it; a transaction per step
+        // (retention_run): for the steps of such a policy only.
+        let sequential = if self.budget.is_some() {
+            setup.policy_routes_reference(policy.relid)
+        } else {
+            setup.routes_reference()
+        };
         let mut batch = || {
             in_subtransaction(|| {
                 as_table_owner(policy.owner, || {
@@ -616,7 +623,14 @@ impl<'a> Deleter<'a> {
         };
         let time_type = type_info(shape, time)?;
         let key_types = type_infos(shape, &shape.key)?;
-        if !clears_dependents(setup, policy) && !self.lock_free {
+        // Orphans take the two statements below: locked by the first, their
+        // test is re-checked by the second in a new snapshot, which sees a
+        // referencing row committed after the first statement's snapshot
+        // (and none can be added after the lock: its foreign key check waits
+        // for it). In one statement, such a row would be invisible to the
+        // re-check, and the delete would cascade to it.
+        if policy.kind == PolicyKind::Expire && !clears_dependents(setup, policy) && !self.lock_free
+        {
             let args = root_args();
             let by_ctid = setup.deletes_by_ctid(policy.relid);
             return self.root_batch_single_statement(
@@ -668,7 +682,9 @@ impl<'a> Deleter<'a> {
             .cloned()
             .collect();
         let parents = to_columns(&own, 1, &types);
-        if !self.clear_dependents(client, policy.relid, &parents, statement_limit)? {
+        if clears_dependents(setup, policy)
+            && !self.clear_dependents(client, policy.relid, &parents, statement_limit)?
+        {
             return Ok(RootProgress {
                 selected: selected.len() as i64,
                 last: None,
@@ -680,7 +696,10 @@ impl<'a> Deleter<'a> {
             client,
             shape,
             &carried,
-            Recheck::Expired(time),
+            Recheck::Expired {
+                time,
+                extra: batch.extra.as_ref().map(|(_, on_x)| on_x.as_str()),
+            },
             vec![policy.cutoff.into()],
         )?;
         // Without row locks, a row may have changed since it was selected and

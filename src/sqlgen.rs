@@ -561,8 +561,12 @@ pub enum Recheck<'a> {
     /// Nothing: the rows are locked.
     Nothing,
     /// A root batch's rows: their time is still before the cutoff, bound after
-    /// the keys, so that a row made younger since it was selected survives.
-    Expired(&'a Column),
+    /// the keys, so that a row made younger since it was selected survives;
+    /// and `extra` (an orphan test, on alias `x`) still holds.
+    Expired {
+        time: &'a Column,
+        extra: Option<&'a str>,
+    },
     /// A dependent's rows selected without locks: they still reference one of
     /// the parent rows bound after the keys (arrays, one per column of
     /// the foreign key), so that a row re-pointed meanwhile survives.
@@ -576,13 +580,19 @@ pub fn delete_by_keys_sql(table: &TableShape, recheck: Recheck<'_>) -> String {
     let mut w = in_arrays("x", &names, 1);
     match recheck {
         Recheck::Nothing => {}
-        Recheck::Expired(time) => w.push_str(&format!(
-            " AND {} {} ${}{}",
-            col("x", &time.name),
-            op("<"),
-            names.len() + 1,
-            table.own_rows("x")
-        )),
+        Recheck::Expired { time, extra } => {
+            w.push_str(&format!(
+                " AND {} {} ${}{}",
+                col("x", &time.name),
+                op("<"),
+                names.len() + 1,
+                table.own_rows("x")
+            ));
+            if let Some(extra) = extra {
+                w.push_str(" AND ");
+                w.push_str(extra);
+            }
+        }
         Recheck::References(edge) => {
             w.push_str(" AND ");
             w.push_str(&in_arrays("x", &edge.child_columns, names.len() + 1));
@@ -591,7 +601,7 @@ pub fn delete_by_keys_sql(table: &TableShape, recheck: Recheck<'_>) -> String {
     // A root batch's rows come from the table's whole inheritance tree (as a
     // DELETE on it would), a dependent's from the table alone.
     let target = match recheck {
-        Recheck::Expired(_) => table.qualified.clone(),
+        Recheck::Expired { .. } => table.qualified.clone(),
         _ => fk_table(table),
     };
     format!(
@@ -834,7 +844,13 @@ mod tests {
     #[test]
     fn composite_keys_are_matched_as_tuples() {
         let t = shape("pairs", &["a", "b"]);
-        let sql = delete_by_keys_sql(&t, Recheck::Expired(&column("ts", "date")));
+        let sql = delete_by_keys_sql(
+            &t,
+            Recheck::Expired {
+                time: &column("ts", "date"),
+                extra: None,
+            },
+        );
         assert!(sql.contains(
             "(x.\"a\", x.\"b\") OPERATOR(pg_catalog.=) ANY (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)))"
         ));

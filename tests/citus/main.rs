@@ -454,3 +454,57 @@ fn a_writers_row_lock_on_a_worker_times_out_the_batch() {
         ("succeeded".to_string(), want)
     );
 }
+
+/// An orphan policy on Citus whose referencing foreign key cascades is
+/// refused (0A000, naming the key): Citus locks no orphan, so a row
+/// referencing one, committed while it is deleted, would be cascaded to.
+/// The other policies run; with NO ACTION the same orphan policy runs.
+#[test]
+fn an_orphan_policy_whose_references_cascade_is_refused_on_citus() {
+    let mut db = citus_odds_db("citus_orphans", 1, 4);
+    db.batch_execute(
+        "ALTER TABLE competitor_events DROP CONSTRAINT competitor_events_tournament_id_fkey",
+    )
+    .unwrap();
+    db.batch_execute(
+        "ALTER TABLE competitor_events ADD CONSTRAINT competitor_events_tournament_id_fkey
+             FOREIGN KEY (tournament_id) REFERENCES competitor_tournaments (id) ON DELETE CASCADE",
+    )
+    .unwrap();
+    db.batch_execute(
+        "SELECT retention_add_orphan_policy('competitor_tournaments', 'created_at', '1 day');
+         SELECT retention_add_policy('events', 'kickoff', '60 days');
+         SELECT retention_add_orphan_policy('tournaments', 'created_at', '1 day');",
+    )
+    .unwrap();
+    let want = expected(&mut db, "", "100 years", "60 days");
+    assert!(want[3].1 > 0, "{want:?}");
+    let orphans: i64 = want.iter().map(|(_, n)| n).sum();
+    let row = db
+        .query_one(
+            "SELECT status, total_deleted, sqlstate, error FROM retention_execute(1000)",
+            &[],
+        )
+        .unwrap();
+    let (status, deleted, sqlstate, error): (String, i64, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(
+        (status.as_str(), deleted, sqlstate.as_str()),
+        ("failed", orphans, "0A000")
+    );
+    assert!(
+        error.contains("public.competitor_tournaments (orphan policy 1): on Citus, no foreign key to an orphan policy's table may act on delete: public.competitor_events_tournament_id_fkey of public.competitor_events does"),
+        "{error}"
+    );
+    let stats_error: String = db
+        .query_one(
+            "SELECT error FROM retention_stats() WHERE relation = 'competitor_tournaments'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        stats_error.starts_with("on Citus, no foreign key"),
+        "{stats_error}"
+    );
+}
