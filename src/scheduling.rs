@@ -424,7 +424,10 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
 /// misses it; a session idle (or idle in transaction) for longer does not
 /// count. Read from the backend status array directly: pg_stat_activity
 /// hides other roles' states without pg_read_all_stats, and whether one is
-/// busy reveals nothing of what it runs.
+/// busy reveals nothing of what it runs. Citus's own connections
+/// (`application_name` `citus_internal ...`: its maintenance daemon's
+/// deadlock detection and transaction recovery, every few seconds, and the
+/// connections a distributed query opens) are not applications to yield to.
 fn another_session_running() -> bool {
     let own_pid = std::process::id() as i32;
     let recent = OTHERS_RECHECK.as_micros() as i64;
@@ -439,6 +442,7 @@ fn another_session_running() -> bool {
             .any(|status| {
                 status.st_procpid != own_pid
                     && status.st_backendType == pg_sys::BackendType::B_BACKEND
+                    && !is_citus_internal(status)
                     && match status.st_state {
                         pg_sys::BackendState::STATE_RUNNING
                         | pg_sys::BackendState::STATE_FASTPATH => true,
@@ -451,6 +455,16 @@ fn another_session_running() -> bool {
                     }
             })
     }
+}
+
+/// Whether a backend is one of Citus's own connections.
+fn is_citus_internal(status: &pg_sys::PgBackendStatus) -> bool {
+    if status.st_appname.is_null() {
+        return false;
+    }
+    // SAFETY: a NUL-terminated name in the status array's local copy.
+    let name = unsafe { std::ffi::CStr::from_ptr(status.st_appname) };
+    name.to_bytes().starts_with(b"citus_internal")
 }
 
 #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
