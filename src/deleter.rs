@@ -931,7 +931,7 @@ impl<'a> Deleter<'a> {
                         };
                         let deleted =
                             self.delete_by_keys(client, child, &carried, recheck, parents)?;
-                        if deleted < selected.len() as i64 {
+                        if self.lock_free && deleted < selected.len() as i64 {
                             return Err(RetentionError::ChangedDuringBatch(format!(
                                 "rows of {} changed while their dependents were deleted",
                                 child.qualified

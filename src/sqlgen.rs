@@ -879,6 +879,13 @@ mod tests {
             "DELETE FROM ONLY \"public\".\"market_odds\" x USING b WHERE x.\"id\" OPERATOR(pg_catalog.=) b.\"id\""
         ));
         assert!(del.ends_with("FROM d"));
+        // Without row locks (Citus): no FOR UPDATE, and the delete re-checks
+        // that each row still references a parent of the batch ($2).
+        assert!(child_select_sql(&child, &edge, false).ends_with("LIMIT $2"));
+        assert!(delete_by_keys_sql(&child, Recheck::References(&edge)).starts_with(
+            "WITH d AS (DELETE FROM ONLY \"public\".\"market_odds\" x \
+             WHERE x.\"id\" OPERATOR(pg_catalog.=) ANY ($1) AND x.\"snapshot_id\" OPERATOR(pg_catalog.=) ANY ($2) RETURNING"
+        ));
     }
 
     #[test]
@@ -947,6 +954,13 @@ mod tests {
             not_referenced("t", "\"s\".\"c\"", &edge, "c1", None, false),
             "NOT EXISTS (SELECT 1 FROM \"s\".\"c\" c1 WHERE c1.\"t_a\" OPERATOR(pg_catalog.=) t.\"a\" \
              AND c1.\"t_b\" OPERATOR(pg_catalog.=) t.\"b\")"
+        );
+        // For Citus: the same test, not correlated with `t`.
+        assert_eq!(
+            not_referenced("t", "\"s\".\"c\"", &edge, "c1", Some("c1.\"d\""), true),
+            "(t.\"a\" IS NULL OR t.\"b\" IS NULL OR NOT (ROW(t.\"a\", t.\"b\") OPERATOR(pg_catalog.=) ANY \
+             (SELECT c1.\"t_a\", c1.\"t_b\" FROM \"s\".\"c\" c1 WHERE c1.\"t_a\" IS NOT NULL AND c1.\"t_b\" IS NOT NULL \
+             AND (c1.\"d\") IS NOT TRUE)))"
         );
         assert_eq!(
             references_where("t", "\"s\".\"p\"", &edge, "p1", "p1.\"ts\" < $1"),

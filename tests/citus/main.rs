@@ -13,7 +13,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{connect, count, status_and_deleted};
+use common::{add_odds_policies, connect, count, status_and_deleted};
 use postgres::{Client, NoTls};
 
 const ODDS_CITUS: &str = include_str!("odds_citus.sql");
@@ -91,8 +91,14 @@ fn citus_odds_db(name: &str, scale: i32, shards: i32) -> Client {
 /// What a run of one chain must delete, per table in the run's order
 /// (market odds, snapshots, events, tournaments), computed in plain SQL
 /// with the chain's windows: snapshots expire after `snapshots`, events
-/// after `events`, tournaments with no event left after a day.
-fn expected(db: &mut Client, prefix: &str, snapshots: &str, events: &str) -> Vec<(String, i64)> {
+/// after `events`, tournaments with no event left after `grace`.
+fn expected(
+    db: &mut Client,
+    prefix: &str,
+    snapshots: &str,
+    events: &str,
+    grace: &str,
+) -> Vec<(String, i64)> {
     let doomed_snapshot = format!(
         "(s.captured_at < now() - interval '{snapshots}' OR e.kickoff < now() - interval '{events}')"
     );
@@ -120,7 +126,7 @@ fn expected(db: &mut Client, prefix: &str, snapshots: &str, events: &str) -> Vec
     let tournaments = count(
         db,
         &format!(
-            "SELECT count(*) FROM {prefix}tournaments t WHERE t.created_at < now() - interval '1 day'
+            "SELECT count(*) FROM {prefix}tournaments t WHERE t.created_at < now() - interval '{grace}'
              AND t.id NOT IN (SELECT e.tournament_id FROM {prefix}events e
                               WHERE e.kickoff >= now() - interval '{events}')"
         ),
@@ -170,15 +176,7 @@ fn last_history(db: &mut Client) -> Vec<(String, i64)> {
 #[test]
 fn distributed_odds_schema_runs_as_plain_sql_says() {
     let mut db = citus_odds_db("citus_odds", 1, 4);
-    db.batch_execute(
-        "SELECT retention_add_policy('odds_snapshots', 'captured_at', '30 days', 'own');
-         SELECT retention_add_policy('events', 'kickoff', '60 days', 'own');
-         SELECT retention_add_orphan_policy('tournaments', 'created_at', '1 day', 'own');
-         SELECT retention_add_policy('competitor_odds_snapshots', 'captured_at', '14 days', 'competitor');
-         SELECT retention_add_policy('competitor_events', 'kickoff', '45 days', 'competitor');
-         SELECT retention_add_orphan_policy('competitor_tournaments', 'created_at', '1 day', 'competitor');",
-    )
-    .unwrap();
+    add_odds_policies(&mut db);
     // Rows and bytes are the shards' (the coordinator's tables are empty);
     // ANALYZE counted every row of these small shards.
     let sizes: Vec<(String, i64, i64)> = db
@@ -202,11 +200,12 @@ fn distributed_odds_schema_runs_as_plain_sql_says() {
         ));
     }
     assert_eq!(sizes, want_sizes);
-    for (label, prefix, snapshots, events) in [
-        ("own", "", "30 days", "60 days"),
-        ("competitor", "competitor_", "14 days", "45 days"),
+    // The windows of `add_odds_policies`.
+    for (label, prefix, snapshots, events, grace) in [
+        ("own", "", "30 days", "60 days", "1 day"),
+        ("competitor", "competitor_", "14 days", "45 days", "2 days"),
     ] {
-        let want = expected(&mut db, prefix, snapshots, events);
+        let want = expected(&mut db, prefix, snapshots, events, grace);
         let before = table_rows(&mut db, prefix);
         assert!(want.iter().all(|(_, n)| *n > 0), "{label}: {want:?}");
 
@@ -226,7 +225,7 @@ fn distributed_odds_schema_runs_as_plain_sql_says() {
         let orphans_now = count(
             &mut db,
             &format!(
-                "SELECT count(*) FROM {prefix}tournaments t WHERE t.created_at < now() - interval '1 day'
+                "SELECT count(*) FROM {prefix}tournaments t WHERE t.created_at < now() - interval '{grace}'
                  AND t.id NOT IN (SELECT e.tournament_id FROM {prefix}events e)"
             ),
         );
@@ -263,7 +262,7 @@ fn distributed_odds_schema_runs_as_plain_sql_says() {
         let left: Vec<i64> = before.iter().zip(&want).map(|(b, (_, n))| b - n).collect();
         assert_eq!(after, left, "{label}: rows left");
         assert_eq!(
-            expected(&mut db, prefix, snapshots, events)
+            expected(&mut db, prefix, snapshots, events, grace)
                 .iter()
                 .map(|(_, n)| *n)
                 .sum::<i64>(),
@@ -353,48 +352,30 @@ fn a_reference_table_policy_deletes_distributed_children_first() {
         "SELECT retention_add_policy('competitor_tournaments', 'created_at', '100 days')",
     )
     .unwrap();
-    let old = "t.created_at < now() - interval '100 days'";
-    let want = vec![
+    // Rows of old tournaments, reached through these joins from each table.
+    let events = "competitor_events e JOIN competitor_tournaments t ON t.id = e.tournament_id";
+    let want: Vec<(String, i64)> = [
         (
-            "competitor_market_odds".to_string(),
-            count(
-                &mut db,
-                &format!(
-                    "SELECT count(*) FROM competitor_market_odds m
-                     JOIN competitor_events e ON e.id = m.event_id
-                     JOIN competitor_tournaments t ON t.id = e.tournament_id WHERE {old}"
-                ),
-            ),
+            "competitor_market_odds",
+            format!("competitor_market_odds m JOIN {events} ON e.id = m.event_id"),
         ),
         (
-            "competitor_odds_snapshots".to_string(),
-            count(
-                &mut db,
-                &format!(
-                    "SELECT count(*) FROM competitor_odds_snapshots s
-                     JOIN competitor_events e ON e.id = s.event_id
-                     JOIN competitor_tournaments t ON t.id = e.tournament_id WHERE {old}"
-                ),
-            ),
+            "competitor_odds_snapshots",
+            format!("competitor_odds_snapshots s JOIN {events} ON e.id = s.event_id"),
         ),
+        ("competitor_events", events.to_string()),
         (
-            "competitor_events".to_string(),
-            count(
-                &mut db,
-                &format!(
-                    "SELECT count(*) FROM competitor_events e
-                     JOIN competitor_tournaments t ON t.id = e.tournament_id WHERE {old}"
-                ),
-            ),
+            "competitor_tournaments",
+            "competitor_tournaments t".to_string(),
         ),
-        (
-            "competitor_tournaments".to_string(),
-            count(
-                &mut db,
-                &format!("SELECT count(*) FROM competitor_tournaments t WHERE {old}"),
-            ),
-        ),
-    ];
+    ]
+    .into_iter()
+    .map(|(table, from)| {
+        let sql =
+            format!("SELECT count(*) FROM {from} WHERE t.created_at < now() - interval '100 days'");
+        (table.to_string(), count(&mut db, &sql))
+    })
+    .collect();
     assert!(want.iter().all(|(_, n)| *n > 0), "{want:?}");
     assert_eq!(preview(&mut db, None), want);
     let total: i64 = want.iter().map(|(_, n)| n).sum();
@@ -420,7 +401,7 @@ fn a_writers_row_lock_on_a_worker_times_out_the_batch() {
     let mut db = citus_odds_db("citus_locked", 1, 4);
     db.batch_execute("SELECT retention_add_policy('competitor_events', 'kickoff', '45 days')")
         .unwrap();
-    let want: i64 = expected(&mut db, "competitor_", "100 years", "45 days")
+    let want: i64 = expected(&mut db, "competitor_", "100 years", "45 days", "1 day")
         .iter()
         .filter(|(t, _)| t != "competitor_tournaments")
         .map(|(_, n)| n)
@@ -477,7 +458,7 @@ fn an_orphan_policy_whose_references_cascade_is_refused_on_citus() {
          SELECT retention_add_orphan_policy('tournaments', 'created_at', '1 day');",
     )
     .unwrap();
-    let want = expected(&mut db, "", "100 years", "60 days");
+    let want = expected(&mut db, "", "100 years", "60 days", "1 day");
     assert!(want[3].1 > 0, "{want:?}");
     let orphans: i64 = want.iter().map(|(_, n)| n).sum();
     let row = db

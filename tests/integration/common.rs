@@ -45,6 +45,20 @@ pub fn odds_db(name: &str, scale: i32) -> Client {
     db
 }
 
+/// Own chain: odds 30 days, matches 60 days, orphan tournaments after 1 day.
+/// Competitor chain: odds 14 days, matches 45 days, orphans after 2 days.
+pub fn add_odds_policies(db: &mut Client) {
+    db.batch_execute(
+        "SELECT retention_add_policy('odds_snapshots', 'captured_at', '30 days', 'own');
+         SELECT retention_add_policy('events', 'kickoff', '60 days', 'own');
+         SELECT retention_add_orphan_policy('tournaments', 'created_at', '1 day', 'own');
+         SELECT retention_add_policy('competitor_odds_snapshots', 'captured_at', '14 days', 'competitor');
+         SELECT retention_add_policy('competitor_events', 'kickoff', '45 days', 'competitor');
+         SELECT retention_add_orphan_policy('competitor_tournaments', 'created_at', '2 days', 'competitor');",
+    )
+    .unwrap();
+}
+
 pub fn count(db: &mut Client, sql: &str) -> i64 {
     db.query_one(sql, &[])
         .unwrap_or_else(|e| panic!("{sql}: {e}"))

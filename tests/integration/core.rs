@@ -1,22 +1,9 @@
 use std::collections::BTreeMap;
 
 use crate::common::{
-    connect, count, error_message, fresh_db, odds_db, sqlstate_of, status_and_deleted, strings,
+    add_odds_policies, connect, count, error_message, fresh_db, odds_db, sqlstate_of,
+    status_and_deleted, strings,
 };
-
-/// Own chain: odds 30 days, matches 60 days, orphan tournaments after 1 day.
-/// Competitor chain: odds 14 days, matches 45 days, orphans after 2 days.
-fn add_odds_policies(db: &mut postgres::Client) {
-    db.batch_execute(
-        "SELECT retention_add_policy('odds_snapshots', 'captured_at', '30 days', 'own');
-         SELECT retention_add_policy('events', 'kickoff', '60 days', 'own');
-         SELECT retention_add_orphan_policy('tournaments', 'created_at', '1 day', 'own');
-         SELECT retention_add_policy('competitor_odds_snapshots', 'captured_at', '14 days', 'competitor');
-         SELECT retention_add_policy('competitor_events', 'kickoff', '45 days', 'competitor');
-         SELECT retention_add_orphan_policy('competitor_tournaments', 'created_at', '2 days', 'competitor');",
-    )
-    .unwrap();
-}
 
 /// Ids each table must lose, computed in plain SQL from the same cutoffs.
 fn compute_expected(
