@@ -25,6 +25,8 @@ PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 DEMO_PORT=${PG_RETENTION_DEMO_PORT:-55433}
 
 echo "==> building and installing pg_retention (release)"
+# A new inode: a running cluster (the tests', another demo) keeps its mapping.
+rm -f "$("$PG_CONFIG" --pkglibdir)/pg_retention.so"
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 
 echo "==> starting the demo cluster"

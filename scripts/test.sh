@@ -39,12 +39,18 @@ for version in $VERSIONS; do
   mkdir -p "$run_root/pgrx"
   chown postgres: "$RUN_BASE" "$run_root" "$run_root/pgrx" 2>/dev/null || true
 
+  # Both installs below replace the library: under a new inode, so that a
+  # cluster still running the old one (the demo's) keeps its mapping intact
+  # (copied over in place, it crashed a backend of the demo cluster).
+  library="$("$pg_config" --pkglibdir)/pg_retention.so"
   echo "==> PostgreSQL $version: unit tests and #[pg_test] (cargo pgrx test)"
+  rm -f "$library"
   cargo pgrx test "pg$version" --runas postgres --pgdata "$run_root/pgrx/data"
 
   echo "==> PostgreSQL $version: integration tests"
   # cargo pgrx test installed its test build; install the real one, and the
   # previous releases' install scripts for the upgrade tests.
+  rm -f "$library"
   cargo pgrx install --pg-config "$pg_config" >/dev/null
   cp sql/archive/pg_retention--*.sql "$("$pg_config" --sharedir)/extension/"
   export PG_RETENTION_PG_CONFIG=$pg_config PG_RETENTION_RUN_DIR=$run_root

@@ -593,3 +593,22 @@ fn events_made_young_during_a_run_keep_all_their_rows() {
     }
     assert!(!young.is_empty());
 }
+
+/// The overlap guard works on the coordinator as on one node: a run of a
+/// policy another run holds is recorded `skipped` and deletes nothing.
+#[test]
+fn a_run_overlapping_another_on_the_coordinator_is_skipped() {
+    let mut db = citus_odds_db("citus_overlap", 1, 4);
+    db.batch_execute("SELECT retention_add_policy('competitor_events', 'kickoff', '45 days')")
+        .unwrap();
+    let before = table_rows(&mut db, "competitor_");
+    let mut holder = connect("citus_overlap");
+    holder
+        .batch_execute("BEGIN; SELECT retention_execute(1000)")
+        .unwrap();
+    db.batch_execute("CALL retention_run(1000)").unwrap();
+    let sql = "SELECT status, total_deleted FROM cleanup_runs ORDER BY id DESC LIMIT 1";
+    assert_eq!(status_and_deleted(&mut db, sql), ("skipped".to_string(), 0));
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(table_rows(&mut db, "competitor_"), before);
+}
