@@ -65,7 +65,10 @@ for version in $VERSIONS; do
   # Two test threads share this server, and a run yields to the other's
   # statements (pg_retention.yield_ratio): off here, where only correctness is
   # asserted; the test of yielding sets it in its own session.
-  psql -X -q -d postgres -c "ALTER SYSTEM SET pg_retention.yield_ratio = 0" -c "SELECT pg_reload_conf()" >/dev/null
+  # The library defines the setting: loaded first, or ALTER SYSTEM refuses
+  # the name (which went unnoticed without ON_ERROR_STOP).
+  psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "LOAD 'pg_retention'" \
+    -c "ALTER SYSTEM SET pg_retention.yield_ratio = 0" -c "SELECT pg_reload_conf()" >/dev/null
   # What this build lacks, and so what its tests skip or replace.
   if [ ! -f "$("$pg_config" --pkglibdir)/auto_explain.so" ]; then
     echo "    PostgreSQL $version: no auto_explain module in this build: plans::run_batches_use_indexes is skipped"

@@ -500,7 +500,9 @@ fn policy_stats(
     let time = format!("t.{}", sqlgen::quote_ident(&column.name));
 
     // Estimates and sizes over the table and its leaf partitions, if any
-    // (pg_partition_tree is empty for a plain table); for a Citus table,
+    // (pg_partition_tree is empty for a plain table). A partitioned table's
+    // own reltuples is its partitions' sum (ANALYZE sets it, PostgreSQL 14+):
+    // counted once, from the leaves. For a Citus table,
     // over its shards on the workers (the coordinator's table is empty).
     let sizes_sql = if setup.routed(p.relid) {
         "SELECT (SELECT COALESCE(pg_catalog.sum(r.result::pg_catalog.float8), 0)::pg_catalog.int8 \
@@ -513,7 +515,7 @@ fn policy_stats(
         "SELECT COALESCE(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0)::pg_catalog.int8, \
                 COALESCE(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::pg_catalog.int8 \
          FROM pg_catalog.pg_class c \
-         WHERE c.oid OPERATOR(pg_catalog.=) $1 \
+         WHERE (c.oid OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.<>) 'p') \
             OR c.oid IN (SELECT pt.relid FROM pg_catalog.pg_partition_tree($1) pt WHERE pt.isleaf)"
     };
     let sizes = rows(client, sizes_sql, &[relid.into()], |r| {
