@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/install-deps.sh
 TEST_PORT=${PG_RETENTION_TEST_PORT:-55432}
-cargo pgrx install --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+# A new inode: a running cluster keeps its mapping of the old library.
+rm -f "$("$PG_CONFIG" --pkglibdir)/pg_retention.so"
+cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 bash scripts/cluster.sh start test "$TEST_PORT"
 eval "$(bash scripts/cluster.sh env test "$TEST_PORT")"
 cargo test --features integration --test integration differential -- --nocapture
