@@ -28,6 +28,10 @@ use crate::values::{OwnedContext, TypeInfo, Value, ValueColumn};
 /// changed under it, before its policy fails with that error.
 const CHANGED_RETRIES: u32 = 3;
 
+/// What a writer's concurrent change raises in a batch without row locks:
+/// foreign key violation, serialization failure, deadlock.
+const CONCURRENT_CHANGE_STATES: [&str; 3] = ["23503", "40001", "40P01"];
+
 /// Values of some columns for a set of rows, column by column.
 type Columns = Vec<ValueColumn>;
 
@@ -446,8 +450,17 @@ impl<'a> Deleter<'a> {
         let pending = std::mem::take(&mut self.pending);
         let (p, next_group, full_at_one_time) = match outcome {
             // A row of a batch without row locks changed: the batch was
-            // rolled back whole; the next step takes it again.
-            Err(f) if f.changed_during_batch && self.progress.changed_retries < CHANGED_RETRIES => {
+            // rolled back whole; the next step takes it again. So too for
+            // what a writer's change does to such a batch's statements: a
+            // child attached after its parent's children were deleted
+            // (23503), a row moved to another partition (40001), a deadlock
+            // with a writer's row locks (40P01).
+            Err(f)
+                if self.lock_free
+                    && (f.changed_during_batch
+                        || CONCURRENT_CHANGE_STATES.contains(&f.sqlstate.as_str()))
+                    && self.progress.changed_retries < CHANGED_RETRIES =>
+            {
                 self.progress.changed_retries += 1;
                 return Ok(());
             }
@@ -568,9 +581,17 @@ impl<'a> Deleter<'a> {
         }))
     }
 
+    /// Whether the step has deleted its budget of rows and stops, leaving the
+    /// rest of the batch to the next step. Never without row locks: the
+    /// rows selected would then be re-checked by nobody once this step
+    /// commits (a root row made young meanwhile would keep none of the
+    /// dependents this step deleted). Such a batch, sized from the fan-out
+    /// like any other, commits whole.
     fn over_budget(&self) -> bool {
-        self.budget
-            .is_some_and(|b| self.pending.values().map(|t| t.deleted).sum::<i64>() >= b)
+        !self.lock_free
+            && self
+                .budget
+                .is_some_and(|b| self.pending.values().map(|t| t.deleted).sum::<i64>() >= b)
     }
 
     fn tally(&mut self, relid: RelId, deleted: i64, oldest: Option<i64>, newest: Option<i64>) {
