@@ -19,8 +19,11 @@ use crate::catalog::{get, internal, Policy, PolicyKind, PreparedStatements, Setu
 use crate::errors::{Result, RetentionError};
 use crate::history::TableCount;
 use crate::planner::{ForeignKey, RelId};
-use crate::security::{as_table_owner, deferred_constraints_immediate, with_citus_sequential};
+use crate::security::{
+    as_table_owner, deferred_constraints_immediate, with_citus_sequential, with_lock_timeout,
+};
 use crate::sqlgen::{self, BatchStart, Column, FusedChild, Recheck, RootBatch, TableShape};
+use crate::strategy::{self, HeapSweep, Tid};
 use crate::subxact::{in_subtransaction, BatchFailure};
 use crate::values::{OwnedContext, TypeInfo, Value, ValueColumn};
 
@@ -31,6 +34,17 @@ const CHANGED_RETRIES: u32 = 3;
 /// What a writer's concurrent change raises in a batch without row locks:
 /// foreign key violation, serialization failure, deadlock.
 const CONCURRENT_CHANGE_STATES: [&str; 3] = ["23503", "40001", "40P01"];
+
+/// What a sweep batch without row locks raises when it waited too long for
+/// a row another session holds: lock not available, deadlock.
+const ROW_WAIT_STATES: [&str; 2] = ["55P03", "40P01"];
+
+/// A sweep batch without row locks waits for a row another session holds at
+/// most this share of `deadlock_timeout` (and never longer than
+/// `lock_timeout`): it gives up, and the batch is taken again with row locks
+/// that skip such rows, long before the other session's deadlock check could
+/// find it waiting for a row this batch deleted and fail it.
+const ROW_WAIT_SHARE_OF_DEADLOCK_TIMEOUT: i32 = 10;
 
 /// Values of some columns for a set of rows, column by column.
 type Columns = Vec<ValueColumn>;
@@ -124,6 +138,8 @@ struct RootProgress {
     complete: bool,
     /// Every row of the batch had the same time.
     one_time: bool,
+    /// A sweep's batch: the `ctid` of its last row inside its range.
+    last_tid: Option<Tid>,
 }
 
 impl RootProgress {
@@ -132,6 +148,7 @@ impl RootProgress {
         last: None,
         complete: true,
         one_time: false,
+        last_tid: None,
     };
 }
 
@@ -140,6 +157,8 @@ enum Start<'s> {
     First,
     After(&'s [Value]),
     Keys(&'s ValueColumn, std::ops::Range<usize>),
+    /// A heap sweep's range: rows strictly between the two `tid`s.
+    Sweep(Tid, Tid),
 }
 
 /// The rest of a group of rows sharing one time, in key order, taken by key
@@ -168,6 +187,12 @@ pub struct Progress {
     same_time: Option<SameTimeKeys>,
     /// The last keyset batch was full and all at one time.
     last_batch_one_time: bool,
+    /// The current policy's heap sweep, when its batches sweep the heap
+    /// instead of taking a keyset ([`crate::strategy`]).
+    sweep: Option<HeapSweep>,
+    /// The next sweep batch locks its rows first: the last one, without,
+    /// waited too long for a row another session holds.
+    sweep_locks: bool,
     /// Counts of batches that committed into the run.
     done: HashMap<RelId, Tally>,
     /// Per foreign key, how many parent keys the last child statement took.
@@ -244,6 +269,8 @@ impl Progress {
         self.after = None;
         self.same_time = None;
         self.last_batch_one_time = false;
+        self.sweep = None;
+        self.sweep_locks = false;
     }
 
     /// Records that the current policy failed (its failing batch was rolled
@@ -363,10 +390,22 @@ impl<'a> Deleter<'a> {
         let policy = &setup.policies[index];
         if self.progress.checked != Some(self.progress.next_policy) {
             // Refused before its first batch, the policy deletes nothing.
-            in_subtransaction(|| {
-                as_table_owner(policy.owner, || setup.check_privileges(client, policy))
+            self.progress.sweep = in_subtransaction(|| {
+                as_table_owner(policy.owner, || {
+                    setup.check_privileges(client, policy)?;
+                    strategy::choose(client, setup, policy)
+                })
             })?;
             self.progress.checked = Some(self.progress.next_policy);
+            let how = match self.progress.sweep {
+                Some(sweep) => format!("batches sweep its {} pages in physical order", sweep.end),
+                None => "batches take the oldest rows first, by keyset".to_string(),
+            };
+            pgrx::debug1!(
+                "pg_retention: {} ({}): {how}",
+                setup.name(policy.relid),
+                policy.kind.as_str()
+            );
         }
         let batch_limit = policy
             .batch_size
@@ -394,9 +433,18 @@ impl<'a> Deleter<'a> {
             let end = (g.taken + limit as usize).min(g.keys.len());
             (g.taken..end, end - g.taken)
         });
-        let start = match (&group, &keys, &after) {
-            (Some(g), Some((range, _)), _) => Start::Keys(&g.keys, range.clone()),
-            (_, _, Some(after)) => Start::After(after),
+        let sweep_range = match self.progress.sweep.map(|s| s.range()) {
+            Some(None) => {
+                self.progress.skip_policy();
+                return Ok(());
+            }
+            Some(range) => range,
+            None => None,
+        };
+        let start = match (sweep_range, &group, &keys, &after) {
+            (Some((from, to)), ..) => Start::Sweep(from, to),
+            (_, Some(g), Some((range, _)), _) => Start::Keys(&g.keys, range.clone()),
+            (_, _, _, Some(after)) => Start::After(after),
             _ => Start::First,
         };
         self.pending.clear();
@@ -413,6 +461,9 @@ impl<'a> Deleter<'a> {
         } else {
             setup.routes_reference()
         };
+        let unlocked_sweep = sweep_range.is_some()
+            && !self.progress.sweep_locks
+            && !clears_dependents(setup, policy);
         let mut batch = || {
             in_subtransaction(|| {
                 as_table_owner(policy.owner, || {
@@ -427,7 +478,7 @@ impl<'a> Deleter<'a> {
                     // group's keys once rather than sort the group at every batch.
                     let full_at_one_time = p.complete && p.one_time && p.selected == limit;
                     let next_group = match (&start, &p.last) {
-                        (Start::Keys(..), _) | (_, None) => None,
+                        (Start::Keys(..) | Start::Sweep(..), _) | (_, None) => None,
                         (_, Some(last))
                             if full_at_one_time && self.progress.last_batch_one_time =>
                         {
@@ -449,6 +500,13 @@ impl<'a> Deleter<'a> {
         self.progress.same_time = group;
         let pending = std::mem::take(&mut self.pending);
         let (p, next_group, full_at_one_time) = match outcome {
+            // A sweep batch without row locks waited too long for a row
+            // another session holds, and was rolled back: taken again with
+            // row locks, which skip such rows.
+            Err(f) if unlocked_sweep && ROW_WAIT_STATES.contains(&f.sqlstate.as_str()) => {
+                self.progress.sweep_locks = true;
+                return Ok(());
+            }
             // A row of a batch without row locks changed: the batch was
             // rolled back whole; the next step takes it again. So too for
             // what a writer's change does to such a batch's statements: a
@@ -497,7 +555,10 @@ impl<'a> Deleter<'a> {
                 .or_insert(rows_per_root);
             *estimate = (*estimate + rows_per_root) / 2.0;
         }
-        if let Some((_, taken)) = keys {
+        if let Some(sweep) = self.progress.sweep.as_mut() {
+            sweep.advance(p.selected, limit, p.last_tid);
+            self.progress.sweep_locks = false;
+        } else if let Some((_, taken)) = keys {
             // Inside a same-time group: missing keys (deleted or locked by
             // others) do not end the policy; the keyset resumes after the group.
             if let Some(g) = self.progress.same_time.as_mut() {
@@ -627,19 +688,27 @@ impl<'a> Deleter<'a> {
                 Start::First => BatchStart::First,
                 Start::After(_) => BatchStart::After,
                 Start::Keys(..) => BatchStart::Keys,
+                Start::Sweep(..) => BatchStart::Sweep,
             },
             extra,
         };
         let start_values: Vec<Value> = match start {
-            Start::First => Vec::new(),
+            Start::First | Start::Sweep(..) => Vec::new(),
             Start::After(after) => after.to_vec(),
             Start::Keys(keys, range) => {
                 vec![keys.array_value(&self.progress.memory.batch, range.clone())]
             }
         };
+        let range = match start {
+            Start::Sweep(from, to) => Some((*from, *to)),
+            _ => None,
+        };
         let root_args = || {
             let mut args: Vec<DatumWithOid> = vec![policy.cutoff.into(), root_limit.into()];
             args.extend(start_values.iter().map(Value::param));
+            if let Some((from, to)) = range {
+                args.extend([tid_datum(from).into(), tid_datum(to).into()]);
+            }
             args
         };
         let time_type = type_info(shape, time)?;
@@ -653,6 +722,10 @@ impl<'a> Deleter<'a> {
         if policy.kind == PolicyKind::Expire && !clears_dependents(setup, policy) && !self.lock_free
         {
             let args = root_args();
+            if let Some((_, to)) = range {
+                let lock = self.progress.sweep_locks;
+                return self.root_batch_sweep_statement(client, &batch, to, &args, lock);
+            }
             let by_ctid = setup.deletes_by_ctid(policy.relid);
             return self.root_batch_single_statement(
                 client, &batch, by_ctid, &args, time_type, &key_types,
@@ -661,7 +734,7 @@ impl<'a> Deleter<'a> {
         // A batch sized from the measured fan-out usually holds at most a
         // statement's worth of children: one statement does it all. If the
         // count says otherwise, it deleted nothing and the walk below runs.
-        if sized {
+        if sized && range.is_none() {
             if let Some(children) = setup.fused_children(policy.relid) {
                 let mut fused_args = root_args();
                 fused_args.push(statement_limit.into());
@@ -679,15 +752,27 @@ impl<'a> Deleter<'a> {
         let mut types = vec![time_type];
         types.extend(type_infos(shape, &shape.carried)?);
         let batch_memory = &self.progress.memory.batch;
-        let selected = self
+        let rows = self
             .progress
             .statements
             .rows(client, &batch.select_sql(!self.lock_free), &args, |r| {
-                (0..types.len())
+                let tid = match range {
+                    Some(_) => get::<pgrx::pg_sys::ItemPointerData>(r, types.len() + 1)?,
+                    None => None,
+                };
+                let values = (0..types.len())
                     .map(|i| Value::read(batch_memory, r, i + 1, &types[i]))
-                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok((values, tid))
             })
             .map_err(internal)?;
+        let last_tid = range.and_then(|(_, to)| {
+            rows.iter()
+                .filter_map(|(_, tid)| tid.map(tid_of))
+                .filter(|t| *t < to)
+                .max()
+        });
+        let selected: Vec<Vec<Value>> = rows.into_iter().map(|(values, _)| values).collect();
         let Some(last_row) = selected.last().cloned() else {
             return Ok(RootProgress::EMPTY);
         };
@@ -711,6 +796,7 @@ impl<'a> Deleter<'a> {
                 last: None,
                 complete: false,
                 one_time,
+                last_tid,
             });
         }
         let deleted = self.delete_by_keys(
@@ -737,6 +823,44 @@ impl<'a> Deleter<'a> {
             last: Some(last_row[..1 + key_len].to_vec()),
             complete: true,
             one_time,
+            last_tid,
+        })
+    }
+
+    /// A sweep's batch in one statement ([`RootBatch::sweep_delete_sql`]).
+    fn root_batch_sweep_statement(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        batch: &RootBatch<'_>,
+        to: Tid,
+        args: &[DatumWithOid<'_>],
+        lock: bool,
+    ) -> Result<RootProgress> {
+        let statements = &mut self.progress.statements;
+        let mut run = || {
+            statements.rows(client, &batch.sweep_delete_sql(lock), args, |r| {
+                Ok((
+                    get::<i64>(r, 1)?.unwrap_or_default(),
+                    summary_row_at(r, 2)?,
+                    get::<pgrx::pg_sys::ItemPointerData>(r, 5)?,
+                ))
+            })
+        };
+        let found = if lock {
+            run()
+        } else {
+            with_lock_timeout(row_wait_ms(), run)
+        }
+        .map_err(internal)?;
+        let (selected, (deleted, oldest, newest), last) =
+            found.into_iter().next().unwrap_or_default();
+        self.tally(batch.table.relid, deleted, oldest, newest);
+        Ok(RootProgress {
+            selected,
+            last: None,
+            complete: true,
+            one_time: false,
+            last_tid: last.map(tid_of).filter(|t| *t < to),
         })
     }
 
@@ -766,6 +890,7 @@ impl<'a> Deleter<'a> {
                     last: Some(last),
                     complete: true,
                     one_time,
+                    last_tid: None,
                 })
             }
         }
@@ -815,6 +940,7 @@ impl<'a> Deleter<'a> {
             last: Some(last),
             complete: true,
             one_time,
+            last_tid: None,
         }))
     }
 
@@ -1069,6 +1195,31 @@ fn batch_row(
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let one_time = get::<bool>(r, last_at + last.len())?.unwrap_or(false);
     Ok((selected, (deleted, oldest, newest), last, one_time))
+}
+
+/// How long a sweep batch without row locks waits for a row another
+/// session holds ([`ROW_WAIT_SHARE_OF_DEADLOCK_TIMEOUT`]).
+fn row_wait_ms() -> i32 {
+    // SAFETY: plain integer settings of this backend.
+    let (deadlock_timeout, lock_timeout) =
+        unsafe { (pgrx::pg_sys::DeadlockTimeout, pgrx::pg_sys::LockTimeout) };
+    let share = deadlock_timeout / ROW_WAIT_SHARE_OF_DEADLOCK_TIMEOUT;
+    if lock_timeout > 0 {
+        share.min(lock_timeout)
+    } else {
+        share
+    }
+    .max(1)
+}
+
+fn tid_datum((block, offset): Tid) -> pgrx::pg_sys::ItemPointerData {
+    let mut tid = pgrx::pg_sys::ItemPointerData::default();
+    pgrx::itemptr::item_pointer_set_all(&mut tid, block, offset);
+    tid
+}
+
+fn tid_of(tid: pgrx::pg_sys::ItemPointerData) -> Tid {
+    pgrx::itemptr::item_pointer_get_both(tid)
 }
 
 fn summary_row(

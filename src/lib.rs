@@ -16,6 +16,7 @@ mod scheduling;
 mod security;
 pub mod sqlgen;
 mod stats;
+mod strategy;
 mod subxact;
 mod values;
 

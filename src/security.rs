@@ -83,6 +83,16 @@ pub fn with_citus_sequential<R>(f: impl FnOnce() -> R) -> R {
     })
 }
 
+/// Runs `f` waiting at most `ms` milliseconds for any lock (`lock_timeout`),
+/// put back on return.
+pub fn with_lock_timeout<R>(ms: i32, f: impl FnOnce() -> R) -> R {
+    let value = std::ffi::CString::new(format!("{}ms", ms.max(1))).expect("digits only");
+    in_guc_level(GucExit::Keep, || {
+        save_setting(c"lock_timeout", &value);
+        f()
+    })
+}
+
 /// PostgreSQL 16.0 to 16.3 can return wrong rows from a Merge Right Anti
 /// Join (bug #18522, fixed in 16.4): an orphan test's `NOT EXISTS` missed a
 /// row that no row references (the differential test found it on 16.2),

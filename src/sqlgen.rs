@@ -262,6 +262,9 @@ pub enum BatchStart {
     /// column only, a keyset inside such a group would read the whole group
     /// again at every batch to sort it by key.
     Keys,
+    /// At the rows of a range of the heap, in physical order: after the
+    /// `tid` `$3` and before the `tid` `$4` ([`crate::strategy::HeapSweep`]).
+    Sweep,
 }
 
 /// A batch of a policy's own rows, by keyset on (time, key).
@@ -284,6 +287,7 @@ impl RootBatch<'_> {
             BatchStart::First => 3,
             BatchStart::After => 4 + self.table.key.len(),
             BatchStart::Keys => 4,
+            BatchStart::Sweep => 5,
         }
     }
 
@@ -305,6 +309,13 @@ impl RootBatch<'_> {
                 w.push_str(" AND ");
                 w.push_str(&in_arrays("t", std::slice::from_ref(&key.name), 3));
             }
+            BatchStart::Sweep => {
+                w.push_str(&format!(
+                    " AND t.ctid {} $3 AND t.ctid {} $4",
+                    op(">"),
+                    op("<")
+                ));
+            }
         }
         if let Some((extra, _)) = &self.extra {
             w.push_str(" AND ");
@@ -314,6 +325,9 @@ impl RootBatch<'_> {
     }
 
     fn order(&self) -> String {
+        if self.start == BatchStart::Sweep {
+            return "t.ctid".to_string();
+        }
         let mut cols = vec![col("t", &self.time.name)];
         cols.extend(self.table.key.iter().map(|c| col("t", &c.name)));
         cols.join(", ")
@@ -323,12 +337,18 @@ impl RootBatch<'_> {
     /// locks it: rows locked by another session are skipped, not waited for
     /// (the keyset moves past them and the next run takes them). Without,
     /// every delete of the batch re-checks its rows instead
-    /// ([`crate::catalog::Setup::lock_free`]).
+    /// ([`crate::catalog::Setup::lock_free`]). A sweep's batch also returns
+    /// each row's `ctid`, last.
     pub fn select_sql(&self, lock: bool) -> String {
         format!(
-            "SELECT {}, {} FROM {} t WHERE {} ORDER BY {} LIMIT $2{}",
+            "SELECT {}, {}{} FROM {} t WHERE {} ORDER BY {} LIMIT $2{}",
             col("t", &self.time.name),
             col_list("t", &self.table.carried),
+            if self.start == BatchStart::Sweep {
+                ", t.ctid"
+            } else {
+                ""
+            },
             self.table.qualified,
             self.where_clause(),
             self.order(),
@@ -406,6 +426,61 @@ impl RootBatch<'_> {
             recheck = self.extra.as_ref().map(|(_, on_x)| format!(" AND {on_x}")).unwrap_or_default(),
             lt = op("<"),
             own = t.own_rows("x"),
+        )
+    }
+
+    /// A sweep's batch ([`BatchStart::Sweep`]) selected and deleted in one
+    /// statement. Returns one row: rows selected, rows deleted, oldest and
+    /// newest deleted, and the last `ctid` selected inside the range.
+    ///
+    /// With `lock`, the selection locks its rows, skipping rows other
+    /// sessions hold, and the delete takes them by the `ctid`s they had when
+    /// locked (as [`RootBatch::delete_sql`]; a row updated while it was
+    /// locked is returned at its new place, perhaps outside the range).
+    ///
+    /// Without, the selection reads only where the batch ends (its last
+    /// `ctid`: at most `$2` expired rows), and the delete takes the expired
+    /// rows of the range up to there, in one TID range scan, each row's lock
+    /// as it deletes it (waiting for a row another session holds). Every row
+    /// is deleted by its current version, re-checked as expired by the
+    /// delete (a row made young meanwhile stays); a row moved by an update
+    /// past the batch's end waits for a later batch or run. One write per
+    /// row instead of two (a row lock, then the delete), and no second visit
+    /// of each row by its `ctid`.
+    pub fn sweep_delete_sql(&self, lock: bool) -> String {
+        let t = self.table;
+        let (select, delete) = if lock {
+            (
+                format!(
+                    "SELECT {time} AS __retention_time, t.ctid AS __retention_ctid FROM ONLY {tbl} t WHERE {w} ORDER BY t.ctid LIMIT $2 FOR UPDATE OF t SKIP LOCKED",
+                    time = col("t", &self.time.name),
+                    tbl = t.qualified,
+                    w = self.where_clause(),
+                ),
+                format!("x.ctid {} ANY (ARRAY(SELECT b.__retention_ctid FROM b))", op("=")),
+            )
+        } else {
+            (
+                format!(
+                    "SELECT t.ctid AS __retention_ctid FROM ONLY {tbl} t WHERE {w} ORDER BY t.ctid LIMIT $2",
+                    tbl = t.qualified,
+                    w = self.where_clause(),
+                ),
+                format!(
+                    "x.ctid {} $3 AND x.ctid {} (SELECT pg_catalog.max(b.__retention_ctid) FROM b)",
+                    op(">"),
+                    op("<=")
+                ),
+            )
+        };
+        format!(
+            "WITH b AS MATERIALIZED ({select}), \
+             d AS (DELETE FROM ONLY {tbl} x WHERE {delete} AND {xtime} {lt} $1 RETURNING {xtime} AS __retention_time) \
+             SELECT (SELECT pg_catalog.count(*) FROM b), ds.*, (SELECT pg_catalog.max(b.__retention_ctid) FROM b WHERE b.__retention_ctid {lt} $4) FROM ({summary}) ds",
+            tbl = t.qualified,
+            xtime = col("x", &self.time.name),
+            summary = deleted_summary(Some(self.time)),
+            lt = op("<"),
         )
     }
 
@@ -552,6 +627,32 @@ impl RootBatch<'_> {
             gt = op(">"),
         )
     }
+}
+
+/// The plan PostgreSQL makes for finding every row of `table` older than
+/// `$1` by `time` (EXPLAIN's lines): how it would read them decides how a
+/// policy's batches select their rows ([`crate::strategy::choose`]).
+pub fn expired_rows_plan_sql(table: &TableShape, time: &Column) -> String {
+    format!(
+        "EXPLAIN SELECT t.ctid FROM ONLY {} t WHERE {} {} $1{}",
+        table.qualified,
+        col("t", &time.name),
+        op("<"),
+        table.own_rows("t")
+    )
+}
+
+/// The heap's size in blocks, rows per page and rows by the statistics, of
+/// the table whose oid is `$1`.
+pub fn heap_size_sql() -> String {
+    format!(
+        "SELECT pg_catalog.pg_relation_size(c.oid) {div} pg_catalog.current_setting('block_size')::pg_catalog.int8, \
+         CASE WHEN c.relpages {gt} 0 THEN c.reltuples::pg_catalog.float8 {div} c.relpages::pg_catalog.float8 ELSE 0 END, \
+         c.reltuples::pg_catalog.float8 FROM pg_catalog.pg_class c WHERE c.oid {eq} $1",
+        div = op("/"),
+        gt = op(">"),
+        eq = op("="),
+    )
 }
 
 /// What a delete by key re-checks of each row when it deletes it, besides

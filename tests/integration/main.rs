@@ -15,3 +15,4 @@ mod plans;
 mod run;
 mod safety;
 mod security;
+mod sweep;

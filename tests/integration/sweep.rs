@@ -1,0 +1,199 @@
+//! Heap sweeps (src/strategy.rs): a policy whose expired rows PostgreSQL
+//! would read in physical order deletes them range of pages by range of
+//! pages, each batch without row locks, waiting only briefly for a row
+//! another session holds.
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crate::common::{connect, conninfo, count, fresh_db};
+use crate::run::wait_for;
+
+/// Runs `CALL retention_run(batch_size)` after `setting`, on its own
+/// connection in a thread; returns the backend pid.
+fn spawn_run(
+    db: &str,
+    setting: &str,
+    batch_size: i32,
+) -> (i32, thread::JoinHandle<Result<(), postgres::Error>>) {
+    let mut c = connect(db);
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    c.batch_execute(setting).unwrap();
+    let call = format!("CALL retention_run({batch_size})");
+    (pid, thread::spawn(move || c.batch_execute(&call)))
+}
+
+/// `spread`: 20,000 rows whose times are spread over the heap (70% expired
+/// for a 30-day policy, none within 12 hours of the cutoff), an index on time.
+fn spread_db(name: &str) -> postgres::Client {
+    let mut db = fresh_db(name);
+    db.batch_execute(
+        "CREATE TABLE spread (id int PRIMARY KEY, ts timestamptz NOT NULL, pad text NOT NULL DEFAULT 'x');
+         CREATE INDEX ON spread (ts);
+         INSERT INTO spread (id, ts)
+           SELECT g, now() - ((g * 7919) % 100) * interval '1 day' - interval '12 hours' FROM generate_series(1, 20000) g;
+         ANALYZE spread;
+         SELECT retention_add_policy('spread', 'ts', '30 days');",
+    )
+    .unwrap();
+    db
+}
+
+const EXPIRED: &str = "SELECT count(*) FROM spread WHERE ts < now() - interval '30 days'";
+
+/// Runs `sql` after `SET client_min_messages = debug1` and returns its
+/// messages.
+fn messages_of(db: &str, sql: &str) -> Vec<String> {
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&lines);
+    let mut config: postgres::Config = conninfo(db).parse().unwrap();
+    config.notice_callback(move |notice| sink.lock().unwrap().push(notice.message().to_string()));
+    let mut session = config.connect(postgres::NoTls).unwrap();
+    session
+        .batch_execute("SET client_min_messages = debug1")
+        .unwrap();
+    session.batch_execute(sql).unwrap();
+    session.close().unwrap();
+    let lines = lines.lock().unwrap();
+    lines.clone()
+}
+
+#[test]
+fn rows_expired_all_over_the_heap_are_swept_exactly_and_a_held_row_is_left() {
+    let mut db = spread_db("it_sweep_exact");
+    let expired = count(&mut db, EXPIRED);
+    assert_eq!(expired, 14000);
+    let young = count(&mut db, "SELECT count(*) FROM spread") - expired;
+    let mut holder = connect("it_sweep_exact");
+    holder
+        .batch_execute("BEGIN; SELECT * FROM spread WHERE id = 5003 FOR UPDATE;")
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM spread WHERE id = 5003 AND ts < now() - interval '30 days'"
+        ),
+        1
+    );
+    let messages = messages_of("it_sweep_exact", "CALL retention_run(500)");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("public.spread (expire): batches sweep its")),
+        "{messages:?}"
+    );
+    // Every expired row but the held one; no young row.
+    assert_eq!(count(&mut db, EXPIRED), 1);
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM spread WHERE id = 5003"),
+        1
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), young + 1);
+    let run = db
+        .query_one(
+            "SELECT status, total_deleted, (tables->0->>'deleted')::int8, lock_timeouts FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "succeeded");
+    assert_eq!(run.get::<_, i64>(1), expired - 1);
+    assert_eq!(run.get::<_, i64>(2), expired - 1);
+    assert_eq!(run.get::<_, i32>(3), 0);
+    holder.batch_execute("COMMIT").unwrap();
+    db.batch_execute("CALL retention_run(500)").unwrap();
+    assert_eq!(count(&mut db, EXPIRED), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), young);
+}
+
+/// A sweep batch deletes without row locks: it waits for a row another
+/// session holds, and then deletes the row as that session left it, only if
+/// still expired.
+#[test]
+fn a_row_changed_while_a_sweep_waits_for_it_is_deleted_only_if_still_expired() {
+    let mut db = spread_db("it_sweep_changed");
+    let expired = count(&mut db, EXPIRED);
+    let young = count(&mut db, "SELECT count(*) FROM spread") - expired;
+    // 5003 made young, 5004 (also expired) changed otherwise: uncommitted.
+    let mut holder = connect("it_sweep_changed");
+    holder
+        .batch_execute(
+            "BEGIN; UPDATE spread SET ts = now() WHERE id = 5003; UPDATE spread SET pad = 'changed' WHERE id = 5004;",
+        )
+        .unwrap();
+    // The run waits for the held rows long enough (a tenth of
+    // deadlock_timeout) for the holder to commit meanwhile.
+    let (pid, run) = spawn_run("it_sweep_changed", "SET deadlock_timeout = '100s'", 500);
+    wait_for(
+        "the run to wait for a held row",
+        Duration::from_secs(30),
+        || {
+            count(
+            &mut db,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
+        ) == 1
+        },
+    );
+    holder.batch_execute("COMMIT").unwrap();
+    run.join().unwrap().unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM spread WHERE id IN (5003, 5004)"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM spread WHERE id = 5003"),
+        1
+    );
+    assert_eq!(count(&mut db, EXPIRED), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), young + 1);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT total_deleted FROM cleanup_runs ORDER BY id DESC LIMIT 1"
+        ),
+        expired - 1
+    );
+}
+
+/// A writer holding an expired row, then asking for one the sweep batch
+/// has deleted before reaching the first, would deadlock with the batch:
+/// the batch gives up waiting long before the writer's deadlock check, and
+/// is taken again with row locks that skip the held row. The writer never
+/// fails.
+#[test]
+fn a_writer_waiting_for_a_row_a_sweep_deleted_never_fails_on_a_deadlock() {
+    let mut db = spread_db("it_sweep_deadlock");
+    let young = count(&mut db, "SELECT count(*) FROM spread") - count(&mut db, EXPIRED);
+    let mut writer = connect("it_sweep_deadlock");
+    // 402 and 10 expire; 10 lies before 402 in the heap, in the same batch.
+    writer
+        .batch_execute("BEGIN; UPDATE spread SET pad = 'w' WHERE id = 402;")
+        .unwrap();
+    let (pid, run) = spawn_run("it_sweep_deadlock", "SET deadlock_timeout = '5s'", 1000);
+    wait_for(
+        "the run to wait for row 402",
+        Duration::from_secs(30),
+        || {
+            count(
+            &mut db,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
+        ) == 1
+        },
+    );
+    // Waits for the run's batch, which deleted row 10, until it gives up
+    // (after half a second); the writer's own deadlock check would come
+    // after a second.
+    let updated = writer
+        .execute("UPDATE spread SET pad = 'w' WHERE id = 10", &[])
+        .unwrap();
+    assert_eq!(updated, 1);
+    writer.batch_execute("COMMIT").unwrap();
+    run.join().unwrap().unwrap();
+    thread::sleep(Duration::from_millis(10));
+    db.batch_execute("CALL retention_run(1000)").unwrap();
+    assert_eq!(count(&mut db, EXPIRED), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), young);
+}
