@@ -55,6 +55,18 @@ BEGIN
       $$DELETE FROM z_append.log WHERE ts < now() - interval '50 days';$$, '{z_append.log}',
       'z_append.log', $$ts < now() - interval '50 days'$$);
 
+    -- 1b. The daily run of a long window: an append-only log of which 3%
+    -- has expired (the index finds them; most of the table stays).
+    DROP SCHEMA IF EXISTS z_daily CASCADE; CREATE SCHEMA z_daily;
+    CREATE TABLE z_daily.log (id bigint PRIMARY KEY, ts timestamptz NOT NULL, payload text NOT NULL);
+    INSERT INTO z_daily.log SELECT i, zoo_time(i::float8 / n, 97), 'line ' || i
+      FROM generate_series(1, n) i;
+    CREATE INDEX ON z_daily.log (ts);
+    PERFORM retention_add_policy('z_daily.log', 'ts', '97 days', 'daily_log');
+    INSERT INTO zoo_shapes VALUES ('daily_log', 'log table, keys rise with time, 3% expired (a daily run)',
+      $$DELETE FROM z_daily.log WHERE ts < now() - interval '97 days';$$, '{z_daily.log}',
+      'z_daily.log', $$ts < now() - interval '97 days'$$);
+
     -- 2. Keys uncorrelated with time (a random bigint per row).
     DROP SCHEMA IF EXISTS z_shuffled CASCADE; CREATE SCHEMA z_shuffled;
     CREATE TABLE z_shuffled.log (id bigint PRIMARY KEY, ts timestamptz NOT NULL, payload text NOT NULL);

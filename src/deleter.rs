@@ -989,7 +989,7 @@ impl<'a> Deleter<'a> {
         let values: Columns = positions.iter().map(|i| parent_rows[*i].clone()).collect();
         let leaf = !setup.has_walked_children(edge.child);
         let sql = if leaf {
-            sqlgen::child_delete_sql(child, edge)
+            sqlgen::child_delete_sql(child, edge, setup.deletes_by_ctid(edge.child))
         } else {
             sqlgen::child_select_sql(child, edge, !self.lock_free)
         };

@@ -735,16 +735,37 @@ pub fn child_select_sql(child: &TableShape, edge: &ForeignKey, lock: bool) -> St
 /// (locking first would write every row twice). The DELETE repeats the
 /// reference test, so that a row re-pointed to another parent meanwhile is
 /// re-checked on its new version and kept.
-pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey) -> String {
+///
+/// `by_ctid` (an ordinary table that no table inherits from, outside
+/// Citus): the rows are deleted by the `ctid`s the selection saw, a TID scan
+/// instead of a second descent of the key's index per row. A row seen by
+/// the statement's snapshot stays in place while the statement runs; one
+/// updated meanwhile is deleted by its new version if that still
+/// references a parent of the batch (the re-check), else kept.
+pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey, by_ctid: bool) -> String {
     let limit = edge.child_columns.len() + 1;
+    let (selected, using, join) = if by_ctid {
+        (
+            "t.ctid AS __retention_ctid".to_string(),
+            String::new(),
+            format!(
+                "x.ctid {} ANY (ARRAY(SELECT b.__retention_ctid FROM b))",
+                op("=")
+            ),
+        )
+    } else {
+        (
+            col_list("t", &child.key),
+            " USING b".to_string(),
+            key_join("x", "b", &child.key),
+        )
+    };
     format!(
-        "WITH b AS MATERIALIZED (SELECT {keys} FROM {tbl} t WHERE {w} LIMIT ${limit}), \
-         d AS (DELETE FROM {tbl} x USING b WHERE {join} AND {recheck} {ret}) {summary}",
-        keys = col_list("t", &child.key),
+        "WITH b AS MATERIALIZED (SELECT {selected} FROM {tbl} t WHERE {w} LIMIT ${limit}), \
+         d AS (DELETE FROM {tbl} x{using} WHERE {join} AND {recheck} {ret}) {summary}",
         tbl = fk_table(child),
         w = in_arrays("t", &edge.child_columns, 1),
         recheck = in_arrays("x", &edge.child_columns, 1),
-        join = key_join("x", "b", &child.key),
         ret = returning_ts("x", child.time_column.as_ref()),
         summary = deleted_summary(child.time_column.as_ref()),
     )
@@ -975,11 +996,18 @@ mod tests {
             "SELECT t.\"id\" FROM ONLY \"public\".\"market_odds\" t \
              WHERE t.\"snapshot_id\" OPERATOR(pg_catalog.=) ANY ($1) LIMIT $2 FOR UPDATE OF t"
         );
-        let del = child_delete_sql(&child, &edge);
+        let del = child_delete_sql(&child, &edge, false);
         assert!(del.contains(
             "DELETE FROM ONLY \"public\".\"market_odds\" x USING b WHERE x.\"id\" OPERATOR(pg_catalog.=) b.\"id\""
         ));
         assert!(del.ends_with("FROM d"));
+        let by_ctid = child_delete_sql(&child, &edge, true);
+        assert!(by_ctid.starts_with(
+            "WITH b AS MATERIALIZED (SELECT t.ctid AS __retention_ctid FROM ONLY \"public\".\"market_odds\" t \
+             WHERE t.\"snapshot_id\" OPERATOR(pg_catalog.=) ANY ($1) LIMIT $2), \
+             d AS (DELETE FROM ONLY \"public\".\"market_odds\" x WHERE x.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT b.__retention_ctid FROM b)) \
+             AND x.\"snapshot_id\" OPERATOR(pg_catalog.=) ANY ($1) RETURNING"
+        ));
         // Without row locks (Citus): no FOR UPDATE, and the delete re-checks
         // that each row still references a parent of the batch ($2).
         assert!(child_select_sql(&child, &edge, false).ends_with("LIMIT $2"));
