@@ -734,13 +734,14 @@ impl<'a> Deleter<'a> {
         // A batch sized from the measured fan-out usually holds at most a
         // statement's worth of children: one statement does it all. If the
         // count says otherwise, it deleted nothing and the walk below runs.
-        if sized && range.is_none() {
+        if sized {
             if let Some(children) = setup.fused_children(policy.relid) {
                 let mut fused_args = root_args();
                 fused_args.push(statement_limit.into());
                 let types = (time_type, key_types.as_slice());
+                let to = range.map(|(_, to)| to);
                 if let Some(done) =
-                    self.root_batch_fused(client, &batch, &children, &fused_args, types)?
+                    self.root_batch_fused(client, &batch, &children, &fused_args, types, to)?
                 {
                     return Ok(done);
                 }
@@ -907,7 +908,9 @@ impl<'a> Deleter<'a> {
         children: &[FusedChild<'_>],
         args: &[DatumWithOid<'_>],
         (time_type, key_types): (TypeInfo, &[TypeInfo]),
+        sweep_to: Option<Tid>,
     ) -> Result<Option<RootProgress>> {
+        let last_ctid_at = 7 + 1 + key_types.len() + 1;
         let memory = &self.progress.memory.batch;
         let mut cascaded: Vec<RelId> = children.iter().map(|c| c.table.relid).collect();
         cascaded.sort_unstable();
@@ -917,13 +920,18 @@ impl<'a> Deleter<'a> {
             .progress
             .statements
             .rows(client, &batch.fused_sql(children), args, |r| {
+                let last_ctid = match sweep_to {
+                    Some(_) => get::<pgrx::pg_sys::ItemPointerData>(r, last_ctid_at)?,
+                    None => None,
+                };
                 Ok((
                     batch_row(r, 7, memory, time_type, key_types)?,
                     get::<bool>(r, 6)?.unwrap_or(false),
+                    last_ctid,
                 ))
             })
             .map_err(internal)?;
-        let Some(((selected, (deleted, oldest, newest), last, one_time), allowed)) =
+        let Some(((selected, (deleted, oldest, newest), last, one_time), allowed, last_ctid)) =
             found.into_iter().next()
         else {
             return Ok(Some(RootProgress::EMPTY));
@@ -940,7 +948,9 @@ impl<'a> Deleter<'a> {
             last: Some(last),
             complete: true,
             one_time,
-            last_tid: None,
+            last_tid: last_ctid
+                .map(tid_of)
+                .filter(|t| sweep_to.is_some_and(|to| *t < to)),
         }))
     }
 

@@ -15,6 +15,7 @@ pub static BATCH_PAUSE: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static YIELD_RATIO: GucSetting<f64> = GucSetting::<f64>::new(DEFAULT_YIELD_RATIO);
 pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(90 * 24 * 3600);
+pub static HEAP_SWEEP: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub fn init() {
     GucRegistry::define_int_guc(
@@ -66,6 +67,14 @@ pub fn init() {
         i32::MAX,
         GucContext::Userset,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_bool_guc(
+        c"pg_retention.heap_sweep",
+        c"Whether a policy whose expired rows are spread over its table, or a large share of it, deletes them in physical order (off: always oldest first).",
+        c"Read when a run starts a policy; see docs/design.md, 'Heap sweeps'.",
+        &HEAP_SWEEP,
+        GucContext::Userset,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"pg_retention.history_retention",

@@ -524,8 +524,9 @@ impl RootBatch<'_> {
     /// limit. Returns one row (none for an empty batch): rows selected, rows
     /// deleted, oldest and newest deleted, children counted (each table's
     /// count capped at `$L + 1`), whether the counts allowed the delete, then
-    /// the last row's time and key. The key and every foreign key
-    /// must be single columns.
+    /// the last row's time and key (and for a sweep's batch, its last
+    /// `ctid` inside the range). The key and every foreign key must be
+    /// single columns.
     pub fn fused_sql(&self, children: &[FusedChild<'_>]) -> String {
         let t = self.table;
         let limit = self.next_param();
@@ -605,8 +606,17 @@ impl RootBatch<'_> {
             lt = op("<"),
         ));
         let (last, last_from) = self.last_row("(SELECT pg_catalog.min(b.__retention_time) FROM b)");
+        // A sweep continues after the batch's last ctid inside its range.
+        let last_ctid = if self.start == BatchStart::Sweep {
+            format!(
+                ", (SELECT pg_catalog.max(b.__retention_ctid) FROM b WHERE b.__retention_ctid {} $4)",
+                op("<")
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "WITH {} SELECT (SELECT pg_catalog.count(*) FROM b), {}, ok.found, ok.allowed, {last} FROM ok, {last_from}",
+            "WITH {} SELECT (SELECT pg_catalog.count(*) FROM b), {}, ok.found, ok.allowed, {last}{last_ctid} FROM ok, {last_from}",
             ctes.join(", "),
             cte_summary("d", Some(self.time)),
         )

@@ -43,9 +43,9 @@ pub type Tid = (u32, u16);
 
 /// Where a heap sweep is: rows after `after` are still to be seen, up to
 /// block `end` (the table's size when the sweep started: rows added later
-/// are new, not expired). Each batch covers the rows after `after` and
-/// before block `after.0 + pages`; `pages` follows the density of expired
-/// rows so that a range holds about one batch.
+/// are new, not expired). Each batch covers the rows after `after`: the
+/// rest of its block, then `pages` blocks; `pages` follows the density of
+/// expired rows so that a range holds about one batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeapSweep {
     pub after: Tid,
@@ -69,7 +69,10 @@ impl HeapSweep {
         if self.after.0 >= self.end {
             return None;
         }
-        let upper = self.after.0.saturating_add(self.pages).min(self.end);
+        // After a batch that stopped inside a block: the rest of that block,
+        // then `pages` more (a batch may hold less than a page).
+        let first_whole = self.after.0 + u32::from(self.after.1 > 0);
+        let upper = first_whole.saturating_add(self.pages).min(self.end);
         Some((self.after, (upper, 0)))
     }
 
@@ -148,7 +151,8 @@ pub fn choose(
     setup: &Setup,
     policy: &Policy,
 ) -> Result<Option<HeapSweep>> {
-    if policy.kind != PolicyKind::Expire
+    if !crate::gucs::HEAP_SWEEP.get()
+        || policy.kind != PolicyKind::Expire
         || !setup.deletes_by_ctid(policy.relid)
         || setup.lock_free(policy.relid)
     {
@@ -208,10 +212,10 @@ mod tests {
         // 4 pages, 100 rows, limit 100: full, stopped at its last row.
         s.advance(100, 100, Some((3, 7)));
         assert_eq!(s.after, (3, 7));
-        assert_eq!(s.range(), Some(((3, 7), (7, 0))));
+        assert_eq!(s.range(), Some(((3, 7), (8, 0))));
         // Not full: the whole range was seen.
         s.advance(10, 100, Some((5, 1)));
-        assert_eq!(s.after, (7, 0));
+        assert_eq!(s.after, (8, 0));
         // The last range is cut at the end.
         assert_eq!(s.range().map(|r| r.1), Some((10, 0)));
         s.advance(0, 100, None);

@@ -197,3 +197,31 @@ fn a_writer_waiting_for_a_row_a_sweep_deleted_never_fails_on_a_deadlock() {
     assert_eq!(count(&mut db, EXPIRED), 0);
     assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), young);
 }
+
+/// A sweep deletes in physical order: with `pg_retention.heap_sweep = off`,
+/// a run stopped by a cap has deleted the oldest rows.
+#[test]
+fn with_heap_sweep_off_a_capped_run_deletes_the_oldest_rows() {
+    let mut db = spread_db("it_sweep_off");
+    let total = count(&mut db, "SELECT count(*) FROM spread");
+    // 200 rows per day of age: the 1,000 oldest are 95.5 to 99.5 days old.
+    let oldest_five_days = "SELECT count(*) FROM spread WHERE ts < now() - interval '95 days'";
+    assert_eq!(count(&mut db, oldest_five_days), 1000);
+    let mut session = connect("it_sweep_off");
+    session
+        .batch_execute("SET pg_retention.heap_sweep = off")
+        .unwrap();
+    session
+        .batch_execute("CALL retention_run(200, max_rows => 1000)")
+        .unwrap();
+    assert_eq!(count(&mut db, oldest_five_days), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), total - 1000);
+    // The same cap with sweeps deletes rows of every age: the 1,000 oldest
+    // left (90.5 to 94.5 days old) are not all gone.
+    let next_oldest = "SELECT count(*) FROM spread WHERE ts < now() - interval '90 days'";
+    assert_eq!(count(&mut db, next_oldest), 1000);
+    db.batch_execute("CALL retention_run(200, max_rows => 1000)")
+        .unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), total - 2000);
+    assert!(count(&mut db, next_oldest) > 0);
+}
