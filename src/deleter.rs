@@ -208,6 +208,9 @@ pub struct Progress {
     /// Times in a row the batch in progress was rolled back because one of
     /// its rows changed (batches without row locks).
     changed_retries: u32,
+    /// How far the oldest row of the last completed root batch was older
+    /// than its policy's cutoff, in microseconds.
+    last_batch_lag_us: Option<i64>,
     /// Every statement of the run, planned once.
     statements: PreparedStatements,
     memory: RunMemory,
@@ -261,6 +264,14 @@ impl Progress {
 
     pub fn total_deleted(&self) -> i64 {
         self.done.values().map(|t| t.deleted).sum()
+    }
+
+    /// How far behind the last completed root batch was: how much older
+    /// than its policy's cutoff its oldest row was (`None`: no batch yet,
+    /// or one that deleted no row of its own table).
+    pub fn last_batch_lag(&self) -> Option<std::time::Duration> {
+        self.last_batch_lag_us
+            .map(|us| std::time::Duration::from_micros(us.max(0) as u64))
     }
 
     /// Gives up on the current policy for this run (its rows stay for the next).
@@ -528,6 +539,12 @@ impl<'a> Deleter<'a> {
             }
         };
         self.progress.batch_deleted += pending.values().map(|t| t.deleted).sum::<i64>();
+        if p.complete {
+            let oldest = pending.get(&policy.relid).and_then(|t| t.oldest);
+            self.progress.last_batch_lag_us = oldest
+                .zip(unix_us(policy.cutoff))
+                .map(|(oldest, cutoff)| cutoff.saturating_sub(oldest));
+        }
         for (rel, t) in pending {
             self.progress
                 .done
@@ -1220,6 +1237,17 @@ fn row_wait_ms() -> i32 {
         share
     }
     .max(1)
+}
+
+/// A finite time as microseconds since the Unix epoch, as the batches'
+/// summaries give times ([`sqlgen::NEG_INFINITY_US`] aside).
+fn unix_us(ts: pgrx::datum::TimestampWithTimeZone) -> Option<i64> {
+    /// 2000-01-01 (PostgreSQL's epoch) in microseconds since 1970-01-01.
+    const POSTGRES_EPOCH_US: i64 = 946_684_800_000_000;
+    if ts.is_infinity() || ts.is_neg_infinity() {
+        return None;
+    }
+    ts.into_inner().checked_add(POSTGRES_EPOCH_US)
 }
 
 fn tid_datum((block, offset): Tid) -> pgrx::pg_sys::ItemPointerData {

@@ -16,6 +16,7 @@ pub static YIELD_RATIO: GucSetting<f64> = GucSetting::<f64>::new(DEFAULT_YIELD_R
 pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(90 * 24 * 3600);
 pub static HEAP_SWEEP: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static MAX_LAG: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
 
 pub fn init() {
     GucRegistry::define_int_guc(
@@ -57,6 +58,16 @@ pub fn init() {
         1000.0,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.max_lag",
+        c"A run whose batch deleted rows older than their policy's cutoff by more than this has fallen behind: it yields less (0: never).",
+        c"It yields yield_ratio times max_lag divided by how far behind the batch's oldest row was.",
+        &MAX_LAG,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
         c"pg_retention.lock_timeout",

@@ -59,6 +59,8 @@ struct ActiveRun {
     deadline: Option<Instant>,
     pause: Duration,
     yield_ratio: f64,
+    /// `pg_retention.max_lag`: past it, a run yields less.
+    max_lag: std::time::Duration,
     /// The sleep owed to other sessions for the last batch, taken with the
     /// pause before the next one.
     yield_next: Duration,
@@ -196,6 +198,7 @@ fn _retention_run_begin(
                         .then(|| Instant::now() + Duration::from_secs_f64(max_duration)),
                     pause: Duration::from_secs_f64(pause),
                     yield_ratio: gucs::YIELD_RATIO.get(),
+                    max_lag: std::time::Duration::from_secs(gucs::MAX_LAG.get().max(0) as u64),
                     yield_next: Duration::ZERO,
                     others_running: false,
                     others_checked: None,
@@ -333,7 +336,9 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
             run.others_checked = Some(Instant::now());
         }
         if run.others_running {
-            run.yield_next = batch_time.mul_f64(run.yield_ratio).min(MAX_YIELD);
+            let ratio =
+                yield_ratio_at_lag(run.yield_ratio, run.max_lag, run.progress.last_batch_lag());
+            run.yield_next = batch_time.mul_f64(ratio).min(MAX_YIELD);
         }
     }
     // One line per batch at DEBUG1 (SET client_min_messages = debug1 to see
@@ -415,6 +420,25 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
         run.last_notice = Instant::now();
     }
     Ok("more")
+}
+
+/// The yield ratio of a run whose last batch was `lag` behind its cutoff: a
+/// run that has fallen behind by more than `max_lag` (a backlog, a run
+/// that missed its schedule, an inflow larger than it keeps up with while
+/// yielding) yields `ratio * max_lag / lag`, less the further behind, so
+/// that it catches up instead of taking `ratio + 1` times as long. A
+/// `max_lag` of zero: always `ratio`.
+fn yield_ratio_at_lag(
+    ratio: f64,
+    max_lag: std::time::Duration,
+    lag: Option<std::time::Duration>,
+) -> f64 {
+    match lag {
+        Some(lag) if !max_lag.is_zero() && lag > max_lag => {
+            ratio * max_lag.as_secs_f64() / lag.as_secs_f64()
+        }
+        _ => ratio,
+    }
 }
 
 /// Whether a client session other than this one is running statements:
@@ -612,4 +636,24 @@ fn end_with_failure(
     } else {
         "failed"
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::yield_ratio_at_lag;
+    use std::time::Duration;
+
+    #[test]
+    fn a_run_behind_by_more_than_max_lag_yields_less() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(yield_ratio_at_lag(30.0, day, None), 30.0);
+        assert_eq!(yield_ratio_at_lag(30.0, day, Some(day / 2)), 30.0);
+        assert_eq!(yield_ratio_at_lag(30.0, day, Some(day)), 30.0);
+        assert_eq!(yield_ratio_at_lag(30.0, day, Some(day * 3)), 10.0);
+        assert_eq!(yield_ratio_at_lag(30.0, day, Some(day * 300)), 0.1);
+        assert_eq!(
+            yield_ratio_at_lag(30.0, Duration::ZERO, Some(day * 300)),
+            30.0
+        );
+    }
 }

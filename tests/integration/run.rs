@@ -597,7 +597,10 @@ fn a_run_yields_to_a_session_between_its_statements() {
     });
     ready.recv().unwrap();
 
-    let batches = batch_yields("it_run_yield_gaps", "SET pg_retention.yield_ratio = 2;");
+    let batches = batch_yields(
+        "it_run_yield_gaps",
+        "SET pg_retention.yield_ratio = 2; SET pg_retention.max_lag = 0;",
+    );
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
     assert_every_batch_yielded(&batches, 2.0);
@@ -622,10 +625,29 @@ fn a_run_yields_to_sessions_running_statements() {
     );
 
     // While another session runs a statement, each batch is followed by a
-    // sleep of yield_ratio times its own duration.
-    let batches = batch_yields("it_run_yield", "SET pg_retention.yield_ratio = 2;");
+    // sleep of yield_ratio times its own duration (the items expired 70
+    // days ago: behind the cutoff, but within max_lag).
+    let batches = batch_yields(
+        "it_run_yield",
+        "SET pg_retention.yield_ratio = 2; SET pg_retention.max_lag = '100d';",
+    );
     assert_every_batch_yielded(&batches, 2.0);
     assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
+
+    // Further behind than max_lag (a day here): yield_ratio * max_lag / lag,
+    // the rows being 70 days past their cutoff.
+    db.batch_execute(expire_again).unwrap();
+    let batches = batch_yields(
+        "it_run_yield",
+        "SET pg_retention.yield_ratio = 2; SET pg_retention.max_lag = '1d';",
+    );
+    assert!(batches.len() >= 20, "{batches:?}");
+    for (batch_ms, yield_ms) in &batches {
+        assert!(
+            (yield_ms - batch_ms * 2.0 / 70.0).abs() < 0.005,
+            "{batches:?}"
+        );
+    }
 
     // yield_ratio = 0: never.
     db.batch_execute(expire_again).unwrap();
