@@ -27,6 +27,11 @@ use crate::strategy::{self, HeapSweep, Tid};
 use crate::subxact::{in_subtransaction, BatchFailure};
 use crate::values::{OwnedContext, TypeInfo, Value, ValueColumn};
 
+/// How long a root batch with dependents (in `retention_run`) should hold
+/// its locks at most: its roots are limited to as many as took this long,
+/// by the time per root measured on its policy's batches so far.
+const BATCH_TARGET: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Times a batch without row locks is taken again after one of its rows
 /// changed under it, before its policy fails with that error.
 const CHANGED_RETRIES: u32 = 3;
@@ -203,6 +208,9 @@ pub struct Progress {
     failures: Vec<(String, BatchFailure)>,
     /// Per policy, rows deleted per root row (the root and its dependents).
     fanout: HashMap<i64, f64>,
+    /// Per policy with dependents, milliseconds a completed root batch took
+    /// per root row.
+    ms_per_root: HashMap<i64, f64>,
     /// Rows deleted so far for the root batch in progress (over its steps).
     batch_deleted: i64,
     /// Times in a row the batch in progress was rolled back because one of
@@ -438,6 +446,15 @@ impl<'a> Deleter<'a> {
             (Some(_), None) if clears_dependents(setup, policy) => (1, false),
             _ => (batch_limit, false),
         };
+        // Rows whose dependents cost much per root (a foreign key check
+        // that scans a child table without an index, say) take fewer roots
+        // per batch: a batch holds its locks about BATCH_TARGET at most.
+        let limit = match (self.budget, self.progress.ms_per_root.get(&policy.id)) {
+            (Some(_), Some(ms)) if *ms > 0.0 => {
+                limit.min(((BATCH_TARGET.as_secs_f64() * 1000.0 / ms).floor() as i64).max(1))
+            }
+            _ => limit,
+        };
         let after = self.progress.after.take();
         let group = self.progress.same_time.take();
         let keys = group.as_ref().map(|g| {
@@ -501,11 +518,13 @@ impl<'a> Deleter<'a> {
                 })
             })
         };
+        let started = std::time::Instant::now();
         let outcome = if sequential {
             with_citus_sequential(batch)
         } else {
             batch()
         };
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         // The position is put back as it was; the code below moves it.
         self.progress.after = after;
         self.progress.same_time = group;
@@ -563,6 +582,11 @@ impl<'a> Deleter<'a> {
             return Ok(());
         }
         let deleted = std::mem::take(&mut self.progress.batch_deleted);
+        if p.selected > 0 && clears_dependents(setup, policy) {
+            let ms = elapsed_ms / p.selected as f64;
+            let estimate = self.progress.ms_per_root.entry(policy.id).or_insert(ms);
+            *estimate = (*estimate + ms) / 2.0;
+        }
         if p.selected > 0 {
             let rows_per_root = deleted as f64 / p.selected as f64;
             let estimate = self

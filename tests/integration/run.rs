@@ -664,6 +664,33 @@ fn a_run_yields_to_sessions_running_statements() {
     assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
 }
 
+/// A root whose dependents cost much (here a trigger sleeping 5 ms per
+/// deleted parent) is taken a few at a time: each batch holds its locks
+/// about 50 ms at most, however many roots `batch_size` rows of dependents
+/// would allow (100 rows, two children per root: 50 roots, 250 ms).
+#[test]
+fn batches_of_costly_roots_stay_short() {
+    let mut db = fresh_db("it_run_costly_roots");
+    db.batch_execute(
+        "CREATE TABLE p (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE c (id int PRIMARY KEY, p_id int NOT NULL REFERENCES p);
+         CREATE INDEX ON c (p_id);
+         INSERT INTO p SELECT g, now() - interval '100 days' FROM generate_series(1, 300) g;
+         INSERT INTO c SELECT g, (g - 1) / 2 + 1 FROM generate_series(1, 600) g;
+         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep(0.005); RETURN OLD; END $$;
+         CREATE TRIGGER slow BEFORE DELETE ON p FOR EACH ROW EXECUTE FUNCTION slow();
+         SELECT retention_add_policy('p', 'ts', '30 days');",
+    )
+    .unwrap();
+    let batches = batch_yields("it_run_costly_roots", "SET pg_retention.yield_ratio = 0;");
+    assert_eq!(count(&mut db, "SELECT count(*) FROM p"), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM c"), 0);
+    let longest = batches.iter().map(|(ms, _)| *ms).fold(0.0, f64::max);
+    assert!(longest < 100.0, "{batches:?}");
+    assert!(batches.len() >= 30, "{batches:?}");
+}
+
 /// Inheritance: a policy covers its table and the tables inheriting from it,
 /// but a child with a policy of its own (and the tables below it) follows
 /// that one; a foreign key binds only its own table's rows, so rows of a
