@@ -3,7 +3,7 @@
 -- baseline. Written from the descriptions in issue 17, not from any one
 -- schema. Deterministic: pseudo-random values come from hashint4.
 --
---   SELECT zoo_create(scale);   -- scale 1: about 2.2 million rows
+--   SELECT zoo_create(scale);   -- scale 1: about 2.5 million rows
 --   SELECT * FROM zoo_shapes;   -- shape, plain DELETEs, single table for pg-batch
 --
 -- Times are relative to now(): every shape expires about half its rows, and
