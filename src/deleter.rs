@@ -40,12 +40,12 @@ const CHANGED_RETRIES: u32 = 3;
 /// foreign key violation, serialization failure, deadlock.
 const CONCURRENT_CHANGE_STATES: [&str; 3] = ["23503", "40001", "40P01"];
 
-/// What a sweep batch without row locks raises when it waited too long for
-/// a row another session holds: lock not available, deadlock.
+/// What a one-statement batch without row locks raises when it waited too
+/// long for a row another session holds: lock not available, deadlock.
 const ROW_WAIT_STATES: [&str; 2] = ["55P03", "40P01"];
 
-/// A sweep batch without row locks waits for a row another session holds at
-/// most this share of `deadlock_timeout` (and never longer than
+/// A one-statement batch without row locks waits for a row another session
+/// holds at most this share of `deadlock_timeout` (and never longer than
 /// `lock_timeout`): it gives up, and the batch is taken again with row locks
 /// that skip such rows, long before the other session's deadlock check could
 /// find it waiting for a row this batch deleted and fail it.
@@ -195,9 +195,9 @@ pub struct Progress {
     /// The current policy's heap sweep, when its batches sweep the heap
     /// instead of taking a keyset ([`crate::strategy`]).
     sweep: Option<HeapSweep>,
-    /// The next sweep batch locks its rows first: the last one, without,
-    /// waited too long for a row another session holds.
-    sweep_locks: bool,
+    /// The next one-statement batch locks its rows first: the last one,
+    /// without, waited too long for a row another session holds.
+    lock_rows_next: bool,
     /// Counts of batches that committed into the run.
     done: HashMap<RelId, Tally>,
     /// Per foreign key, how many parent keys the last child statement took.
@@ -289,7 +289,8 @@ impl Progress {
         self.same_time = None;
         self.last_batch_one_time = false;
         self.sweep = None;
-        self.sweep_locks = false;
+        self.lock_rows_next = false;
+        self.last_batch_lag_us = None;
     }
 
     /// Records that the current policy failed (its failing batch was rolled
@@ -412,7 +413,7 @@ impl<'a> Deleter<'a> {
             self.progress.sweep = in_subtransaction(|| {
                 as_table_owner(policy.owner, || {
                     setup.check_privileges(client, policy)?;
-                    strategy::choose(client, setup, policy)
+                    strategy::choose(client, setup, policy, self.default_batch_size)
                 })
             })?;
             self.progress.checked = Some(self.progress.next_policy);
@@ -489,9 +490,10 @@ impl<'a> Deleter<'a> {
         } else {
             setup.routes_reference()
         };
-        let unlocked_sweep = sweep_range.is_some()
-            && !self.progress.sweep_locks
-            && !clears_dependents(setup, policy);
+        let unlocked_batch = !self.progress.lock_rows_next
+            && policy.kind == PolicyKind::Expire
+            && !clears_dependents(setup, policy)
+            && setup.deletes_by_ctid(policy.relid);
         let mut batch = || {
             in_subtransaction(|| {
                 as_table_owner(policy.owner, || {
@@ -530,11 +532,11 @@ impl<'a> Deleter<'a> {
         self.progress.same_time = group;
         let pending = std::mem::take(&mut self.pending);
         let (p, next_group, full_at_one_time) = match outcome {
-            // A sweep batch without row locks waited too long for a row
-            // another session holds, and was rolled back: taken again with
-            // row locks, which skip such rows.
-            Err(f) if unlocked_sweep && ROW_WAIT_STATES.contains(&f.sqlstate.as_str()) => {
-                self.progress.sweep_locks = true;
+            // A batch without row locks waited too long for a row another
+            // session holds, and was rolled back: taken again with row
+            // locks, which skip such rows.
+            Err(f) if unlocked_batch && ROW_WAIT_STATES.contains(&f.sqlstate.as_str()) => {
+                self.progress.lock_rows_next = true;
                 return Ok(());
             }
             // A row of a batch without row locks changed: the batch was
@@ -559,7 +561,10 @@ impl<'a> Deleter<'a> {
         };
         self.progress.batch_deleted += pending.values().map(|t| t.deleted).sum::<i64>();
         if p.complete {
-            let oldest = pending.get(&policy.relid).and_then(|t| t.oldest);
+            let oldest = pending
+                .get(&policy.relid)
+                .and_then(|t| t.oldest)
+                .filter(|us| *us != sqlgen::NEG_INFINITY_US);
             self.progress.last_batch_lag_us = oldest
                 .zip(unix_us(policy.cutoff))
                 .map(|(oldest, cutoff)| cutoff.saturating_sub(oldest));
@@ -596,9 +601,9 @@ impl<'a> Deleter<'a> {
                 .or_insert(rows_per_root);
             *estimate = (*estimate + rows_per_root) / 2.0;
         }
+        self.progress.lock_rows_next = false;
         if let Some(sweep) = self.progress.sweep.as_mut() {
             sweep.advance(p.selected, limit, p.last_tid);
-            self.progress.sweep_locks = false;
         } else if let Some((_, taken)) = keys {
             // Inside a same-time group: missing keys (deleted or locked by
             // others) do not end the policy; the keyset resumes after the group.
@@ -764,12 +769,18 @@ impl<'a> Deleter<'a> {
         {
             let args = root_args();
             if let Some((_, to)) = range {
-                let lock = self.progress.sweep_locks;
+                let lock = self.progress.lock_rows_next;
                 return self.root_batch_sweep_statement(client, &batch, to, &args, lock);
             }
             let by_ctid = setup.deletes_by_ctid(policy.relid);
+            let lock = self.progress.lock_rows_next || !by_ctid;
             return self.root_batch_single_statement(
-                client, &batch, by_ctid, &args, time_type, &key_types,
+                client,
+                &batch,
+                (by_ctid, lock),
+                &args,
+                time_type,
+                &key_types,
             );
         }
         // A batch sized from the measured fan-out usually holds at most a
@@ -910,19 +921,24 @@ impl<'a> Deleter<'a> {
         &mut self,
         client: &mut SpiClient<'_>,
         batch: &RootBatch<'_>,
-        by_ctid: bool,
+        (by_ctid, lock): (bool, bool),
         args: &[DatumWithOid<'_>],
         time_type: TypeInfo,
         key_types: &[TypeInfo],
     ) -> Result<RootProgress> {
         let memory = &self.progress.memory.batch;
-        let found = self
-            .progress
-            .statements
-            .rows(client, &batch.delete_sql(by_ctid), args, |r| {
+        let statements = &mut self.progress.statements;
+        let mut run = || {
+            statements.rows(client, &batch.delete_sql(by_ctid, lock), args, |r| {
                 batch_row(r, 5, memory, time_type, key_types)
             })
-            .map_err(internal)?;
+        };
+        let found = if lock {
+            run()
+        } else {
+            with_lock_timeout(row_wait_ms(), run)
+        }
+        .map_err(internal)?;
         match found.into_iter().next() {
             None => Ok(RootProgress::EMPTY),
             Some((selected, (deleted, oldest, newest), last, one_time)) => {
@@ -1090,14 +1106,21 @@ impl<'a> Deleter<'a> {
                     self.tally(edge.child, n, lo, hi);
                     (n, found <= statement_limit)
                 } else if leaf {
-                    let (n, lo, hi) = summary(
-                        self.progress
-                            .statements
-                            .rows(client, &sql, &args, summary_row)
-                            .map_err(internal)?,
-                    );
+                    let (n, lo, hi, selected) = self
+                        .progress
+                        .statements
+                        .rows(client, &sql, &args, |r| {
+                            let (n, lo, hi) = summary_row(r)?;
+                            Ok((n, lo, hi, get::<i64>(r, 4)?.unwrap_or_default()))
+                        })
+                        .map_err(internal)?
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default();
                     self.tally(edge.child, n, lo, hi);
-                    (n, n < statement_limit)
+                    // A row kept by the re-check (changed meanwhile) is
+                    // looked at again by the next statement.
+                    (n, selected < statement_limit)
                 } else {
                     let memory = &self.progress.memory.batch;
                     let selected = self
@@ -1248,8 +1271,8 @@ fn batch_row(
     Ok((selected, (deleted, oldest, newest), last, one_time))
 }
 
-/// How long a sweep batch without row locks waits for a row another
-/// session holds ([`ROW_WAIT_SHARE_OF_DEADLOCK_TIMEOUT`]).
+/// How long a one-statement batch without row locks waits for a row
+/// another session holds ([`ROW_WAIT_SHARE_OF_DEADLOCK_TIMEOUT`]).
 fn row_wait_ms() -> i32 {
     // SAFETY: plain integer settings of this backend.
     let (deadlock_timeout, lock_timeout) =

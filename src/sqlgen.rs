@@ -340,15 +340,14 @@ impl RootBatch<'_> {
     /// ([`crate::catalog::Setup::lock_free`]). A sweep's batch also returns
     /// each row's `ctid`, last.
     pub fn select_sql(&self, lock: bool) -> String {
+        let sweep = self.start == BatchStart::Sweep;
         format!(
-            "SELECT {}, {}{} FROM {} t WHERE {} ORDER BY {} LIMIT $2{}",
+            "SELECT {}, {}{} FROM {}{} t WHERE {} ORDER BY {} LIMIT $2{}",
             col("t", &self.time.name),
             col_list("t", &self.table.carried),
-            if self.start == BatchStart::Sweep {
-                ", t.ctid"
-            } else {
-                ""
-            },
+            if sweep { ", t.ctid" } else { "" },
+            // A ctid names a row of one table.
+            if sweep { "ONLY " } else { "" },
             self.table.qualified,
             self.where_clause(),
             self.order(),
@@ -374,7 +373,14 @@ impl RootBatch<'_> {
     /// of the table to find the batch's few (it did, on a table whose keys
     /// are not in time order: each batch of 500 read all 40,000 expired rows).
     /// Each CTE is read once for its aggregates.
-    pub fn delete_sql(&self, by_ctid: bool) -> String {
+    ///
+    /// Without `lock` (`by_ctid` only), the selection locks nothing and the
+    /// delete takes each row's lock as it deletes it, waiting for a row
+    /// another session holds: one write per row instead of two. A row seen
+    /// by the statement's snapshot stays in place while the statement runs;
+    /// one updated meanwhile is deleted by its new version only if that is
+    /// still expired (the delete re-checks the time), else kept.
+    pub fn delete_sql(&self, by_ctid: bool, lock: bool) -> String {
         let t = self.table;
         let last = self.last_row("bs.first");
         let (ctid, target, using, join) = if by_ctid {
@@ -411,7 +417,7 @@ impl RootBatch<'_> {
             )
         };
         format!(
-            "WITH b AS MATERIALIZED (SELECT {time} AS __retention_time, {keys}{ctid} FROM {tbl} t WHERE {w} ORDER BY {order} LIMIT $2 FOR UPDATE OF t SKIP LOCKED), \
+            "WITH b AS MATERIALIZED (SELECT {time} AS __retention_time, {keys}{ctid} FROM {tbl} t WHERE {w} ORDER BY {order} LIMIT $2{lock}), \
              d AS (DELETE FROM {target} x{using} WHERE {join} AND {xtime} {lt} $1{own}{recheck} RETURNING {xtime} AS __retention_time) \
              SELECT bs.n, ds.*, {last} FROM (SELECT pg_catalog.count(*) AS n, pg_catalog.min(b.__retention_time) AS first FROM b) bs, ({summary}) ds, {last_from}",
             time = col("t", &self.time.name),
@@ -426,6 +432,11 @@ impl RootBatch<'_> {
             recheck = self.extra.as_ref().map(|(_, on_x)| format!(" AND {on_x}")).unwrap_or_default(),
             lt = op("<"),
             own = t.own_rows("x"),
+            lock = if lock || !by_ctid {
+                " FOR UPDATE OF t SKIP LOCKED"
+            } else {
+                ""
+            },
         )
     }
 
@@ -750,8 +761,11 @@ pub fn child_select_sql(child: &TableShape, edge: &ForeignKey, lock: bool) -> St
 /// Citus): the rows are deleted by the `ctid`s the selection saw, a TID scan
 /// instead of a second descent of the key's index per row. A row seen by
 /// the statement's snapshot stays in place while the statement runs; one
-/// updated meanwhile is deleted by its new version if that still
-/// references a parent of the batch (the re-check), else kept.
+/// updated meanwhile is kept (PostgreSQL releases whose TID scan re-checks
+/// the ctid of the new version) or deleted by its new version if that still
+/// references a parent of the batch (the others). Returns the deleted
+/// summary, then the rows selected: a statement that selected fewer than
+/// its limit has seen every child of the chunk.
 pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey, by_ctid: bool) -> String {
     let limit = edge.child_columns.len() + 1;
     let (selected, using, join) = if by_ctid {
@@ -777,7 +791,10 @@ pub fn child_delete_sql(child: &TableShape, edge: &ForeignKey, by_ctid: bool) ->
         w = in_arrays("t", &edge.child_columns, 1),
         recheck = in_arrays("x", &edge.child_columns, 1),
         ret = returning_ts("x", child.time_column.as_ref()),
-        summary = deleted_summary(child.time_column.as_ref()),
+        summary = deleted_summary_and(
+            child.time_column.as_ref(),
+            ", (SELECT pg_catalog.count(*) FROM b)"
+        ),
     )
 }
 
@@ -944,10 +961,18 @@ mod tests {
         );
         // The delete probes the key's index once per batch key, or reads
         // the locked rows by ctid.
-        assert!(first.delete_sql(true).contains(
+        assert!(first.delete_sql(true, true).contains(
             "DELETE FROM ONLY \"public\".\"events\" x WHERE x.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT b.__retention_ctid FROM b))"
         ));
-        assert!(first.delete_sql(false).contains(
+        assert!(first
+            .delete_sql(true, true)
+            .contains("LIMIT $2 FOR UPDATE OF t SKIP LOCKED)"));
+        // Without row locks, by ctid only: the delete locks each row itself.
+        assert!(!first.delete_sql(true, false).contains("FOR UPDATE"));
+        assert!(first
+            .delete_sql(false, false)
+            .contains("FOR UPDATE OF t SKIP LOCKED"));
+        assert!(first.delete_sql(false, true).contains(
             "DELETE FROM \"public\".\"events\" x USING ROWS FROM (pg_catalog.unnest(ARRAY(SELECT b.\"id\" FROM b))) k(\"id\") \
              WHERE x.\"id\" OPERATOR(pg_catalog.=) k.\"id\" AND x.\"kickoff\" OPERATOR(pg_catalog.<) $1"
         ));

@@ -87,8 +87,11 @@ impl HeapSweep {
             return;
         };
         let full = selected >= limit;
+        // A row updated while its batch locked it is returned at its new
+        // place: one outside the range ends the range, so that the sweep
+        // never goes back.
         let to = match last {
-            Some(last) if full && last < upper => last,
+            Some(last) if full && from < last && last < upper => last,
             _ => upper,
         };
         // Pages looked at: the blocks from the range's start to where it
@@ -150,6 +153,7 @@ pub fn choose(
     client: &mut SpiClient<'_>,
     setup: &Setup,
     policy: &Policy,
+    default_batch_size: i64,
 ) -> Result<Option<HeapSweep>> {
     if !crate::gucs::HEAP_SWEEP.get()
         || policy.kind != PolicyKind::Expire
@@ -191,7 +195,10 @@ pub fn choose(
     if !sweeps(&plan, table_rows) {
         return Ok(None);
     }
-    let batch = policy.batch_size.map(i64::from).unwrap_or(1000) as f64;
+    let batch = policy
+        .batch_size
+        .map(i64::from)
+        .unwrap_or(default_batch_size) as f64;
     // Before anything is seen, a range as if every row were expired; the
     // first batches then size it from what they find.
     let pages = (batch / rows_per_page.max(1.0)).ceil() as u32;
@@ -245,6 +252,16 @@ mod tests {
         let mut s = HeapSweep::new(100, 4);
         s.advance(1000, 1000, Some((50, 1)));
         assert_eq!(s.after, (4, 0));
+    }
+
+    #[test]
+    fn a_sweep_never_goes_back() {
+        let mut s = HeapSweep::new(100, 4);
+        s.advance(1000, 1000, Some((2, 5)));
+        assert_eq!(s.after, (2, 5));
+        // The last row returned moved before the range's start.
+        s.advance(1000, 1000, Some((1, 1)));
+        assert_eq!(s.after, (6, 0));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Heap sweeps (src/strategy.rs): a policy whose expired rows PostgreSQL
 //! would read in physical order deletes them range of pages by range of
-//! pages, each batch without row locks, waiting only briefly for a row
-//! another session holds.
+//! pages. One-statement batches (a sweep's or a keyset's) delete without
+//! row locks, waiting only briefly for a row another session holds.
 
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -106,96 +106,183 @@ fn rows_expired_all_over_the_heap_are_swept_exactly_and_a_held_row_is_left() {
     assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), young);
 }
 
-/// A sweep batch deletes without row locks: it waits for a row another
-/// session holds, and then deletes the row as that session left it, only if
-/// still expired.
-#[test]
-fn a_row_changed_while_a_sweep_waits_for_it_is_deleted_only_if_still_expired() {
-    let mut db = spread_db("it_sweep_changed");
-    let expired = count(&mut db, EXPIRED);
-    let young = count(&mut db, "SELECT count(*) FROM spread") - expired;
-    // 5003 made young, 5004 (also expired) changed otherwise: uncommitted.
-    let mut holder = connect("it_sweep_changed");
-    holder
-        .batch_execute(
-            "BEGIN; UPDATE spread SET ts = now() WHERE id = 5003; UPDATE spread SET pad = 'changed' WHERE id = 5004;",
-        )
-        .unwrap();
-    // The run waits for the held rows long enough (a tenth of
-    // deadlock_timeout) for the holder to commit meanwhile.
-    let (pid, run) = spawn_run("it_sweep_changed", "SET deadlock_timeout = '100s'", 500);
-    wait_for(
-        "the run to wait for a held row",
-        Duration::from_secs(30),
-        || {
-            count(
-            &mut db,
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
-        ) == 1
-        },
-    );
-    holder.batch_execute("COMMIT").unwrap();
-    run.join().unwrap().unwrap();
-    assert_eq!(
-        count(
-            &mut db,
-            "SELECT count(*) FROM spread WHERE id IN (5003, 5004)"
-        ),
-        1
-    );
-    assert_eq!(
-        count(&mut db, "SELECT count(*) FROM spread WHERE id = 5003"),
-        1
-    );
-    assert_eq!(count(&mut db, EXPIRED), 0);
-    assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), young + 1);
-    assert_eq!(
-        count(
-            &mut db,
-            "SELECT total_deleted FROM cleanup_runs ORDER BY id DESC LIMIT 1"
-        ),
-        expired - 1
+/// `spread` laid out for each way a policy's batches find their rows.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    /// Times spread over the heap, 70% expired: the policy sweeps.
+    Spread,
+    /// Times in insertion order, the oldest 2,000 (10%) expired: the index
+    /// finds them, the policy takes a keyset.
+    Daily,
+}
+
+impl Layout {
+    fn db(self, name: &str) -> postgres::Client {
+        match self {
+            Layout::Spread => spread_db(name),
+            Layout::Daily => {
+                let mut db = fresh_db(name);
+                db.batch_execute(
+                    "CREATE TABLE spread (id int PRIMARY KEY, ts timestamptz NOT NULL, pad text NOT NULL DEFAULT 'x');
+                     CREATE INDEX ON spread (ts);
+                     INSERT INTO spread (id, ts)
+                       SELECT g, now() - (20001 - g) * interval '1 day' / 600
+                                 - CASE WHEN g <= 2000 THEN interval '12 hours' ELSE interval '-12 hours' END
+                       FROM generate_series(1, 20000) g;
+                     ANALYZE spread;
+                     SELECT retention_add_policy('spread', 'ts', '30 days');",
+                )
+                .unwrap();
+                db
+            }
+        }
+    }
+
+    /// How its run says its batches find their rows (DEBUG1).
+    fn strategy(self) -> &'static str {
+        match self {
+            Layout::Spread => "public.spread (expire): batches sweep its",
+            Layout::Daily => "public.spread (expire): batches take the oldest rows first",
+        }
+    }
+
+    /// Expired rows, the first before the second in the heap and in time.
+    fn expired_ids(self) -> (i32, i32) {
+        match self {
+            Layout::Spread => (10, 402),
+            Layout::Daily => (10, 1002),
+        }
+    }
+}
+
+/// The layout's run, rolled back, says how its batches find their rows.
+fn assert_strategy(db: &str, layout: Layout) {
+    let messages = messages_of(db, "BEGIN; SELECT retention_execute(500); ROLLBACK;");
+    assert!(
+        messages.iter().any(|m| m.contains(layout.strategy())),
+        "{layout:?}: {messages:?}"
     );
 }
 
-/// A writer holding an expired row, then asking for one the sweep batch
-/// has deleted before reaching the first, would deadlock with the batch:
-/// the batch gives up waiting long before the writer's deadlock check, and
-/// is taken again with row locks that skip the held row. The writer never
+/// A one-statement batch deletes without row locks: it waits for a row
+/// another session holds (the locked form never waits: it skips), and then
+/// never deletes a row that session made young (a sweep's range, a
+/// keyset's batch alike).
+#[test]
+fn a_row_changed_while_a_batch_waits_for_it_is_deleted_only_if_still_expired() {
+    for (layout, name) in [
+        (Layout::Spread, "it_sweep_changed"),
+        (Layout::Daily, "it_keyset_changed"),
+    ] {
+        let mut db = layout.db(name);
+        assert_strategy(name, layout);
+        let expired = count(&mut db, EXPIRED);
+        let young = count(&mut db, "SELECT count(*) FROM spread") - expired;
+        let (made_young, changed) = layout.expired_ids();
+        // One made young, the other changed otherwise: uncommitted.
+        let mut holder = connect(name);
+        holder
+            .batch_execute(&format!(
+                "BEGIN; UPDATE spread SET ts = now() WHERE id = {made_young}; UPDATE spread SET pad = 'changed' WHERE id = {changed};"
+            ))
+            .unwrap();
+        // The run waits for the held rows long enough (a tenth of
+        // deadlock_timeout) for the holder to commit meanwhile.
+        let (pid, run) = spawn_run(name, "SET deadlock_timeout = '100s'", 500);
+        wait_for(
+            "the run to wait for a held row",
+            Duration::from_secs(30),
+            || {
+                count(
+                &mut db,
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
+            ) == 1
+            },
+        );
+        holder.batch_execute("COMMIT").unwrap();
+        run.join().unwrap().unwrap();
+        // The row made young stays. The one changed otherwise is deleted by
+        // its new version, or (PostgreSQL releases whose TID scans re-check
+        // the new version's ctid against the batch's) left for the next run,
+        // still expired; nothing else expired is left, no young row went,
+        // and the history counts what went.
+        assert_eq!(
+            count(
+                &mut db,
+                &format!("SELECT count(*) FROM spread WHERE id = {made_young}")
+            ),
+            1
+        );
+        let left = count(&mut db, EXPIRED);
+        assert_eq!(
+            count(
+                &mut db,
+                &format!("SELECT count(*) FROM spread WHERE id = {changed}")
+            ),
+            left,
+            "{layout:?}"
+        );
+        assert!(left <= 1, "{layout:?}");
+        assert_eq!(
+            count(&mut db, "SELECT count(*) FROM spread"),
+            young + 1 + left
+        );
+        assert_eq!(
+            count(&mut db, "SELECT total_deleted FROM cleanup_runs WHERE origin = 'retention_run' ORDER BY id DESC LIMIT 1"),
+            expired - 1 - left,
+            "{layout:?}"
+        );
+    }
+}
+
+/// A writer holding an expired row, then asking for one the batch has
+/// deleted before reaching the first, would deadlock with the batch: the
+/// batch gives up waiting long before the writer's deadlock check, and is
+/// taken again with row locks that skip the held row. The writer never
 /// fails.
 #[test]
-fn a_writer_waiting_for_a_row_a_sweep_deleted_never_fails_on_a_deadlock() {
-    let mut db = spread_db("it_sweep_deadlock");
-    let young = count(&mut db, "SELECT count(*) FROM spread") - count(&mut db, EXPIRED);
-    let mut writer = connect("it_sweep_deadlock");
-    // 402 and 10 expire; 10 lies before 402 in the heap, in the same batch.
-    writer
-        .batch_execute("BEGIN; UPDATE spread SET pad = 'w' WHERE id = 402;")
-        .unwrap();
-    let (pid, run) = spawn_run("it_sweep_deadlock", "SET deadlock_timeout = '5s'", 1000);
-    wait_for(
-        "the run to wait for row 402",
-        Duration::from_secs(30),
-        || {
-            count(
-            &mut db,
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
-        ) == 1
-        },
-    );
-    // Waits for the run's batch, which deleted row 10, until it gives up
-    // (after half a second); the writer's own deadlock check would come
-    // after a second.
-    let updated = writer
-        .execute("UPDATE spread SET pad = 'w' WHERE id = 10", &[])
-        .unwrap();
-    assert_eq!(updated, 1);
-    writer.batch_execute("COMMIT").unwrap();
-    run.join().unwrap().unwrap();
-    thread::sleep(Duration::from_millis(10));
-    db.batch_execute("CALL retention_run(1000)").unwrap();
-    assert_eq!(count(&mut db, EXPIRED), 0);
-    assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), young);
+fn a_writer_waiting_for_a_row_a_batch_deleted_never_fails_on_a_deadlock() {
+    for (layout, name) in [
+        (Layout::Spread, "it_sweep_deadlock"),
+        (Layout::Daily, "it_keyset_deadlock"),
+    ] {
+        let mut db = layout.db(name);
+        assert_strategy(name, layout);
+        let young = count(&mut db, "SELECT count(*) FROM spread") - count(&mut db, EXPIRED);
+        let (first, held) = layout.expired_ids();
+        let mut writer = connect(name);
+        writer
+            .batch_execute(&format!(
+                "BEGIN; UPDATE spread SET pad = 'w' WHERE id = {held};"
+            ))
+            .unwrap();
+        let (pid, run) = spawn_run(name, "SET deadlock_timeout = '5s'", 1000);
+        wait_for(
+            "the run to wait for the held row",
+            Duration::from_secs(30),
+            || {
+                count(
+                &mut db,
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
+            ) == 1
+            },
+        );
+        // Waits for the run's batch, which deleted `first`, until it gives
+        // up (after half a second); the writer's own deadlock check would
+        // come after a second.
+        let updated = writer
+            .execute(
+                &format!("UPDATE spread SET pad = 'w' WHERE id = {first}"),
+                &[],
+            )
+            .unwrap();
+        assert_eq!(updated, 1, "{layout:?}");
+        writer.batch_execute("COMMIT").unwrap();
+        run.join().unwrap().unwrap();
+        db.batch_execute("CALL retention_run(1000)").unwrap();
+        assert_eq!(count(&mut db, EXPIRED), 0, "{layout:?}");
+        assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), young);
+    }
 }
 
 /// A sweep deletes in physical order: with `pg_retention.heap_sweep = off`,
