@@ -146,11 +146,12 @@ impl Layout {
         }
     }
 
-    /// Expired rows, the first before the second in the heap and in time.
+    /// Expired rows, the first before the second in the heap and in time,
+    /// both in the first batch of 500.
     fn expired_ids(self) -> (i32, i32) {
         match self {
             Layout::Spread => (10, 402),
-            Layout::Daily => (10, 1002),
+            Layout::Daily => (10, 402),
         }
     }
 }
