@@ -1092,32 +1092,10 @@ impl<'a> Deleter<'a> {
                 statements += 1;
                 let one_pass = one_pass_sql.as_deref().filter(|_| statements == 1);
                 let (got, cleared) = if let Some(one_pass) = one_pass {
-                    let (n, lo, hi, found) = self
-                        .progress
-                        .statements
-                        .rows(client, one_pass, &args, |r| {
-                            let (n, lo, hi) = summary_row(r)?;
-                            Ok((n, lo, hi, get::<i64>(r, 4)?.unwrap_or_default()))
-                        })
-                        .map_err(internal)?
-                        .into_iter()
-                        .next()
-                        .unwrap_or_default();
-                    self.tally(edge.child, n, lo, hi);
+                    let (n, found) = self.delete_counted(client, edge.child, one_pass, &args)?;
                     (n, found <= statement_limit)
                 } else if leaf {
-                    let (n, lo, hi, selected) = self
-                        .progress
-                        .statements
-                        .rows(client, &sql, &args, |r| {
-                            let (n, lo, hi) = summary_row(r)?;
-                            Ok((n, lo, hi, get::<i64>(r, 4)?.unwrap_or_default()))
-                        })
-                        .map_err(internal)?
-                        .into_iter()
-                        .next()
-                        .unwrap_or_default();
-                    self.tally(edge.child, n, lo, hi);
+                    let (n, selected) = self.delete_counted(client, edge.child, &sql, &args)?;
                     // A row kept by the re-check (changed meanwhile) is
                     // looked at again by the next statement.
                     (n, selected < statement_limit)
@@ -1188,6 +1166,31 @@ impl<'a> Deleter<'a> {
     /// Deletes the rows whose key values are given (the first columns of
     /// `rows`), re-checking what `recheck` says with `recheck_args`; returns
     /// how many it deleted.
+    /// Runs a child statement that returns the deleted summary then a count
+    /// ([`sqlgen::child_delete_all_sql`], [`sqlgen::child_delete_sql`]);
+    /// tallies the deleted rows and returns how many, with the count.
+    fn delete_counted(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        child: RelId,
+        sql: &str,
+        args: &[DatumWithOid<'_>],
+    ) -> Result<(i64, i64)> {
+        let (n, lo, hi, counted) = self
+            .progress
+            .statements
+            .rows(client, sql, args, |r| {
+                let (n, lo, hi) = summary_row(r)?;
+                Ok((n, lo, hi, get::<i64>(r, 4)?.unwrap_or_default()))
+            })
+            .map_err(internal)?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        self.tally(child, n, lo, hi);
+        Ok((n, counted))
+    }
+
     fn delete_by_keys(
         &mut self,
         client: &mut SpiClient<'_>,

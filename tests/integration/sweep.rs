@@ -156,6 +156,20 @@ impl Layout {
     }
 }
 
+/// Waits until the backend `pid` waits for a lock.
+fn wait_for_a_row_lock(db: &mut postgres::Client, pid: i32) {
+    wait_for(
+        "the run to wait for a held row",
+        Duration::from_secs(30),
+        || {
+            count(
+            db,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
+        ) == 1
+        },
+    );
+}
+
 /// The layout's run, rolled back, says how its batches find their rows.
 fn assert_strategy(db: &str, layout: Layout) {
     let messages = messages_of(db, "BEGIN; SELECT retention_execute(500); ROLLBACK;");
@@ -190,16 +204,7 @@ fn a_row_changed_while_a_batch_waits_for_it_is_deleted_only_if_still_expired() {
         // The run waits for the held rows long enough (a tenth of
         // deadlock_timeout) for the holder to commit meanwhile.
         let (pid, run) = spawn_run(name, "SET deadlock_timeout = '100s'", 500);
-        wait_for(
-            "the run to wait for a held row",
-            Duration::from_secs(30),
-            || {
-                count(
-                &mut db,
-                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
-            ) == 1
-            },
-        );
+        wait_for_a_row_lock(&mut db, pid);
         holder.batch_execute("COMMIT").unwrap();
         run.join().unwrap().unwrap();
         // The row made young stays. The one changed otherwise is deleted by
@@ -258,16 +263,7 @@ fn a_writer_waiting_for_a_row_a_batch_deleted_never_fails_on_a_deadlock() {
             ))
             .unwrap();
         let (pid, run) = spawn_run(name, "SET deadlock_timeout = '5s'", 1000);
-        wait_for(
-            "the run to wait for the held row",
-            Duration::from_secs(30),
-            || {
-                count(
-                &mut db,
-                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
-            ) == 1
-            },
-        );
+        wait_for_a_row_lock(&mut db, pid);
         // Waits for the run's batch, which deleted `first`, until it gives
         // up (after half a second); the writer's own deadlock check would
         // come after a second.
