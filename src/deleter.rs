@@ -768,9 +768,9 @@ impl<'a> Deleter<'a> {
         if policy.kind == PolicyKind::Expire && !clears_dependents(setup, policy) && !self.lock_free
         {
             let args = root_args();
-            if let Some((_, to)) = range {
+            if range.is_some() {
                 let lock = self.progress.lock_rows_next;
-                return self.root_batch_sweep_statement(client, &batch, to, &args, lock);
+                return self.root_batch_sweep_statement(client, &batch, &args, lock);
             }
             let by_ctid = setup.deletes_by_ctid(policy.relid);
             let lock = self.progress.lock_rows_next || !by_ctid;
@@ -791,9 +791,9 @@ impl<'a> Deleter<'a> {
                 let mut fused_args = root_args();
                 fused_args.push(statement_limit.into());
                 let types = (time_type, key_types.as_slice());
-                let to = range.map(|(_, to)| to);
+                let sweep = range.is_some();
                 if let Some(done) =
-                    self.root_batch_fused(client, &batch, &children, &fused_args, types, to)?
+                    self.root_batch_fused(client, &batch, &children, &fused_args, types, sweep)?
                 {
                     return Ok(done);
                 }
@@ -885,12 +885,11 @@ impl<'a> Deleter<'a> {
         &mut self,
         client: &mut SpiClient<'_>,
         batch: &RootBatch<'_>,
-        to: Tid,
         args: &[DatumWithOid<'_>],
         lock: bool,
     ) -> Result<RootProgress> {
         let statements = &mut self.progress.statements;
-        let mut run = || {
+        let found = waiting_briefly_unless(lock, || {
             statements.rows(client, &batch.sweep_delete_sql(lock), args, |r| {
                 Ok((
                     get::<i64>(r, 1)?.unwrap_or_default(),
@@ -898,12 +897,7 @@ impl<'a> Deleter<'a> {
                     get::<pgrx::pg_sys::ItemPointerData>(r, 5)?,
                 ))
             })
-        };
-        let found = if lock {
-            run()
-        } else {
-            with_lock_timeout(row_wait_ms(), run)
-        }
+        })
         .map_err(internal)?;
         let (selected, (deleted, oldest, newest), last) =
             found.into_iter().next().unwrap_or_default();
@@ -913,7 +907,7 @@ impl<'a> Deleter<'a> {
             last: None,
             complete: true,
             one_time: false,
-            last_tid: last.map(tid_of).filter(|t| *t < to),
+            last_tid: last.map(tid_of),
         })
     }
 
@@ -928,16 +922,11 @@ impl<'a> Deleter<'a> {
     ) -> Result<RootProgress> {
         let memory = &self.progress.memory.batch;
         let statements = &mut self.progress.statements;
-        let mut run = || {
+        let found = waiting_briefly_unless(lock, || {
             statements.rows(client, &batch.delete_sql(by_ctid, lock), args, |r| {
                 batch_row(r, 5, memory, time_type, key_types)
             })
-        };
-        let found = if lock {
-            run()
-        } else {
-            with_lock_timeout(row_wait_ms(), run)
-        }
+        })
         .map_err(internal)?;
         match found.into_iter().next() {
             None => Ok(RootProgress::EMPTY),
@@ -965,7 +954,7 @@ impl<'a> Deleter<'a> {
         children: &[FusedChild<'_>],
         args: &[DatumWithOid<'_>],
         (time_type, key_types): (TypeInfo, &[TypeInfo]),
-        sweep_to: Option<Tid>,
+        sweep: bool,
     ) -> Result<Option<RootProgress>> {
         let last_ctid_at = 7 + 1 + key_types.len() + 1;
         let memory = &self.progress.memory.batch;
@@ -977,9 +966,10 @@ impl<'a> Deleter<'a> {
             .progress
             .statements
             .rows(client, &batch.fused_sql(children), args, |r| {
-                let last_ctid = match sweep_to {
-                    Some(_) => get::<pgrx::pg_sys::ItemPointerData>(r, last_ctid_at)?,
-                    None => None,
+                let last_ctid = if sweep {
+                    get::<pgrx::pg_sys::ItemPointerData>(r, last_ctid_at)?
+                } else {
+                    None
                 };
                 Ok((
                     batch_row(r, 7, memory, time_type, key_types)?,
@@ -1005,9 +995,7 @@ impl<'a> Deleter<'a> {
             last: Some(last),
             complete: true,
             one_time,
-            last_tid: last_ctid
-                .map(tid_of)
-                .filter(|t| sweep_to.is_some_and(|to| *t < to)),
+            last_tid: last_ctid.map(tid_of),
         }))
     }
 
@@ -1272,6 +1260,16 @@ fn batch_row(
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let one_time = get::<bool>(r, last_at + last.len())?.unwrap_or(false);
     Ok((selected, (deleted, oldest, newest), last, one_time))
+}
+
+/// Runs `f` as is when its statement locks its rows first (`locked`), else
+/// waiting at most [`row_wait_ms`] for a row another session holds.
+fn waiting_briefly_unless<R>(locked: bool, f: impl FnOnce() -> R) -> R {
+    if locked {
+        f()
+    } else {
+        with_lock_timeout(row_wait_ms(), f)
+    }
 }
 
 /// How long a one-statement batch without row locks waits for a row
