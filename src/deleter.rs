@@ -10,14 +10,17 @@
 //! its table (`security::as_table_owner`). Keys and keyset values are
 //! Datums of their own type ([`crate::values`]), never text.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use pgrx::datum::DatumWithOid;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{get, internal, Policy, PolicyKind, PreparedStatements, Setup};
+use crate::catalog::{
+    get, internal, rows, rows_mut, Policy, PolicyKind, PreparedStatements, Setup,
+};
 use crate::errors::{Result, RetentionError};
 use crate::history::TableCount;
+use crate::partitions::{self, WholePartition};
 use crate::planner::{ForeignKey, RelId};
 use crate::security::{
     as_table_owner, deferred_constraints_immediate, with_citus_sequential, with_lock_timeout,
@@ -195,6 +198,15 @@ pub struct Progress {
     /// The current policy's heap sweep, when its batches sweep the heap
     /// instead of taking a keyset ([`crate::strategy`]).
     sweep: Option<HeapSweep>,
+    /// The current policy's partitions still to remove whole, before its
+    /// batches ([`crate::partitions`]).
+    whole_partitions: VecDeque<WholePartition>,
+    /// The current policy's partitions (and those below them) left whole
+    /// for the next run, their locks being busy: its batches keep out.
+    left_partitions: Vec<RelId>,
+    /// Per partition removed or left whole: its policy's table, and its
+    /// history entry.
+    partition_counts: Vec<(RelId, TableCount)>,
     /// The next one-statement batch locks its rows first: the last one,
     /// without, waited too long for a row another session holds.
     lock_rows_next: bool,
@@ -271,7 +283,8 @@ impl Progress {
     }
 
     pub fn total_deleted(&self) -> i64 {
-        self.done.values().map(|t| t.deleted).sum()
+        let whole: i64 = self.partition_counts.iter().map(|(_, c)| c.deleted).sum();
+        self.done.values().map(|t| t.deleted).sum::<i64>() + whole
     }
 
     /// How far behind the last completed root batch was: how much older
@@ -289,6 +302,8 @@ impl Progress {
         self.same_time = None;
         self.last_batch_one_time = false;
         self.sweep = None;
+        self.whole_partitions.clear();
+        self.left_partitions.clear();
         self.lock_rows_next = false;
         self.last_batch_lag_us = None;
     }
@@ -323,13 +338,20 @@ impl Progress {
     }
 
     /// Per-table counts in the order tables are deleted from: the plan's
-    /// children-first order, then orphan tables.
+    /// children-first order, then orphan tables; a partitioned table's
+    /// partitions removed whole (or left whole) just before it.
     pub fn counts(&self, setup: &Setup) -> Vec<TableCount> {
         let mut out: Vec<TableCount> = Vec::new();
         for relid in setup.plan.order.iter().chain(setup.orphan_order.iter()) {
             if out.iter().any(|c| c.relation == setup.name(*relid)) {
                 continue;
             }
+            out.extend(
+                self.partition_counts
+                    .iter()
+                    .filter(|(table, _)| table == relid)
+                    .map(|(_, count)| count.clone()),
+            );
             if let Some(t) = self.done.get(relid).filter(|t| t.deleted > 0) {
                 out.push(TableCount {
                     relid: *relid,
@@ -337,6 +359,7 @@ impl Progress {
                     deleted: t.deleted,
                     oldest: t.oldest,
                     newest: t.newest,
+                    ..Default::default()
                 });
             }
         }
@@ -410,13 +433,25 @@ impl<'a> Deleter<'a> {
         let policy = &setup.policies[index];
         if self.progress.checked != Some(self.progress.next_policy) {
             // Refused before its first batch, the policy deletes nothing.
-            self.progress.sweep = in_subtransaction(|| {
+            let (sweep, whole) = in_subtransaction(|| {
                 as_table_owner(policy.owner, || {
                     setup.check_privileges(client, policy)?;
-                    strategy::choose(client, setup, policy, self.default_batch_size)
+                    Ok((
+                        strategy::choose(client, setup, policy, self.default_batch_size)?,
+                        partitions::whole_partitions(client, setup, policy)?,
+                    ))
                 })
             })?;
+            self.progress.sweep = sweep;
+            self.progress.whole_partitions = whole.into();
             self.progress.checked = Some(self.progress.next_policy);
+            if !self.progress.whole_partitions.is_empty() {
+                pgrx::debug1!(
+                    "pg_retention: {} (expire): {} partitions older than the cutoff go whole",
+                    setup.name(policy.relid),
+                    self.progress.whole_partitions.len()
+                );
+            }
             let how = match self.progress.sweep {
                 Some(sweep) => format!("batches sweep its {} pages in physical order", sweep.end),
                 None => "batches take the oldest rows first, by keyset".to_string(),
@@ -431,6 +466,9 @@ impl<'a> Deleter<'a> {
             .batch_size
             .map(i64::from)
             .unwrap_or(self.default_batch_size);
+        if let Some(partition) = self.progress.whole_partitions.pop_front() {
+            return self.remove_whole(client, policy, partition, batch_limit);
+        }
         // With a row budget per step (commit per batch), take as many root
         // rows as fit the budget together with their dependents, as measured
         // on the previous batches: a step then deletes a whole root batch
@@ -723,9 +761,14 @@ impl<'a> Deleter<'a> {
         let setup = self.setup;
         let shape = setup.shape(policy.relid);
         let time = setup.policy_column(policy.id);
+        let left = &self.progress.left_partitions;
         let extra = match policy.kind {
             PolicyKind::Orphan => Some(setup.orphan_test(policy.relid).clone()),
-            PolicyKind::Expire => None,
+            PolicyKind::Expire if left.is_empty() => None,
+            PolicyKind::Expire => Some((
+                sqlgen::not_in_tables("t", left),
+                sqlgen::not_in_tables("x", left),
+            )),
         };
         let batch = RootBatch {
             table: shape,
@@ -1002,6 +1045,181 @@ impl<'a> Deleter<'a> {
     /// Deletes every row that references the given parent rows through a
     /// walked foreign key, and their own dependents first. `false` when the
     /// step's budget ran out before all were gone.
+    /// Removes one partition whole, in a subtransaction of its own, as the
+    /// policy's table owner, and records it. A partition whose locks stay
+    /// busy past `pg_retention.partition_lock_timeout` is left whole for the
+    /// next run (the policy's batches keep out of it); one that cannot be
+    /// removed otherwise (a view depends on it, say) keeps its rows for the
+    /// batches. Either way the run goes on.
+    fn remove_whole(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        policy: &Policy,
+        partition: WholePartition,
+        statement_limit: i64,
+    ) -> std::result::Result<(), BatchFailure> {
+        self.pending.clear();
+        self.progress.memory.batch.reset();
+        deferred_constraints_immediate(client).map_err(internal)?;
+        // The partition's dependents and the partition go in one
+        // transaction, whatever a step's row budget: committed apart, the
+        // dependents of rows that are still there would be gone.
+        let budget = self.budget.take();
+        let outcome = in_subtransaction(|| {
+            as_table_owner(policy.owner, || {
+                self.detach_and_drop(client, policy, &partition, statement_limit)
+            })
+        });
+        self.budget = budget;
+        let pending = std::mem::take(&mut self.pending);
+        let mut entry = TableCount {
+            relid: partition.relid,
+            relation: partition.qualified.clone(),
+            ..Default::default()
+        };
+        match outcome {
+            Ok(removed) => {
+                for (rel, t) in pending {
+                    self.progress
+                        .done
+                        .entry(rel)
+                        .or_default()
+                        .add(t.deleted, t.oldest, t.newest);
+                }
+                entry.deleted = removed.rows;
+                entry.oldest = removed.oldest;
+                entry.newest = removed.newest;
+                entry.bytes = removed.bytes;
+                entry.partition = Some("dropped".to_string());
+            }
+            Err(f) if f.is_cancel() => return Err(f),
+            Err(f) if f.sqlstate == "55P03" => {
+                entry.partition = Some(format!(
+                    "left whole for the next run: {} (SQLSTATE 55P03)",
+                    f.message
+                ));
+                self.progress
+                    .left_partitions
+                    .extend(partition.members.iter().copied());
+            }
+            Err(f) => {
+                entry.partition = Some(format!(
+                    "not removed whole, its rows are deleted in batches: {} (SQLSTATE {})",
+                    f.message, f.sqlstate
+                ));
+            }
+        }
+        self.progress.partition_counts.push((policy.relid, entry));
+        Ok(())
+    }
+
+    /// Locks the partition against writes (reads go on), counts its rows,
+    /// deletes the rows that reference them, then detaches and drops it.
+    fn detach_and_drop(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        policy: &Policy,
+        partition: &WholePartition,
+        statement_limit: i64,
+    ) -> Result<RemovedPartition> {
+        let setup = self.setup;
+        let time = setup.policy_column(policy.id);
+        // From here no row of the partition can change or move, and no new
+        // row can reference one (a foreign key check locks the row it
+        // references, which this lock blocks).
+        with_partition_lock_timeout(|| {
+            client.update(&sqlgen::lock_partition_sql(&partition.qualified), None, &[])
+        })
+        .map_err(internal)?;
+        let members: Vec<pgrx::pg_sys::Oid> = partition
+            .members
+            .iter()
+            .map(|r| pgrx::pg_sys::Oid::from(*r))
+            .collect();
+        let removed = rows_mut(
+            client,
+            &sqlgen::partition_summary_sql(&partition.qualified, time),
+            &[members.into()],
+            |r| {
+                Ok(RemovedPartition {
+                    rows: get::<i64>(r, 1)?.unwrap_or_default(),
+                    oldest: get::<i64>(r, 2)?,
+                    newest: get::<i64>(r, 3)?,
+                    bytes: get::<i64>(r, 4)?,
+                })
+            },
+        )
+        .map_err(internal)?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+        if clears_dependents(setup, policy) {
+            self.clear_partition_dependents(client, policy, partition, statement_limit)?;
+        }
+        // Detaching checks that no row references the partition's rows any
+        // more (23503 otherwise: the partition stays, rolled back).
+        with_partition_lock_timeout(|| {
+            client.update(
+                &sqlgen::detach_partition_sql(&partition.parent_qualified, &partition.qualified),
+                None,
+                &[],
+            )?;
+            client.update(&sqlgen::drop_table_sql(&partition.qualified), None, &[])
+        })
+        .map_err(internal)?;
+        Ok(removed)
+    }
+
+    /// Deletes what references the rows of a partition about to go, through
+    /// the foreign keys to its partitioned table, a statement's worth of
+    /// its rows at a time (in key order), children first as for a batch.
+    fn clear_partition_dependents(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        policy: &Policy,
+        partition: &WholePartition,
+        statement_limit: i64,
+    ) -> Result<()> {
+        let shape = self.setup.shape(policy.relid);
+        let types = type_infos(shape, &shape.carried)?;
+        let key_len = shape.key.len();
+        let keyset = OwnedContext::new(c"pg_retention partition keyset");
+        let mut after: Option<Vec<Value>> = None;
+        loop {
+            self.progress.memory.batch.reset();
+            let memory = &self.progress.memory.batch;
+            let mut args: Vec<DatumWithOid> = vec![statement_limit.into()];
+            args.extend(after.iter().flatten().map(Value::param));
+            let read = rows(
+                client,
+                &sqlgen::partition_keys_sql(&partition.qualified, shape, after.is_some()),
+                &args,
+                |r| {
+                    (0..types.len())
+                        .map(|i| Value::read(memory, r, i + 1, &types[i]))
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                },
+            )
+            .map_err(internal)?;
+            let Some(last) = read.last() else {
+                return Ok(());
+            };
+            let parents = to_columns(&read, 0, &types);
+            self.clear_dependents(client, policy.relid, &parents, statement_limit)?;
+            if (read.len() as i64) < statement_limit {
+                return Ok(());
+            }
+            // The previous keyset was used by the statement above.
+            keyset.reset();
+            after = Some(
+                last[..key_len]
+                    .iter()
+                    .map(|v| v.copied_to(&keyset))
+                    .collect(),
+            );
+        }
+    }
+
     fn clear_dependents(
         &mut self,
         client: &mut SpiClient<'_>,
@@ -1232,6 +1450,24 @@ fn xact_tuples_deleted(relid: RelId) -> i64 {
 
 /// Whether a policy's root batches clear dependents before they are deleted
 /// (else each batch is selected and deleted in one statement).
+/// What a partition removed whole held, read just before it went.
+#[derive(Default)]
+struct RemovedPartition {
+    rows: i64,
+    oldest: Option<i64>,
+    newest: Option<i64>,
+    bytes: Option<i64>,
+}
+
+/// Runs `f` with `lock_timeout` set to `pg_retention.partition_lock_timeout`
+/// (0: as the session has it).
+fn with_partition_lock_timeout<R>(f: impl FnOnce() -> R) -> R {
+    match crate::gucs::PARTITION_LOCK_TIMEOUT.get() {
+        0 => f(),
+        ms => with_lock_timeout(ms, f),
+    }
+}
+
 fn clears_dependents(setup: &Setup, policy: &Policy) -> bool {
     policy.kind == PolicyKind::Expire && setup.has_walked_children(policy.relid)
 }

@@ -17,6 +17,8 @@ pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(90 * 24 * 3600);
 pub static HEAP_SWEEP: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static MAX_LAG: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
+pub static DROP_PARTITIONS: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static PARTITION_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(500);
 
 pub fn init() {
     GucRegistry::define_int_guc(
@@ -86,6 +88,24 @@ pub fn init() {
         &HEAP_SWEEP,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"pg_retention.drop_partitions",
+        c"Whether a policy on a table range-partitioned by its time column detaches and drops the partitions whose whole range is older than its cutoff (off: their rows are deleted in batches).",
+        c"Read when a run starts a policy; see docs/design.md, 'Partitions that go whole'.",
+        &DROP_PARTITIONS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.partition_lock_timeout",
+        c"How long removing a partition waits for each lock it takes (the partition's, then its partitioned table's); sessions that come meanwhile queue behind it.",
+        c"When it runs out the partition is left, whole, for the next run, and the run goes on (0: wait forever).",
+        &PARTITION_LOCK_TIMEOUT,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
         c"pg_retention.history_retention",

@@ -17,6 +17,10 @@ pub struct TableCount {
     /// time column, when the table has one.
     pub oldest: Option<i64>,
     pub newest: Option<i64>,
+    /// For a partition its policy removes whole: what became of it
+    /// (`dropped`, or why it is left for the next run), and its size.
+    pub partition: Option<String>,
+    pub bytes: Option<i64>,
 }
 
 pub struct RunStart<'a> {
@@ -182,17 +186,22 @@ fn counts_update(
     let deleted: Vec<i64> = tables.iter().map(|t| t.deleted).collect();
     let oldest: Vec<Option<i64>> = tables.iter().map(|t| t.oldest).collect();
     let newest: Vec<Option<i64>> = tables.iter().map(|t| t.newest).collect();
+    let partition: Vec<Option<String>> = tables.iter().map(|t| t.partition.clone()).collect();
+    let bytes: Vec<Option<i64>> = tables.iter().map(|t| t.bytes).collect();
     let sql = format!(
         "UPDATE {schema}.cleanup_runs SET status = COALESCE($2, status), \
            finished_at = pg_catalog.clock_timestamp(), \
            total_deleted = (SELECT COALESCE(pg_catalog.sum(n), 0) FROM pg_catalog.unnest($4::pg_catalog.int8[]) n), \
            tables = COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
                'relation', u.rel, 'relid', u.relid, 'deleted', u.n, \
-               'oldest', {oldest}, 'newest', {newest}) ORDER BY u.ord) \
+               'oldest', {oldest}, 'newest', {newest}) OPERATOR(pg_catalog.||) \
+               CASE WHEN u.part IS NULL THEN '{{}}'::pg_catalog.jsonb \
+                    ELSE pg_catalog.jsonb_build_object('partition', u.part, 'bytes', u.bytes) END ORDER BY u.ord) \
              FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.int8[]), \
                            pg_catalog.unnest($5::pg_catalog.int8[]), pg_catalog.unnest($6::pg_catalog.int8[]), \
-                           pg_catalog.unnest($9::pg_catalog.oid[])) \
-                  WITH ORDINALITY u(rel, n, lo, hi, relid, ord)), '[]'), \
+                           pg_catalog.unnest($9::pg_catalog.oid[]), pg_catalog.unnest($10::pg_catalog.text[]), \
+                           pg_catalog.unnest($11::pg_catalog.int8[])) \
+                  WITH ORDINALITY u(rel, n, lo, hi, relid, part, bytes, ord)), '[]'), \
            error = COALESCE($7, error), sqlstate = COALESCE($8, sqlstate) \
          WHERE id OPERATOR(pg_catalog.=) $1",
         oldest = timestamp_of_us("u.lo"),
@@ -208,6 +217,8 @@ fn counts_update(
         error.into(),
         sqlstate.into(),
         relids.into(),
+        partition.into(),
+        bytes.into(),
     ];
     (sql, args)
 }

@@ -10,6 +10,7 @@ mod errors;
 mod execute;
 mod gucs;
 mod history;
+mod partitions;
 pub mod planner;
 mod policies;
 mod scheduling;

@@ -105,12 +105,7 @@ pub fn own_rows(alias: &str, excluded: &[RelId]) -> String {
     if excluded.is_empty() {
         return String::new();
     }
-    let oids: Vec<String> = excluded.iter().map(u32::to_string).collect();
-    format!(
-        " AND {alias}.tableoid {} ALL ('{{{}}}'::pg_catalog.oid[])",
-        op("<>"),
-        oids.join(",")
-    )
+    format!(" AND {}", not_in_tables(alias, excluded))
 }
 
 /// Double-quotes an identifier, doubling any quote inside it.
@@ -902,6 +897,71 @@ pub fn count_where_sql(qualified: &str, time: Option<&Column>, condition: &str) 
         None => "NULL::pg_catalog.timestamptz, NULL::pg_catalog.timestamptz".to_string(),
     };
     format!("SELECT pg_catalog.count(*), {range} FROM {qualified} t WHERE {condition}")
+}
+
+/// Rows of a partition removed whole ([`crate::partitions`]), read before it
+/// goes: count, oldest and newest as microseconds since the epoch (as
+/// [`deleted_summary`] reports deleted rows), and the size of the
+/// partition and those below it (`$1`, their oids).
+pub fn partition_summary_sql(partition: &str, time: &Column) -> String {
+    let t = col("t", &time.name);
+    format!(
+        "SELECT pg_catalog.count(*), {}, {}, \
+           (SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(m))::pg_catalog.int8 FROM pg_catalog.unnest($1::pg_catalog.oid[]) m) \
+         FROM {partition} t",
+        epoch_us(&format!("pg_catalog.min({t})")),
+        epoch_us(&format!("pg_catalog.max({t})")),
+    )
+}
+
+/// The columns children reference (`carried`) of at most `$1` rows of a
+/// partition, in key order; with `after`, only rows whose key comes after
+/// `$2...`: a keyset over the partition's rows while their dependents are
+/// deleted.
+pub fn partition_keys_sql(partition: &str, table: &TableShape, after: bool) -> String {
+    let keys: Vec<String> = table.key.iter().map(|c| col("t", &c.name)).collect();
+    let condition = if after {
+        let params: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 2)).collect();
+        format!(
+            " WHERE ({}) {} ({})",
+            keys.join(", "),
+            op(">"),
+            params.join(", ")
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {} FROM {partition} t{condition} ORDER BY {} LIMIT $1",
+        col_list("t", &table.carried),
+        keys.join(", ")
+    )
+}
+
+/// `alias.tableoid <> ALL ('{oids}')`: the rows of none of `relids`.
+pub fn not_in_tables(alias: &str, relids: &[RelId]) -> String {
+    let oids: Vec<String> = relids.iter().map(u32::to_string).collect();
+    format!(
+        "{alias}.tableoid {} ALL ('{{{}}}'::pg_catalog.oid[])",
+        op("<>"),
+        oids.join(",")
+    )
+}
+
+/// Locks a partition about to be removed whole against writes and row
+/// locks; reads go on.
+pub fn lock_partition_sql(partition: &str) -> String {
+    format!("LOCK TABLE {partition} IN EXCLUSIVE MODE")
+}
+
+pub fn detach_partition_sql(parent: &str, partition: &str) -> String {
+    format!("ALTER TABLE {parent} DETACH PARTITION {partition}")
+}
+
+/// Drops a detached partition, never what depends on it (RESTRICT: a view
+/// on it makes the drop fail, and the partition stays).
+pub fn drop_table_sql(table: &str) -> String {
+    format!("DROP TABLE {table} RESTRICT")
 }
 
 #[cfg(test)]

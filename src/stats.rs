@@ -14,6 +14,7 @@ use pgrx::spi::SpiClient;
 
 use crate::catalog::{get, internal, rows, rows_mut, Broken, Policy, PolicyKind, Setup};
 use crate::errors::{OrRaise, Result, RetentionError};
+use crate::partitions;
 use crate::planner::{ForeignKey, RelId};
 use crate::security::{as_extension_owner, as_table_owner, with_pinned_search_path};
 use crate::sqlgen;
@@ -229,6 +230,7 @@ fn _retention_preview(
             };
             let mut out = Vec::new();
             let count = |relid: RelId,
+                         owner_rel: RelId,
                          time: Option<&sqlgen::Column>,
                          condition: &str|
              -> Result<(
@@ -243,7 +245,7 @@ fn _retention_preview(
                 let sql = sqlgen::count_where_sql(&qualified, time, condition);
                 // As the run would: as the owner of the policy that reaches
                 // the table (planning alone can run a table owner's code).
-                let owner = setup.owner_of(relid)?;
+                let owner = setup.owner_of(owner_rel)?;
                 // In a subtransaction: a count that fails (the table's code
                 // raises) says so in its own row.
                 let found = in_subtransaction(|| {
@@ -270,6 +272,34 @@ fn _retention_preview(
                 })
             };
             for (position, &relid) in setup.plan.order.iter().enumerate() {
+                // Partitions the run removes whole, before the table's
+                // batches: their own rows, and none of the table's.
+                let mut whole = Vec::new();
+                for p in setup
+                    .policies
+                    .iter()
+                    .filter(|p| p.kind == PolicyKind::Expire && p.relid == relid)
+                {
+                    whole.extend(partitions::whole_partitions(client, &setup, p)?);
+                }
+                for partition in &whole {
+                    let time = setup.shape(relid).time_column.as_ref();
+                    let ((n, oldest, newest), failed) =
+                        count(partition.relid, relid, time, "true")?;
+                    out.push((
+                        0,
+                        pg_sys::Oid::from(partition.relid),
+                        format!(
+                            "partition older than cutoff: detached and dropped whole{}",
+                            failed.as_deref().unwrap_or_default()
+                        ),
+                        n,
+                        oldest,
+                        newest,
+                    ));
+                }
+                let members: Vec<RelId> =
+                    whole.iter().flat_map(|p| p.members.iter().copied()).collect();
                 let mut reasons = Vec::new();
                 for p in setup
                     .policies
@@ -287,7 +317,11 @@ fn _retention_preview(
                         setup.name(edge.parent)
                     ));
                 }
-                let mut condition = preds.counted(relid, "t", 0)?;
+                let mut condition = format!(
+                    "({}){}",
+                    preds.counted(relid, "t", 0)?,
+                    sqlgen::own_rows("t", &members)
+                );
                 // A partition's rows its partitioned table's own policy
                 // deletes first are counted there.
                 if let Some(&ancestor) = setup.policy_ancestors.get(&relid) {
@@ -326,8 +360,12 @@ fn _retention_preview(
                         format!("({condition}) AND ({there}) IS NOT TRUE")
                     };
                 }
-                let ((n, oldest, newest), failed) =
-                    count(relid, setup.shape(relid).time_column.as_ref(), &condition)?;
+                let ((n, oldest, newest), failed) = count(
+                    relid,
+                    relid,
+                    setup.shape(relid).time_column.as_ref(),
+                    &condition,
+                )?;
                 out.push((
                     0,
                     pg_sys::Oid::from(relid),
@@ -355,7 +393,8 @@ fn _retention_preview(
                     .find(|p| p.kind == PolicyKind::Orphan && p.relid == relid)
                     .expect("orphan policy");
                 let column = setup.policy_column(policy.id);
-                let ((n, oldest, newest), failed) = count(relid, Some(column), &condition)?;
+                let ((n, oldest, newest), failed) =
+                    count(relid, relid, Some(column), &condition)?;
                 out.push((
                     0,
                     pg_sys::Oid::from(relid),

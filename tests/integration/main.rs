@@ -11,6 +11,7 @@ mod differential;
 mod ecosystem;
 mod inputs;
 mod keys;
+mod partitions;
 mod plans;
 mod run;
 mod safety;

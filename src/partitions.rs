@@ -1,0 +1,260 @@
+//! Partitions that go whole. A policy on a table range-partitioned by its
+//! time column removes each partition whose whole range is older than the
+//! cutoff as a unit (detached from its partitioned table, then dropped)
+//! instead of deleting its rows one by one. The partition holding the
+//! cutoff, the default partition, partitions unbounded below and newer
+//! partitions are left to the policy's row batches, as before.
+//!
+//! A partition goes whole only where that removes exactly the rows a
+//! policy's batches would delete and does nothing they would not: its
+//! upper bound is at most the cutoff (every row it can hold is expired);
+//! it and every partition below it are ordinary or partitioned tables owned
+//! by the policy table's owner; no DELETE trigger or rule would have run for
+//! its rows (on it, below it, or on the partitioned table); no row security
+//! the owner is subject to hides some of its rows; every foreign key to the
+//! partitioned table is one the run walks (its children are deleted first,
+//! [`crate::deleter`]), and no foreign key points at the partition itself.
+//! Anything else keeps its rows deleted by batches. Never on Citus tables.
+//!
+//! Which partitions go is decided from the catalog and the partition bounds
+//! read as values of the partition key's type (the stored bound expression,
+//! never its text), compared with the cutoff by PostgreSQL's own operator:
+//! the same comparison the batches make for each row.
+
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
+use pgrx::spi::SpiClient;
+
+use crate::catalog::{get, internal, rows, Policy, PolicyKind, Setup};
+use crate::errors::Result;
+use crate::planner::RelId;
+
+/// A partition a policy removes whole.
+#[derive(Clone, Debug)]
+pub struct WholePartition {
+    pub relid: RelId,
+    /// `schema.table` quoted, of the partition and of the partitioned table
+    /// it is detached from (its direct parent).
+    pub qualified: String,
+    pub parent_qualified: String,
+    /// The partition and, when it is itself partitioned, every partition
+    /// below it: the tables whose rows go with it.
+    pub members: Vec<RelId>,
+}
+
+/// The partitions of `policy`'s table that its run removes whole, found as
+/// the table's owner would see them. Empty for anything but an expire
+/// policy on a partitioned table partitioned by range on its time column,
+/// and when `pg_retention.drop_partitions` is off.
+pub fn whole_partitions(
+    client: &SpiClient<'_>,
+    setup: &Setup,
+    policy: &Policy,
+) -> Result<Vec<WholePartition>> {
+    if !crate::gucs::DROP_PARTITIONS.get()
+        || policy.kind != PolicyKind::Expire
+        || setup.routed(policy.relid)
+        || !table_allows_whole_partitions(client, policy.relid)?
+    {
+        return Ok(Vec::new());
+    }
+    let time = &setup.policy_column(policy.id).name;
+    let owner = setup.owner_of(policy.relid)?;
+    let mut found = Vec::new();
+    collect(client, policy, policy.relid, time, owner, &mut found)?;
+    Ok(found)
+}
+
+/// The partitioned table's own conditions: no DELETE trigger or rule (a
+/// statement trigger on it fires for the batches' deletes, a row trigger is
+/// cloned onto every partition), no row security its owner is subject to,
+/// and no foreign key to it that the run leaves to PostgreSQL (SET NULL,
+/// SET DEFAULT: the run deletes no child for those, a dropped partition
+/// would leave them referencing nothing).
+fn table_allows_whole_partitions(client: &SpiClient<'_>, relid: RelId) -> Result<bool> {
+    let sql = "SELECT c.relkind OPERATOR(pg_catalog.=) 'p' \
+           AND NOT (c.relrowsecurity AND c.relforcerowsecurity) \
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid \
+                 AND NOT tg.tgisinternal AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0) \
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) c.oid \
+                 AND r.ev_type OPERATOR(pg_catalog.=) '4') \
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.confrelid OPERATOR(pg_catalog.=) c.oid \
+                 AND k.contype OPERATOR(pg_catalog.=) 'f' AND k.confdeltype OPERATOR(pg_catalog.=) ANY ('{n,d}'::pg_catalog.\"char\"[])) \
+         FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1";
+    let found = rows(client, sql, &[pg_sys::Oid::from(relid).into()], |r| {
+        get::<bool>(r, 1)
+    })
+    .map_err(internal)?;
+    Ok(found.into_iter().next().flatten().unwrap_or(false))
+}
+
+/// A direct partition of a partitioned table, as read from the catalog.
+struct Partition {
+    relid: RelId,
+    qualified: String,
+    /// `pg_class.relpartbound`, the bound's stored expression.
+    bound: String,
+    /// Partitioned by range on the policy's time column, alone.
+    by_time: bool,
+    members: Vec<RelId>,
+    /// Nothing in it or below it keeps it from going whole.
+    whole: bool,
+}
+
+/// Adds the partitions of `parent` (partitioned by range on `time`) that go
+/// whole, and those below its partitions that are themselves partitioned by
+/// range on `time` but do not go whole.
+fn collect(
+    client: &SpiClient<'_>,
+    policy: &Policy,
+    parent: RelId,
+    time: &str,
+    owner: pg_sys::Oid,
+    found: &mut Vec<WholePartition>,
+) -> Result<()> {
+    let parent_qualified = crate::catalog::relation_name(client, parent)?;
+    for p in partitions_of(client, parent, time, owner)? {
+        let goes_whole = p.whole
+            && match upper_bound_if_bounded(&p.bound) {
+                Some((value, type_oid)) => at_or_before_cutoff(client, value, type_oid, policy)?,
+                None => false,
+            };
+        if goes_whole {
+            found.push(WholePartition {
+                relid: p.relid,
+                qualified: p.qualified,
+                parent_qualified: parent_qualified.clone(),
+                members: p.members,
+            });
+        } else if p.by_time {
+            collect(client, policy, p.relid, time, owner, found)?;
+        }
+    }
+    Ok(())
+}
+
+fn partitions_of(
+    client: &SpiClient<'_>,
+    parent: RelId,
+    time: &str,
+    owner: pg_sys::Oid,
+) -> Result<Vec<Partition>> {
+    // Oldest first where the names say so (most schemes name partitions by
+    // their range); the order only decides which go first in a capped run.
+    let sql = "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relpartbound::pg_catalog.text, \
+           EXISTS (SELECT FROM pg_catalog.pg_partitioned_table pt \
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) pt.partrelid \
+                    AND a.attnum OPERATOR(pg_catalog.=) pt.partattrs[0] \
+                   WHERE pt.partrelid OPERATOR(pg_catalog.=) c.oid AND pt.partstrat OPERATOR(pg_catalog.=) 'r' \
+                     AND pt.partnatts OPERATOR(pg_catalog.=) 1 AND a.attname OPERATOR(pg_catalog.=) $2), \
+           ARRAY(SELECT m.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(c.oid) m), \
+           NOT EXISTS (SELECT FROM pg_catalog.pg_partition_tree(c.oid) m \
+                   JOIN pg_catalog.pg_class mc ON mc.oid OPERATOR(pg_catalog.=) m.relid \
+                   WHERE mc.relkind OPERATOR(pg_catalog.<>) ALL ('{r,p}'::pg_catalog.\"char\"[]) \
+                      OR mc.relowner OPERATOR(pg_catalog.<>) $3 \
+                      OR EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid OPERATOR(pg_catalog.=) mc.oid \
+                           AND NOT tg.tgisinternal AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0) \
+                      OR EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) mc.oid \
+                           AND r.ev_type OPERATOR(pg_catalog.=) '4') \
+                      OR EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.confrelid OPERATOR(pg_catalog.=) mc.oid \
+                           AND k.contype OPERATOR(pg_catalog.=) 'f' AND k.conparentid OPERATOR(pg_catalog.=) 0)) \
+         FROM pg_catalog.pg_inherits i \
+         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE i.inhparent OPERATOR(pg_catalog.=) $1 AND c.relispartition \
+         ORDER BY c.relname, c.oid";
+    rows(
+        client,
+        sql,
+        &[pg_sys::Oid::from(parent).into(), time.into(), owner.into()],
+        |r| {
+            Ok(Partition {
+                relid: get::<pg_sys::Oid>(r, 1)?.map(u32::from).unwrap_or_default(),
+                qualified: get::<String>(r, 2)?.unwrap_or_default(),
+                bound: get::<String>(r, 3)?.unwrap_or_default(),
+                by_time: get::<bool>(r, 4)?.unwrap_or(false),
+                members: get::<Vec<pg_sys::Oid>>(r, 5)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(u32::from)
+                    .collect(),
+                whole: get::<bool>(r, 6)?.unwrap_or(false),
+            })
+        },
+    )
+    .map_err(internal)
+}
+
+/// The upper bound of a range partition bounded on both sides, as its
+/// value and type; `None` for a default partition, a bound of another
+/// strategy, or a range open below (MINVALUE) or above (MAXVALUE).
+fn upper_bound_if_bounded(bound: &str) -> Option<(pg_sys::Datum, pg_sys::Oid)> {
+    let text = std::ffi::CString::new(bound).ok()?;
+    // SAFETY: `relpartbound` is a node tree PostgreSQL wrote with
+    // nodeToString; stringToNode reads it back into the current memory
+    // context (freed with it). Every pointer is checked for its node type
+    // before it is read; a range bound's lists hold PartitionRangeDatum
+    // nodes, whose VALUE kind holds a Const of the partition key's type.
+    unsafe {
+        let node = pg_sys::stringToNode(text.as_ptr()) as *mut pg_sys::Node;
+        if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_PartitionBoundSpec {
+            return None;
+        }
+        let spec = node as *mut pg_sys::PartitionBoundSpec;
+        if (*spec).is_default || (*spec).strategy != b'r' as std::ffi::c_char {
+            return None;
+        }
+        let lower = single_range_datum((*spec).lowerdatums)?;
+        let upper = single_range_datum((*spec).upperdatums)?;
+        if (*lower).kind != pg_sys::PartitionRangeDatumKind::PARTITION_RANGE_DATUM_VALUE
+            || (*upper).kind != pg_sys::PartitionRangeDatumKind::PARTITION_RANGE_DATUM_VALUE
+        {
+            return None;
+        }
+        let value = (*upper).value;
+        if value.is_null() || (*value).type_ != pg_sys::NodeTag::T_Const {
+            return None;
+        }
+        let constant = value as *mut pg_sys::Const;
+        if (*constant).constisnull {
+            return None;
+        }
+        Some(((*constant).constvalue, (*constant).consttype))
+    }
+}
+
+/// The one PartitionRangeDatum of a single-column range bound's list.
+///
+/// # Safety
+/// `list` is a bound's `lowerdatums` or `upperdatums`.
+unsafe fn single_range_datum(list: *mut pg_sys::List) -> Option<*mut pg_sys::PartitionRangeDatum> {
+    if list.is_null() || (*list).length != 1 {
+        return None;
+    }
+    let first = (*(*list).elements).ptr_value as *mut pg_sys::Node;
+    if first.is_null() || (*first).type_ != pg_sys::NodeTag::T_PartitionRangeDatum {
+        return None;
+    }
+    Some(first as *mut pg_sys::PartitionRangeDatum)
+}
+
+/// Whether a partition's upper bound is at most the policy's cutoff: then
+/// every row it can hold (below the bound) is older than the cutoff.
+fn at_or_before_cutoff(
+    client: &SpiClient<'_>,
+    upper: pg_sys::Datum,
+    type_oid: pg_sys::Oid,
+    policy: &Policy,
+) -> Result<bool> {
+    // SAFETY: `upper` is a value of `type_oid` (a Const of the partition
+    // key's type: timestamptz, timestamp or date, all passed by value).
+    let bound = unsafe { DatumWithOid::new(upper, type_oid) };
+    let found = rows(
+        client,
+        "SELECT $1 OPERATOR(pg_catalog.<=) $2",
+        &[bound, policy.cutoff.into()],
+        |r| get::<bool>(r, 1),
+    )
+    .map_err(internal)?;
+    Ok(found.into_iter().next().flatten().unwrap_or(false))
+}

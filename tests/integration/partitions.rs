@@ -1,0 +1,347 @@
+//! Partitions that go whole (src/partitions.rs): a policy on a table
+//! range-partitioned by its time column detaches and drops the partitions
+//! whose whole range is older than its cutoff, deletes what references
+//! their rows first, and deletes the other expired rows in batches. The
+//! preview lists each such partition as a row of its own; the history
+//! records it with its rows and size.
+
+use std::time::Duration;
+
+use crate::common::{connect, count, fresh_db, strings};
+
+/// The preview as `relation: rows (reason)`, in run order.
+fn preview(db: &mut postgres::Client) -> Vec<String> {
+    strings(
+        db,
+        "SELECT format('%s: %s (%s)', relation, rows_to_delete, reason) FROM retention_preview() ORDER BY step",
+    )
+}
+
+/// The last run's tables as `relation: deleted [partition]`, in order.
+fn last_run(db: &mut postgres::Client) -> Vec<String> {
+    strings(
+        db,
+        "SELECT format('%s: %s%s', t->>'relation', t->>'deleted', ' [' || (t->>'partition') || ']') \
+         FROM (SELECT tables FROM cleanup_runs ORDER BY id DESC LIMIT 1) r, jsonb_array_elements(r.tables) t",
+    )
+}
+
+/// The partitions of `table` with their row counts, by name.
+fn partitions(db: &mut postgres::Client, table: &str) -> Vec<String> {
+    strings(
+        db,
+        &format!(
+            "SELECT format('%s=%s', c.relname, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I', c.relname), false, true, '')))[1]) \
+             FROM pg_partition_tree('{table}') p JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf ORDER BY c.relname"
+        ),
+    )
+}
+
+/// `m`, by day relative to now: `m_open` (unbounded below, 322 rows from
+/// 20 to 100 days old), `m_d1` (20-15 days, 120 rows), `m_d2` (15-10 days,
+/// itself partitioned: `m_d2a` 72 rows, `m_d2b` 48), `m_cur` (10-5 days,
+/// holds the 8-day cutoff, 120 rows of which 48 expired), `m_new` (5 days
+/// old to 5 days ahead, 119 rows), `m_def` (default: one row 30 days
+/// ahead); one row per hour, half past.
+fn daily_db(name: &str) -> postgres::Client {
+    let mut db = fresh_db(name);
+    db.batch_execute(
+        "CREATE TABLE m (id bigint, ts timestamptz NOT NULL, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+         CREATE TABLE m_open PARTITION OF m FOR VALUES FROM (MINVALUE) TO (now() - interval '20 days');
+         CREATE TABLE m_d1 PARTITION OF m FOR VALUES FROM (now() - interval '20 days') TO (now() - interval '15 days');
+         CREATE TABLE m_d2 PARTITION OF m FOR VALUES FROM (now() - interval '15 days') TO (now() - interval '10 days')
+           PARTITION BY RANGE (ts);
+         CREATE TABLE m_d2a PARTITION OF m_d2 FOR VALUES FROM (now() - interval '15 days') TO (now() - interval '12 days');
+         CREATE TABLE m_d2b PARTITION OF m_d2 FOR VALUES FROM (now() - interval '12 days') TO (now() - interval '10 days');
+         CREATE TABLE m_cur PARTITION OF m FOR VALUES FROM (now() - interval '10 days') TO (now() - interval '5 days');
+         CREATE TABLE m_new PARTITION OF m FOR VALUES FROM (now() - interval '5 days') TO (now() + interval '5 days');
+         CREATE TABLE m_def PARTITION OF m DEFAULT;
+         INSERT INTO m SELECT g, now() - g * interval '1 hour' - interval '30 minutes' FROM generate_series(1, 800) g;
+         INSERT INTO m VALUES (100000, now() + interval '30 days'), (100001, now() - interval '100 days');
+         SELECT retention_add_policy('m', 'ts', '8 days');",
+    )
+    .unwrap();
+    db
+}
+
+#[test]
+fn partitions_older_than_the_cutoff_go_whole_and_the_rest_by_rows() {
+    let mut db = daily_db("it_part_whole");
+    assert_eq!(
+        preview(&mut db),
+        [
+            "m_d1: 120 (partition older than cutoff: detached and dropped whole)",
+            "m_d2: 120 (partition older than cutoff: detached and dropped whole)",
+            "m: 370 (expired (ts older than cutoff))",
+        ]
+    );
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(
+        last_run(&mut db),
+        [
+            "public.m_d1: 120 [dropped]",
+            "public.m_d2: 120 [dropped]",
+            "public.m: 370",
+        ]
+    );
+    // The partition unbounded below, the one holding the cutoff and the
+    // default one keep their young rows and lose their expired ones.
+    assert_eq!(
+        partitions(&mut db, "m"),
+        ["m_cur=72", "m_def=1", "m_new=119", "m_open=0"]
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM pg_class WHERE relname IN ('m_d1', 'm_d2', 'm_d2a', 'm_d2b')"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM m WHERE ts < now() - interval '8 days'"
+        ),
+        0
+    );
+    // Sizes are recorded for what was dropped.
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM (SELECT tables FROM cleanup_runs ORDER BY id DESC LIMIT 1) r, jsonb_array_elements(r.tables) t \
+             WHERE t->>'partition' = 'dropped' AND (t->>'bytes')::bigint > 0"
+        ),
+        2
+    );
+}
+
+#[test]
+fn a_partition_that_would_skip_what_deleting_its_rows_does_keeps_its_rows_deleted() {
+    let mut db = daily_db("it_part_kept");
+    // A DELETE trigger on m_d1 (it would not fire for a dropped partition);
+    // m_d2b owned by another role than m's owner.
+    db.batch_execute(
+        "CREATE TABLE audit (n int);
+         CREATE FUNCTION count_delete() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO public.audit VALUES (1); RETURN OLD; END$$;
+         CREATE TRIGGER counted AFTER DELETE ON m_d1 FOR EACH ROW EXECUTE FUNCTION count_delete();
+         DROP ROLE IF EXISTS it_part_other; CREATE ROLE it_part_other;
+         ALTER TABLE m_d2b OWNER TO it_part_other;",
+    )
+    .unwrap();
+    // m_d2 goes by rows, but m_d2a below it still goes whole.
+    assert_eq!(
+        preview(&mut db),
+        [
+            "m_d2a: 72 (partition older than cutoff: detached and dropped whole)",
+            "m: 538 (expired (ts older than cutoff))"
+        ]
+    );
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(
+        last_run(&mut db),
+        ["public.m_d2a: 72 [dropped]", "public.m: 538"]
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM audit"), 120);
+    assert_eq!(
+        partitions(&mut db, "m"),
+        [
+            "m_cur=72",
+            "m_d1=0",
+            "m_d2b=0",
+            "m_def=1",
+            "m_new=119",
+            "m_open=0"
+        ]
+    );
+    db.batch_execute("DROP TABLE m; DROP ROLE it_part_other")
+        .unwrap();
+}
+
+#[test]
+fn with_drop_partitions_off_every_expired_row_is_deleted_in_batches() {
+    let mut db = daily_db("it_part_off");
+    db.batch_execute("SET pg_retention.drop_partitions = off")
+        .unwrap();
+    assert_eq!(
+        preview(&mut db),
+        ["m: 610 (expired (ts older than cutoff))"]
+    );
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(last_run(&mut db), ["public.m: 610"]);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM pg_class WHERE relname = 'm_d1'"
+        ),
+        1
+    );
+}
+
+/// `e` by month (January and February 2020, then on to 2100), 2,000 rows an
+/// hour apart from 2020-01-01; children: two CASCADE rows per row, one NO
+/// ACTION row with a CASCADE grandchild; the cutoff 2020-02-10.
+fn referenced_db(name: &str) -> postgres::Client {
+    let mut db = fresh_db(name);
+    db.batch_execute(
+        "CREATE TABLE e (id bigint, ts timestamptz NOT NULL, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+         CREATE TABLE e_1 PARTITION OF e FOR VALUES FROM ('2020-01-01') TO ('2020-02-01');
+         CREATE TABLE e_2 PARTITION OF e FOR VALUES FROM ('2020-02-01') TO ('2020-03-01');
+         CREATE TABLE e_3 PARTITION OF e FOR VALUES FROM ('2020-03-01') TO ('2100-01-01');
+         CREATE SCHEMA other;
+         CREATE TABLE c_cascade (id bigserial PRIMARY KEY, eid bigint, ets timestamptz,
+           FOREIGN KEY (eid, ets) REFERENCES e ON DELETE CASCADE);
+         CREATE TABLE other.c_noaction (id bigserial PRIMARY KEY, eid bigint, ets timestamptz,
+           FOREIGN KEY (eid, ets) REFERENCES e);
+         CREATE TABLE gc (id bigserial PRIMARY KEY, cid bigint REFERENCES other.c_noaction ON DELETE CASCADE);
+         CREATE INDEX ON c_cascade (eid, ets); CREATE INDEX ON other.c_noaction (eid, ets); CREATE INDEX ON gc (cid);
+         INSERT INTO e SELECT g, '2020-01-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 2000) g;
+         INSERT INTO c_cascade (eid, ets) SELECT id, ts FROM e, generate_series(1, 2);
+         INSERT INTO other.c_noaction (eid, ets) SELECT id, ts FROM e;
+         INSERT INTO gc (cid) SELECT id FROM other.c_noaction;
+         SELECT retention_add_policy('e', 'ts', (now() - '2020-02-10'::timestamptz)::text::interval);",
+    )
+    .unwrap();
+    db
+}
+
+#[test]
+fn a_referenced_partitioned_table_loses_what_references_a_partition_before_it() {
+    let mut db = referenced_db("it_part_referenced");
+    let expected_preview = [
+        "c_cascade: 1920 (references an expiring row of public.e)",
+        "gc: 960 (references an expiring row of other.c_noaction)",
+        "other.c_noaction: 960 (references an expiring row of public.e)",
+        "e_1: 743 (partition older than cutoff: detached and dropped whole)",
+        "e: 217 (expired (ts older than cutoff))",
+    ];
+    assert_eq!(preview(&mut db), expected_preview);
+    // Batches of 100: the partition's 743 rows and their dependents go in
+    // one step all the same.
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(
+        last_run(&mut db),
+        [
+            "public.c_cascade: 1920",
+            "public.gc: 960",
+            "other.c_noaction: 960",
+            "public.e_1: 743 [dropped]",
+            "public.e: 217",
+        ]
+    );
+    for (table, left) in [
+        ("e", 1040),
+        ("c_cascade", 2080),
+        ("other.c_noaction", 1040),
+        ("gc", 1040),
+    ] {
+        assert_eq!(
+            count(&mut db, &format!("SELECT count(*) FROM {table}")),
+            left,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM other.c_noaction WHERE ets < '2020-02-10'"
+        ),
+        0
+    );
+}
+
+#[test]
+fn a_partitioned_child_on_aligned_ranges_loses_its_partitions_first() {
+    let mut db = fresh_db("it_part_aligned");
+    db.batch_execute(
+        "CREATE TABLE p (id bigint, ts timestamptz NOT NULL, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+         CREATE TABLE p_1 PARTITION OF p FOR VALUES FROM ('2020-01-01') TO ('2020-02-01');
+         CREATE TABLE p_2 PARTITION OF p FOR VALUES FROM ('2020-02-01') TO ('2100-01-01');
+         CREATE TABLE c (id bigint, ts timestamptz NOT NULL, pid bigint NOT NULL, pts timestamptz NOT NULL,
+           PRIMARY KEY (id, ts), FOREIGN KEY (pid, pts) REFERENCES p) PARTITION BY RANGE (ts);
+         CREATE TABLE c_1 PARTITION OF c FOR VALUES FROM ('2020-01-01') TO ('2020-02-01');
+         CREATE TABLE c_2 PARTITION OF c FOR VALUES FROM ('2020-02-01') TO ('2100-01-01');
+         CREATE INDEX ON c (pid, pts);
+         INSERT INTO p SELECT g, '2020-01-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 1000) g;
+         -- The cutoff is 2020-02-01 plus the moments between here and the
+         -- run: the row of 2020-02-01 00:00 in p_2 (and c_2) is expired.
+         INSERT INTO c SELECT id, ts, id, ts FROM p;
+         SELECT retention_add_policy('c', 'ts', (now() - '2020-02-01'::timestamptz)::text::interval);
+         SELECT retention_add_policy('p', 'ts', (now() - '2020-02-01'::timestamptz)::text::interval);",
+    )
+    .unwrap();
+    assert_eq!(
+        preview(&mut db),
+        [
+            "c_1: 743 (partition older than cutoff: detached and dropped whole)",
+            "c: 1 (expired (ts older than cutoff); references an expiring row of public.p)",
+            "p_1: 743 (partition older than cutoff: detached and dropped whole)",
+            "p: 1 (expired (ts older than cutoff))",
+        ]
+    );
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(
+        last_run(&mut db),
+        [
+            "public.c_1: 743 [dropped]",
+            "public.c: 1",
+            "public.p_1: 743 [dropped]",
+            "public.p: 1"
+        ]
+    );
+    assert_eq!(partitions(&mut db, "p"), ["p_2=256"]);
+    assert_eq!(partitions(&mut db, "c"), ["c_2=256"]);
+}
+
+#[test]
+fn a_partition_whose_table_is_busy_is_left_whole_for_the_next_run() {
+    let mut db = daily_db("it_part_busy");
+    // A reader in an open transaction: detaching needs m's strongest lock.
+    let mut reader = connect("it_part_busy");
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM m WHERE ts > now();")
+        .unwrap();
+    db.batch_execute("SET pg_retention.partition_lock_timeout = '200ms'")
+        .unwrap();
+    let started = std::time::Instant::now();
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        last_run(&mut db),
+        [
+            "public.m_d1: 0 [left whole for the next run: canceling statement due to lock timeout (SQLSTATE 55P03)]",
+            "public.m_d2: 0 [left whole for the next run: canceling statement due to lock timeout (SQLSTATE 55P03)]",
+            "public.m: 370",
+        ]
+    );
+    // Their rows wait, untouched; the other expired rows are gone.
+    assert_eq!(
+        partitions(&mut db, "m"),
+        [
+            "m_cur=72",
+            "m_d1=120",
+            "m_d2a=72",
+            "m_d2b=48",
+            "m_def=1",
+            "m_new=119",
+            "m_open=0"
+        ]
+    );
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT status FROM cleanup_runs ORDER BY id DESC LIMIT 1"
+        ),
+        ["succeeded"]
+    );
+    reader.batch_execute("COMMIT").unwrap();
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(
+        last_run(&mut db),
+        ["public.m_d1: 120 [dropped]", "public.m_d2: 120 [dropped]"]
+    );
+    assert_eq!(
+        partitions(&mut db, "m"),
+        ["m_cur=72", "m_def=1", "m_new=119", "m_open=0"]
+    );
+}
