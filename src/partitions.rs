@@ -54,39 +54,54 @@ pub fn whole_partitions(
     if !crate::gucs::DROP_PARTITIONS.get()
         || policy.kind != PolicyKind::Expire
         || setup.routed(policy.relid)
-        || !table_allows_whole_partitions(client, policy.relid)?
     {
         return Ok(Vec::new());
     }
     let time = &setup.policy_column(policy.id).name;
+    if !table_allows_whole_partitions(client, policy.relid, time)? {
+        return Ok(Vec::new());
+    }
     let owner = setup.owner_of(policy.relid)?;
     let mut found = Vec::new();
     collect(client, policy, policy.relid, time, owner, &mut found)?;
     Ok(found)
 }
 
-/// The partitioned table's own conditions: no DELETE trigger or rule (a
+/// The partitioned table's own conditions: partitioned by range on the
+/// time column alone ([`BY_TIME`]), no DELETE trigger or rule (a
 /// statement trigger on it fires for the batches' deletes, a row trigger is
 /// cloned onto every partition), no row security its owner is subject to,
 /// and no foreign key to it that the run leaves to PostgreSQL (SET NULL,
 /// SET DEFAULT: the run deletes no child for those, a dropped partition
 /// would leave them referencing nothing).
-fn table_allows_whole_partitions(client: &SpiClient<'_>, relid: RelId) -> Result<bool> {
-    let sql = "SELECT c.relkind OPERATOR(pg_catalog.=) 'p' \
+fn table_allows_whole_partitions(client: &SpiClient<'_>, relid: RelId, time: &str) -> Result<bool> {
+    let sql = format!(
+        "SELECT {BY_TIME} \
            AND NOT (c.relrowsecurity AND c.relforcerowsecurity) \
            AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid \
                  AND NOT tg.tgisinternal AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0) \
            AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) c.oid \
                  AND r.ev_type OPERATOR(pg_catalog.=) '4') \
            AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.confrelid OPERATOR(pg_catalog.=) c.oid \
-                 AND k.contype OPERATOR(pg_catalog.=) 'f' AND k.confdeltype OPERATOR(pg_catalog.=) ANY ('{n,d}'::pg_catalog.\"char\"[])) \
-         FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1";
-    let found = rows(client, sql, &[pg_sys::Oid::from(relid).into()], |r| {
-        get::<bool>(r, 1)
-    })
+                 AND k.contype OPERATOR(pg_catalog.=) 'f' AND k.confdeltype OPERATOR(pg_catalog.=) ANY ('{{n,d}}'::pg_catalog.\"char\"[])) \
+         FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1"
+    );
+    let found = rows(
+        client,
+        &sql,
+        &[pg_sys::Oid::from(relid).into(), time.into()],
+        |r| get::<bool>(r, 1),
+    )
     .map_err(internal)?;
     Ok(found.into_iter().next().flatten().unwrap_or(false))
 }
+
+/// Whether relation `c` is partitioned by range on column `$2` alone.
+const BY_TIME: &str = "EXISTS (SELECT FROM pg_catalog.pg_partitioned_table pt \
+       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) pt.partrelid \
+        AND a.attnum OPERATOR(pg_catalog.=) pt.partattrs[0] \
+       WHERE pt.partrelid OPERATOR(pg_catalog.=) c.oid AND pt.partstrat OPERATOR(pg_catalog.=) 'r' \
+         AND pt.partnatts OPERATOR(pg_catalog.=) 1 AND a.attname OPERATOR(pg_catalog.=) $2)";
 
 /// A direct partition of a partitioned table, as read from the catalog.
 struct Partition {
@@ -141,16 +156,13 @@ fn partitions_of(
 ) -> Result<Vec<Partition>> {
     // Oldest first where the names say so (most schemes name partitions by
     // their range); the order only decides which go first in a capped run.
-    let sql = "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relpartbound::pg_catalog.text, \
-           EXISTS (SELECT FROM pg_catalog.pg_partitioned_table pt \
-                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) pt.partrelid \
-                    AND a.attnum OPERATOR(pg_catalog.=) pt.partattrs[0] \
-                   WHERE pt.partrelid OPERATOR(pg_catalog.=) c.oid AND pt.partstrat OPERATOR(pg_catalog.=) 'r' \
-                     AND pt.partnatts OPERATOR(pg_catalog.=) 1 AND a.attname OPERATOR(pg_catalog.=) $2), \
+    let sql = format!(
+        "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relpartbound::pg_catalog.text, \
+           {BY_TIME}, \
            ARRAY(SELECT m.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(c.oid) m), \
            NOT EXISTS (SELECT FROM pg_catalog.pg_partition_tree(c.oid) m \
                    JOIN pg_catalog.pg_class mc ON mc.oid OPERATOR(pg_catalog.=) m.relid \
-                   WHERE mc.relkind OPERATOR(pg_catalog.<>) ALL ('{r,p}'::pg_catalog.\"char\"[]) \
+                   WHERE mc.relkind OPERATOR(pg_catalog.<>) ALL ('{{r,p}}'::pg_catalog.\"char\"[]) \
                       OR mc.relowner OPERATOR(pg_catalog.<>) $3 \
                       OR EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid OPERATOR(pg_catalog.=) mc.oid \
                            AND NOT tg.tgisinternal AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0) \
@@ -162,10 +174,11 @@ fn partitions_of(
          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid \
          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
          WHERE i.inhparent OPERATOR(pg_catalog.=) $1 AND c.relispartition \
-         ORDER BY c.relname, c.oid";
+         ORDER BY c.relname, c.oid"
+    );
     rows(
         client,
-        sql,
+        &sql,
         &[pg_sys::Oid::from(parent).into(), time.into(), owner.into()],
         |r| {
             Ok(Partition {

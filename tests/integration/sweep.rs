@@ -256,18 +256,19 @@ fn a_writer_waiting_for_a_row_a_batch_deleted_never_fails_on_a_deadlock() {
         assert_strategy(name, layout);
         let young = count(&mut db, "SELECT count(*) FROM spread") - count(&mut db, EXPIRED);
         let (first, held) = layout.expired_ids();
-        // The writer's deadlock check comes 3 s after it starts to wait; the
-        // run's batch waits for a held row 2 s at most (a tenth of its own
-        // deadlock_timeout): long enough for the writer to come and wait on
-        // a busy machine, short enough to give up first. A batch waiting
-        // out the run's lock_timeout (5 s) would leave the writer to fail.
+        // The writer's deadlock check comes 10 s after it starts to wait;
+        // the run's batch waits for a held row 5 s at most (a tenth of its
+        // own deadlock_timeout, capped by the run's lock_timeout): long
+        // enough for the writer to come and wait on a busy machine (2 s was
+        // not, once, with the whole suite running), short enough to give up
+        // first.
         let mut writer = connect(name);
         writer
             .batch_execute(&format!(
-                "SET deadlock_timeout = '3s'; BEGIN; UPDATE spread SET pad = 'w' WHERE id = {held};"
+                "SET deadlock_timeout = '10s'; BEGIN; UPDATE spread SET pad = 'w' WHERE id = {held};"
             ))
             .unwrap();
-        let (pid, run) = spawn_run(name, "SET deadlock_timeout = '20s'", 1000);
+        let (pid, run) = spawn_run(name, "SET deadlock_timeout = '60s'", 1000);
         wait_for_a_row_lock(&mut db, pid);
         // Waits for the run's batch, which deleted `first`, until it gives
         // up.
