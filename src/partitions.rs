@@ -11,7 +11,9 @@
 //! it and every partition below it are ordinary or partitioned tables owned
 //! by the policy table's owner; no DELETE trigger or rule would have run for
 //! its rows (on it, below it, or on the partitioned table); no row security
-//! the owner is subject to hides some of its rows; every foreign key to the
+//! the owner is subject to hides some of its rows (forced on the
+//! partitioned table, or on a partition, whose rows are counted by reading
+//! it directly); every foreign key to the
 //! partitioned table is one the run walks (its children are deleted first,
 //! [`crate::deleter`]), and no foreign key points at the partition itself.
 //! Anything else keeps its rows deleted by batches. Never on Citus tables.
@@ -164,6 +166,7 @@ fn partitions_of(
                    JOIN pg_catalog.pg_class mc ON mc.oid OPERATOR(pg_catalog.=) m.relid \
                    WHERE mc.relkind OPERATOR(pg_catalog.<>) ALL ('{{r,p}}'::pg_catalog.\"char\"[]) \
                       OR mc.relowner OPERATOR(pg_catalog.<>) $3 \
+                      OR (mc.relrowsecurity AND mc.relforcerowsecurity) \
                       OR EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid OPERATOR(pg_catalog.=) mc.oid \
                            AND NOT tg.tgisinternal AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0) \
                       OR EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) mc.oid \
