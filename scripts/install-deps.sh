@@ -39,7 +39,7 @@ install_missing_packages() {
 }
 
 install_debian_packages() {
-  install_missing_packages sudo postgresql-$PGVER postgresql-server-dev-$PGVER postgresql-$PGVER-cron \
+  install_missing_packages sudo postgresql-$PGVER postgresql-server-dev-$PGVER postgresql-$PGVER-cron postgresql-$PGVER-partman \
     libclang-dev clang pkg-config libssl-dev make unzip
 }
 

@@ -345,3 +345,82 @@ fn a_partition_whose_table_is_busy_is_left_whole_for_the_next_run() {
         ["m_cur=72", "m_def=1", "m_new=119", "m_open=0"]
     );
 }
+
+/// pg_partman (Debian's 4.7, for PostgreSQL 15; none is installed for the
+/// other versions) creates the partitions ahead, pg_retention removes the
+/// old ones: a daily `readings` table from ten days back, a 5-day policy.
+#[test]
+fn a_table_pg_partman_manages_loses_its_old_partitions_and_partman_goes_on() {
+    let mut db = fresh_db("it_part_partman");
+    let major = count(
+        &mut db,
+        "SELECT current_setting('server_version_num')::bigint / 10000",
+    );
+    if major != 15 {
+        eprintln!("pg_partman is installed for PostgreSQL 15 only: skipped on {major}");
+        return;
+    }
+    db.batch_execute(
+        "CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman;
+         CREATE TABLE readings (id bigint NOT NULL, ts timestamptz NOT NULL, v int, PRIMARY KEY (id, ts))
+           PARTITION BY RANGE (ts);
+         SELECT partman.create_parent('public.readings', 'ts', 'native', 'daily', p_premake := 3,
+                                      p_start_partition := (now() - interval '10 days')::date::text);
+         INSERT INTO readings SELECT g, now() - g * interval '1 hour' - interval '30 minutes', g
+           FROM generate_series(0, 239) g;
+         SELECT retention_add_policy('readings', 'ts', '5 days');",
+    )
+    .unwrap();
+    let expired = count(
+        &mut db,
+        "SELECT count(*) FROM readings WHERE ts < now() - interval '5 days'",
+    );
+    // Every day wholly older than the cutoff goes whole: at least the four
+    // days after the first (which holds rows from its middle on).
+    let whole = strings(
+        &mut db,
+        "SELECT format('public.%s: %s [dropped]', relation, rows_to_delete) FROM retention_preview() \
+         WHERE reason LIKE 'partition older than cutoff%' ORDER BY step",
+    );
+    assert!(whole.len() >= 4, "{whole:?}");
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT sum(rows_to_delete)::bigint FROM retention_preview()"
+        ),
+        expired
+    );
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    let run = last_run(&mut db);
+    assert_eq!(run[..whole.len()], whole[..]);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM readings WHERE ts < now() - interval '5 days'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM readings"),
+        240 - expired
+    );
+    // partman's maintenance goes on over what is left: it lists none of
+    // the partitions removed, and still creates those ahead.
+    db.batch_execute("SELECT partman.run_maintenance('public.readings')")
+        .unwrap();
+    let listed = strings(
+        &mut db,
+        "SELECT format('public.%s', partition_tablename) FROM partman.show_partitions('public.readings')",
+    );
+    for removed in &whole {
+        let name = removed.split(':').next().unwrap();
+        assert!(!listed.iter().any(|l| l == name), "{name} in {listed:?}");
+    }
+    assert!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM partman.show_partitions('public.readings') s \
+             WHERE s.partition_tablename >= 'readings_p' || to_char(now() + interval '3 days', 'YYYY_MM_DD')"
+        ) >= 1
+    );
+}
