@@ -6,6 +6,9 @@
 #   --out DIR   where to write report.md and batches.svg (default docs/bench)
 #   --zoo       instead: the schema zoo (bench/zoo.sql), per shape plain DELETEs,
 #               retention_run and pg-batch; writes docs/bench/zoo.md (or --out FILE)
+#   --partitions instead: partition drop against row deletion on a partitioned
+#               variant of the odds schema (bench/partitions.sql) [--writers N];
+#               writes docs/bench/partitions.md (or --out FILE)
 #   --citus     instead: on a Citus coordinator and two workers (scripts/citus.sh),
 #               retention_run against hand-written Citus DELETEs [--shards N];
 #               writes docs/bench/citus.md (or --out FILE)
@@ -27,6 +30,9 @@ eval "$(bash scripts/cluster.sh env bench "$PORT")"
 if [ "${1:-}" = "--zoo" ]; then
   shift
   python3 bench/zoo.py "$@"
+elif [ "${1:-}" = "--partitions" ]; then
+  shift
+  python3 bench/partitions.py "$@"
 elif [ "${1:-}" = "--citus" ]; then
   shift
   bash scripts/citus.sh start

@@ -15,9 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use pgrx::datum::DatumWithOid;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{
-    get, internal, rows, rows_mut, Policy, PolicyKind, PreparedStatements, Setup,
-};
+use crate::catalog::{get, internal, rows_mut, Policy, PolicyKind, PreparedStatements, Setup};
 use crate::errors::{Result, RetentionError};
 use crate::history::TableCount;
 use crate::partitions::{self, WholePartition};
@@ -1113,46 +1111,70 @@ impl<'a> Deleter<'a> {
         Ok(())
     }
 
-    /// Locks the partition against writes (reads go on), counts its rows,
-    /// deletes the rows that reference them, then detaches and drops it.
+    /// Locks the partition against writes (reads and row locks go on),
+    /// checks it again, counts its rows (all expired, or it stays), deletes
+    /// the rows that reference them, then detaches and drops it.
     fn detach_and_drop(
         &mut self,
         client: &mut SpiClient<'_>,
         policy: &Policy,
-        partition: &WholePartition,
+        listed: &WholePartition,
         statement_limit: i64,
     ) -> Result<RemovedPartition> {
         let setup = self.setup;
         let time = setup.policy_column(policy.id);
-        // From here no row of the partition can change or move, and no new
-        // row can reference one (a foreign key check locks the row it
-        // references, which this lock blocks).
-        with_partition_lock_timeout(|| {
-            client.update(&sqlgen::lock_partition_sql(&partition.qualified), None, &[])
-        })
-        .map_err(internal)?;
+        // From here no row of the partition can change or move. New rows
+        // referencing one are not held off: a writer's foreign key check,
+        // planned once for all partitions, locks every partition of the
+        // table it references, so a stronger lock here would stop every
+        // writer while the dependents are deleted. One added meanwhile
+        // makes the detach fail (23503): the partition is rolled back and
+        // left to the batches.
+        // Locked by its oid, then read again: its name, place and bound are
+        // what they are now, and stay so until the end.
+        with_partition_lock_timeout(|| lock_for_removal(listed.relid));
+        let changed = || {
+            RetentionError::ChangedDuringBatch(format!(
+                "partition {} changed since the run listed it",
+                listed.qualified
+            ))
+        };
+        let partition =
+            &partitions::still_whole(client, setup, policy, listed)?.ok_or_else(changed)?;
         let members: Vec<pgrx::pg_sys::Oid> = partition
             .members
             .iter()
             .map(|r| pgrx::pg_sys::Oid::from(*r))
             .collect();
-        let removed = rows_mut(
+        let (removed, young) = rows_mut(
             client,
             &sqlgen::partition_summary_sql(&partition.qualified, time),
-            &[members.into()],
+            &[members.into(), policy.cutoff.into()],
             |r| {
-                Ok(RemovedPartition {
-                    rows: get::<i64>(r, 1)?.unwrap_or_default(),
-                    oldest: get::<i64>(r, 2)?,
-                    newest: get::<i64>(r, 3)?,
-                    bytes: get::<i64>(r, 4)?,
-                })
+                Ok((
+                    RemovedPartition {
+                        rows: get::<i64>(r, 1)?.unwrap_or_default(),
+                        oldest: get::<i64>(r, 2)?,
+                        newest: get::<i64>(r, 3)?,
+                        bytes: get::<i64>(r, 4)?,
+                    },
+                    get::<i64>(r, 5)?.unwrap_or_default(),
+                ))
             },
         )
         .map_err(internal)?
         .into_iter()
         .next()
         .unwrap_or_default();
+        // Every row it holds must be one the batches would delete, by
+        // their own test (a bound converted across a daylight saving gap
+        // can hold a row that is not).
+        if young > 0 {
+            return Err(RetentionError::ChangedDuringBatch(format!(
+                "{young} rows of partition {} are not older than the cutoff",
+                partition.qualified
+            )));
+        }
         if clears_dependents(setup, policy) {
             self.clear_partition_dependents(client, policy, partition, statement_limit)?;
         }
@@ -1190,7 +1212,9 @@ impl<'a> Deleter<'a> {
             let memory = &self.progress.memory.batch;
             let mut args: Vec<DatumWithOid> = vec![statement_limit.into()];
             args.extend(after.iter().flatten().map(Value::param));
-            let read = rows(
+            // A new snapshot per statement (rows added to the partition
+            // before it was locked are seen).
+            let read = rows_mut(
                 client,
                 &sqlgen::partition_keys_sql(&partition.qualified, shape, after.is_some()),
                 &args,
@@ -1450,6 +1474,21 @@ fn xact_tuples_deleted(relid: RelId) -> i64 {
 
 /// Whether a policy's root batches clear dependents before they are deleted
 /// (else each batch is selected and deleted in one statement).
+/// Locks a partition about to be removed whole against writes, by its oid
+/// (its name may have changed hands since it was listed); reads and row
+/// locks (a writer's foreign key check) go on.
+fn lock_for_removal(relid: RelId) {
+    // SAFETY: takes a lock on a relation oid, waiting under the session's
+    // lock_timeout; an oid no longer in use is harmless (the check after it
+    // finds no such partition). Errors are raised as Postgres errors.
+    unsafe {
+        pgrx::pg_sys::LockRelationOid(
+            pgrx::pg_sys::Oid::from(relid),
+            pgrx::pg_sys::ShareLock as pgrx::pg_sys::LOCKMODE,
+        )
+    }
+}
+
 /// What a partition removed whole held, read just before it went.
 #[derive(Default)]
 struct RemovedPartition {

@@ -35,8 +35,9 @@ use crate::planner::RelId;
 #[derive(Clone, Debug)]
 pub struct WholePartition {
     pub relid: RelId,
-    /// `schema.table` quoted, of the partition and of the partitioned table
-    /// it is detached from (its direct parent).
+    /// The partitioned table it is detached from (its direct parent).
+    pub parent: RelId,
+    /// `schema.table` quoted, of the partition and of its parent.
     pub qualified: String,
     pub parent_qualified: String,
     /// The partition and, when it is itself partitioned, every partition
@@ -56,6 +57,7 @@ pub fn whole_partitions(
     if !crate::gucs::DROP_PARTITIONS.get()
         || policy.kind != PolicyKind::Expire
         || setup.routed(policy.relid)
+        || transaction_snapshot_is_fixed()
     {
         return Ok(Vec::new());
     }
@@ -63,19 +65,42 @@ pub fn whole_partitions(
     if !table_allows_whole_partitions(client, policy.relid, time)? {
         return Ok(Vec::new());
     }
-    let owner = setup.owner_of(policy.relid)?;
+    let table = Table {
+        owner: setup.owner_of(policy.relid)?,
+        time,
+        own_policies: &setup.shape(policy.relid).excluded_inheritors,
+    };
     let mut found = Vec::new();
-    collect(client, policy, policy.relid, time, owner, &mut found)?;
+    collect(client, policy, policy.relid, &table, &mut found)?;
     Ok(found)
+}
+
+/// Under REPEATABLE READ or SERIALIZABLE every statement sees the
+/// transaction's first snapshot: a partition could not be checked again
+/// as it is once locked (a trigger added meanwhile would stay unseen).
+/// Such a transaction deletes the rows in batches.
+fn transaction_snapshot_is_fixed() -> bool {
+    // SAFETY: reads the backend's isolation level, set for the transaction.
+    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as std::ffi::c_int }
+}
+
+/// What every partition of a policy's table is checked against.
+struct Table<'a> {
+    owner: pg_sys::Oid,
+    time: &'a str,
+    /// Partitions with an expire policy of their own, and those below them:
+    /// their rows go by their own policy, never by this one's.
+    own_policies: &'a [RelId],
 }
 
 /// The partitioned table's own conditions: partitioned by range on the
 /// time column alone ([`BY_TIME`]), no DELETE trigger or rule (a
 /// statement trigger on it fires for the batches' deletes, a row trigger is
 /// cloned onto every partition), no row security its owner is subject to,
-/// and no foreign key to it that the run leaves to PostgreSQL (SET NULL,
+/// no foreign key to it that the run leaves to PostgreSQL (SET NULL,
 /// SET DEFAULT: the run deletes no child for those, a dropped partition
-/// would leave them referencing nothing).
+/// would leave them referencing nothing), and no publication of its
+/// deletes (a subscriber would keep rows a drop removed without a DELETE).
 fn table_allows_whole_partitions(client: &SpiClient<'_>, relid: RelId, time: &str) -> Result<bool> {
     let sql = format!(
         "SELECT {BY_TIME} \
@@ -86,6 +111,13 @@ fn table_allows_whole_partitions(client: &SpiClient<'_>, relid: RelId, time: &st
                  AND r.ev_type OPERATOR(pg_catalog.=) '4') \
            AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.confrelid OPERATOR(pg_catalog.=) c.oid \
                  AND k.contype OPERATOR(pg_catalog.=) 'f' AND k.confdeltype OPERATOR(pg_catalog.=) ANY ('{{n,d}}'::pg_catalog.\"char\"[])) \
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_publication p WHERE p.pubdelete AND (p.puballtables \
+                 OR EXISTS (SELECT FROM pg_catalog.pg_publication_rel pr WHERE pr.prpubid OPERATOR(pg_catalog.=) p.oid \
+                       AND pr.prrelid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT m.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(c.oid) m))) \
+                 OR EXISTS (SELECT FROM pg_catalog.pg_publication_namespace pn \
+                       JOIN pg_catalog.pg_class mc ON mc.relnamespace OPERATOR(pg_catalog.=) pn.pnnspid \
+                       WHERE pn.pnpubid OPERATOR(pg_catalog.=) p.oid \
+                         AND mc.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT m.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(c.oid) m))))) \
          FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1"
     );
     let found = rows(
@@ -125,13 +157,13 @@ fn collect(
     client: &SpiClient<'_>,
     policy: &Policy,
     parent: RelId,
-    time: &str,
-    owner: pg_sys::Oid,
+    table: &Table<'_>,
     found: &mut Vec<WholePartition>,
 ) -> Result<()> {
     let parent_qualified = crate::catalog::relation_name(client, parent)?;
-    for p in partitions_of(client, parent, time, owner)? {
+    for p in partitions_of(client, parent, table.time, table.owner)? {
         let goes_whole = p.whole
+            && !p.members.iter().any(|m| table.own_policies.contains(m))
             && match upper_bound_if_bounded(&p.bound) {
                 Some((value, type_oid)) => at_or_before_cutoff(client, value, type_oid, policy)?,
                 None => false,
@@ -139,12 +171,13 @@ fn collect(
         if goes_whole {
             found.push(WholePartition {
                 relid: p.relid,
+                parent,
                 qualified: p.qualified,
                 parent_qualified: parent_qualified.clone(),
                 members: p.members,
             });
         } else if p.by_time {
-            collect(client, policy, p.relid, time, owner, found)?;
+            collect(client, policy, p.relid, table, found)?;
         }
     }
     Ok(())
@@ -273,4 +306,32 @@ fn at_or_before_cutoff(
     )
     .map_err(internal)?;
     Ok(found.into_iter().next().flatten().unwrap_or(false))
+}
+
+/// `partition` as it is now, if it still goes whole: read again once the
+/// run holds its lock, which keeps its bound, triggers, owner and place
+/// from changing. Between the steps of a `retention_run` anything may have
+/// changed (detached, attached elsewhere with another range, renamed, a
+/// trigger added); the partition is then `None`, and left to the batches.
+pub fn still_whole(
+    client: &SpiClient<'_>,
+    setup: &Setup,
+    policy: &Policy,
+    partition: &WholePartition,
+) -> Result<Option<WholePartition>> {
+    // Read in a snapshot taken now, after the lock: the statement running
+    // this step took its own before (before a `batch_pause`, say), and the
+    // catalog queries would otherwise see it as it was then.
+    // SAFETY: a READ COMMITTED transaction's new snapshot, pushed and popped
+    // around the reads; an error in between aborts the subtransaction,
+    // which pops it.
+    let found = unsafe {
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let found = whole_partitions(client, setup, policy);
+        pg_sys::PopActiveSnapshot();
+        found
+    };
+    Ok(found?
+        .into_iter()
+        .find(|p| p.relid == partition.relid && p.parent == partition.parent))
 }

@@ -901,16 +901,19 @@ pub fn count_where_sql(qualified: &str, time: Option<&Column>, condition: &str) 
 
 /// Rows of a partition removed whole ([`crate::partitions`]), read before it
 /// goes: count, oldest and newest as microseconds since the epoch (as
-/// [`deleted_summary`] reports deleted rows), and the size of the
-/// partition and those below it (`$1`, their oids).
+/// [`deleted_summary`] reports deleted rows), the size of the partition and
+/// those below it (`$1`, their oids), and how many of its rows are not
+/// older than the cutoff (`$2`) by the batches' own test.
 pub fn partition_summary_sql(partition: &str, time: &Column) -> String {
     let t = col("t", &time.name);
     format!(
         "SELECT pg_catalog.count(*), {}, {}, \
-           (SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(m))::pg_catalog.int8 FROM pg_catalog.unnest($1::pg_catalog.oid[]) m) \
+           (SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(m))::pg_catalog.int8 FROM pg_catalog.unnest($1::pg_catalog.oid[]) m), \
+           pg_catalog.count(*) FILTER (WHERE ({}) IS NOT TRUE) \
          FROM {partition} t",
         epoch_us(&format!("pg_catalog.min({t})")),
         epoch_us(&format!("pg_catalog.max({t})")),
+        older_than("t", time, 2),
     )
 }
 
@@ -946,12 +949,6 @@ pub fn not_in_tables(alias: &str, relids: &[RelId]) -> String {
         op("<>"),
         oids.join(",")
     )
-}
-
-/// Locks a partition about to be removed whole against writes and row
-/// locks; reads go on.
-pub fn lock_partition_sql(partition: &str) -> String {
-    format!("LOCK TABLE {partition} IN EXCLUSIVE MODE")
 }
 
 pub fn detach_partition_sql(parent: &str, partition: &str) -> String {

@@ -280,7 +280,18 @@ fn _retention_preview(
                     .iter()
                     .filter(|p| p.kind == PolicyKind::Expire && p.relid == relid)
                 {
-                    whole.extend(partitions::whole_partitions(client, &setup, p)?);
+                    let column = setup.policy_column(p.id);
+                    for partition in partitions::whole_partitions(client, &setup, p)? {
+                        // As the run: a partition holding a row its batches
+                        // would not delete keeps its rows in batches.
+                        let young = format!(
+                            "({}) IS NOT TRUE",
+                            sqlgen::older_than("t", column, preds.param(p))
+                        );
+                        if count(partition.relid, relid, Some(column), &young)?.0 .0 == Some(0) {
+                            whole.push(partition);
+                        }
+                    }
                 }
                 for partition in &whole {
                     let time = setup.shape(relid).time_column.as_ref();

@@ -424,3 +424,140 @@ fn a_table_pg_partman_manages_loses_its_old_partitions_and_partman_goes_on() {
         ) >= 1
     );
 }
+
+/// A partition with an expire policy of its own (a longer one: a legal
+/// hold) keeps its rows by that policy, as its batches do.
+#[test]
+fn a_partition_with_a_policy_of_its_own_is_never_dropped_by_its_tables() {
+    let mut db = fresh_db("it_part_hold");
+    db.batch_execute(
+        "CREATE TABLE m (id bigint, ts timestamptz NOT NULL, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+         CREATE TABLE m_hold (id bigint, ts timestamptz NOT NULL, PRIMARY KEY (id, ts));
+         SELECT retention_add_policy('m_hold', 'ts', '10 years');
+         ALTER TABLE m ATTACH PARTITION m_hold FOR VALUES FROM (now() - interval '20 days') TO (now() - interval '15 days');
+         CREATE TABLE m_d2 PARTITION OF m FOR VALUES FROM (now() - interval '15 days') TO (now() - interval '10 days');
+         CREATE TABLE m_new PARTITION OF m FOR VALUES FROM (now() - interval '10 days') TO (now() + interval '5 days');
+         INSERT INTO m SELECT g, now() - g * interval '1 hour' - interval '30 minutes' FROM generate_series(1, 479) g;
+         SELECT retention_add_policy('m', 'ts', '8 days');",
+    )
+    .unwrap();
+    let mut planned = preview(&mut db);
+    planned.sort();
+    assert_eq!(
+        planned,
+        [
+            "m: 48 (expired (ts older than cutoff))",
+            "m_d2: 120 (partition older than cutoff: detached and dropped whole)",
+            "m_hold: 0 (expired (ts older than cutoff))",
+        ]
+    );
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(partitions(&mut db, "m"), ["m_hold=120", "m_new=191"]);
+}
+
+/// A publication of the table's deletes: a subscriber would keep the rows
+/// of a dropped partition (no DELETE is published for them).
+#[test]
+fn a_table_whose_deletes_are_published_keeps_its_rows_deleted_in_batches() {
+    let mut db = daily_db("it_part_published");
+    db.batch_execute("SET client_min_messages = error; CREATE PUBLICATION it_part_pub FOR TABLE m")
+        .unwrap();
+    assert_eq!(
+        preview(&mut db),
+        ["m: 610 (expired (ts older than cutoff))"]
+    );
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(last_run(&mut db), ["public.m: 610"]);
+}
+
+/// Between two steps of a `retention_run` a DELETE trigger appears under a
+/// partition listed to go whole: under its lock the partition is checked
+/// again, found changed, and its rows are deleted in batches (the trigger
+/// fires for each).
+#[test]
+fn a_partition_that_changed_after_it_was_listed_keeps_its_rows_deleted() {
+    let mut db = daily_db("it_part_changed");
+    db.batch_execute(
+        "CREATE TABLE audit (n int);
+         CREATE FUNCTION count_delete() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO public.audit VALUES (1); RETURN OLD; END$$;",
+    )
+    .unwrap();
+    let mut run = connect("it_part_changed");
+    run.batch_execute("SET pg_retention.batch_pause = '3s'")
+        .unwrap();
+    let call = std::thread::spawn(move || run.batch_execute("CALL retention_run(100)"));
+    // m_d1 goes first (partitions in name order); during the pause after
+    // it, the trigger is added to m_d2b.
+    crate::run::wait_for("m_d1 dropped", Duration::from_secs(30), || {
+        count(
+            &mut db,
+            "SELECT count(*) FROM pg_class WHERE relname = 'm_d1'",
+        ) == 0
+    });
+    db.batch_execute(
+        "CREATE TRIGGER counted AFTER DELETE ON m_d2b FOR EACH ROW EXECUTE FUNCTION count_delete()",
+    )
+    .unwrap();
+    call.join().unwrap().unwrap();
+    assert_eq!(
+        last_run(&mut db),
+        [
+            "public.m_d1: 120 [dropped]",
+            "public.m_d2: 0 [not removed whole, its rows are deleted in batches: partition public.m_d2 changed since the run listed it (SQLSTATE 40001)]",
+            "public.m: 490",
+        ]
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM audit"), 48);
+    assert_eq!(
+        partitions(&mut db, "m"),
+        [
+            "m_cur=72",
+            "m_d2a=0",
+            "m_d2b=0",
+            "m_def=1",
+            "m_new=119",
+            "m_open=0"
+        ]
+    );
+}
+
+/// A `timestamp` key compared with the cutoff in a zone with a daylight
+/// saving gap: 02:00-03:00 on 2026-03-08 does not exist in New York, so
+/// the partition [02:00, 03:00) ends at 07:00 UTC but its row "02:40"
+/// stands for 07:40 UTC, after a 07:20 UTC cutoff. Its rows are checked
+/// under the lock by the batches' own test, and it keeps them in batches.
+#[test]
+fn a_partition_holding_a_row_the_batches_would_keep_is_not_dropped() {
+    let mut db = fresh_db("it_part_gap");
+    db.batch_execute(
+        "SET TimeZone = 'America/New_York';
+         CREATE TABLE h (id int, ts timestamp NOT NULL, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+         CREATE TABLE h_01 PARTITION OF h FOR VALUES FROM ('2026-03-08 01:00') TO ('2026-03-08 02:00');
+         CREATE TABLE h_02 PARTITION OF h FOR VALUES FROM ('2026-03-08 02:00') TO ('2026-03-08 03:00');
+         CREATE TABLE h_03 PARTITION OF h FOR VALUES FROM ('2026-03-08 03:00') TO (MAXVALUE);
+         INSERT INTO h VALUES (1, '2026-03-08 01:30'), (2, '2026-03-08 02:10'), (3, '2026-03-08 02:40'), (4, '2026-03-08 03:30');
+         SELECT retention_add_policy('h', 'ts', (now() - '2026-03-08 07:20+00'::timestamptz)::text::interval);",
+    )
+    .unwrap();
+    assert_eq!(
+        preview(&mut db),
+        [
+            "h_01: 1 (partition older than cutoff: detached and dropped whole)",
+            "h: 1 (expired (ts older than cutoff))",
+        ]
+    );
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(
+        last_run(&mut db),
+        [
+            "public.h_01: 1 [dropped]",
+            "public.h_02: 0 [not removed whole, its rows are deleted in batches: 1 rows of partition public.h_02 are not older than the cutoff (SQLSTATE 40001)]",
+            "public.h: 1"
+        ]
+    );
+    assert_eq!(
+        strings(&mut db, "SELECT id::text FROM h ORDER BY id"),
+        ["3", "4"]
+    );
+}
