@@ -25,7 +25,7 @@
 
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiError, SpiHeapTupleData};
 
 use crate::catalog::{get, internal, rows, Policy, PolicyKind, Setup};
 use crate::errors::Result;
@@ -54,25 +54,116 @@ pub fn whole_partitions(
     setup: &Setup,
     policy: &Policy,
 ) -> Result<Vec<WholePartition>> {
+    let mut found = Vec::new();
+    if let Some(table) = table_of(client, setup, policy)? {
+        collect(client, policy, policy.relid, &table, &mut found)?;
+    }
+    Ok(found)
+}
+
+/// `partition` as it is now, if it still goes whole: read again once the
+/// run holds its lock, which keeps its bound, triggers, owner and place
+/// from changing. Between the steps of a `retention_run` anything may have
+/// changed (detached, attached elsewhere with another range, renamed, a
+/// trigger added); the partition is then `None`, and left to the batches.
+pub fn still_whole(
+    client: &SpiClient<'_>,
+    setup: &Setup,
+    policy: &Policy,
+    listed: &WholePartition,
+) -> Result<Option<WholePartition>> {
+    // Read in a snapshot taken now, after the lock: the statement running
+    // this step took its own before (before a `batch_pause`, say), and the
+    // catalog queries would otherwise see it as it was then.
+    // SAFETY: a READ COMMITTED transaction's new snapshot, pushed and popped
+    // around the reads; an error in between aborts the subtransaction,
+    // which pops it.
+    unsafe {
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let found = recheck(client, setup, policy, listed);
+        pg_sys::PopActiveSnapshot();
+        found
+    }
+}
+
+fn recheck(
+    client: &SpiClient<'_>,
+    setup: &Setup,
+    policy: &Policy,
+    listed: &WholePartition,
+) -> Result<Option<WholePartition>> {
+    let Some(table) = table_of(client, setup, policy)? else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT {}, i.inhparent, pg_catalog.format('%I.%I', pn.nspname, p.relname), {} \
+         FROM pg_catalog.pg_inherits i \
+         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) i.inhparent \
+         JOIN pg_catalog.pg_namespace pn ON pn.oid OPERATOR(pg_catalog.=) p.relnamespace \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1 AND c.relispartition \
+           AND $4 OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT a.relid::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors(c.oid) a))",
+        partition_columns(),
+        by_time("p")
+    );
+    let found = rows(
+        client,
+        &sql,
+        &[
+            pg_sys::Oid::from(listed.relid).into(),
+            table.time.into(),
+            table.owner.into(),
+            pg_sys::Oid::from(policy.relid).into(),
+        ],
+        |r| {
+            Ok((
+                partition_of_row(r)?,
+                get::<pg_sys::Oid>(r, 7)?.map(u32::from),
+                get::<String>(r, 8)?.unwrap_or_default(),
+                get::<bool>(r, 9)?.unwrap_or(false),
+            ))
+        },
+    )
+    .map_err(internal)?;
+    let Some((p, Some(parent), parent_qualified, parent_by_time)) = found.into_iter().next() else {
+        return Ok(None);
+    };
+    if parent != listed.parent || !parent_by_time || !goes_whole(client, policy, &table, &p)? {
+        return Ok(None);
+    }
+    Ok(Some(WholePartition {
+        relid: p.relid,
+        parent,
+        qualified: p.qualified,
+        parent_qualified,
+        members: p.members,
+    }))
+}
+
+/// The conditions on the policy, the session and the partitioned table;
+/// `None` when no partition of it goes whole.
+fn table_of<'s>(
+    client: &SpiClient<'_>,
+    setup: &'s Setup,
+    policy: &Policy,
+) -> Result<Option<Table<'s>>> {
     if !crate::gucs::DROP_PARTITIONS.get()
         || policy.kind != PolicyKind::Expire
         || setup.routed(policy.relid)
         || transaction_snapshot_is_fixed()
     {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let time = &setup.policy_column(policy.id).name;
     if !table_allows_whole_partitions(client, policy.relid, time)? {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let table = Table {
+    Ok(Some(Table {
         owner: setup.owner_of(policy.relid)?,
         time,
         own_policies: &setup.shape(policy.relid).excluded_inheritors,
-    };
-    let mut found = Vec::new();
-    collect(client, policy, policy.relid, &table, &mut found)?;
-    Ok(found)
+    }))
 }
 
 /// Under REPEATABLE READ or SERIALIZABLE every statement sees the
@@ -94,7 +185,7 @@ struct Table<'a> {
 }
 
 /// The partitioned table's own conditions: partitioned by range on the
-/// time column alone ([`BY_TIME`]), no DELETE trigger or rule (a
+/// time column alone ([`by_time`]), no DELETE trigger or rule (a
 /// statement trigger on it fires for the batches' deletes, a row trigger is
 /// cloned onto every partition), no row security its owner is subject to,
 /// no foreign key to it that the run leaves to PostgreSQL (SET NULL,
@@ -103,7 +194,7 @@ struct Table<'a> {
 /// deletes (a subscriber would keep rows a drop removed without a DELETE).
 fn table_allows_whole_partitions(client: &SpiClient<'_>, relid: RelId, time: &str) -> Result<bool> {
     let sql = format!(
-        "SELECT {BY_TIME} \
+        "SELECT {} \
            AND NOT (c.relrowsecurity AND c.relforcerowsecurity) \
            AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid \
                  AND NOT tg.tgisinternal AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0) \
@@ -118,7 +209,8 @@ fn table_allows_whole_partitions(client: &SpiClient<'_>, relid: RelId, time: &st
                        JOIN pg_catalog.pg_class mc ON mc.relnamespace OPERATOR(pg_catalog.=) pn.pnnspid \
                        WHERE pn.pnpubid OPERATOR(pg_catalog.=) p.oid \
                          AND mc.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT m.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(c.oid) m))))) \
-         FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1"
+         FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        by_time("c")
     );
     let found = rows(
         client,
@@ -130,12 +222,37 @@ fn table_allows_whole_partitions(client: &SpiClient<'_>, relid: RelId, time: &st
     Ok(found.into_iter().next().flatten().unwrap_or(false))
 }
 
-/// Whether relation `c` is partitioned by range on column `$2` alone.
-const BY_TIME: &str = "EXISTS (SELECT FROM pg_catalog.pg_partitioned_table pt \
-       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) pt.partrelid \
-        AND a.attnum OPERATOR(pg_catalog.=) pt.partattrs[0] \
-       WHERE pt.partrelid OPERATOR(pg_catalog.=) c.oid AND pt.partstrat OPERATOR(pg_catalog.=) 'r' \
-         AND pt.partnatts OPERATOR(pg_catalog.=) 1 AND a.attname OPERATOR(pg_catalog.=) $2)";
+/// Whether relation `alias` is partitioned by range on column `$2` alone.
+fn by_time(alias: &str) -> String {
+    format!(
+        "EXISTS (SELECT FROM pg_catalog.pg_partitioned_table pt \
+           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) pt.partrelid \
+            AND a.attnum OPERATOR(pg_catalog.=) pt.partattrs[0] \
+           WHERE pt.partrelid OPERATOR(pg_catalog.=) {alias}.oid AND pt.partstrat OPERATOR(pg_catalog.=) 'r' \
+             AND pt.partnatts OPERATOR(pg_catalog.=) 1 AND a.attname OPERATOR(pg_catalog.=) $2)"
+    )
+}
+
+/// The columns of a [`Partition`] (`c`, in schema `n`), with `$2` the time
+/// column and `$3` the owner.
+fn partition_columns() -> String {
+    format!(
+        "c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relpartbound::pg_catalog.text, {}, \
+           ARRAY(SELECT m.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(c.oid) m), \
+           NOT EXISTS (SELECT FROM pg_catalog.pg_partition_tree(c.oid) m \
+                   JOIN pg_catalog.pg_class mc ON mc.oid OPERATOR(pg_catalog.=) m.relid \
+                   WHERE mc.relkind OPERATOR(pg_catalog.<>) ALL ('{{r,p}}'::pg_catalog.\"char\"[]) \
+                      OR mc.relowner OPERATOR(pg_catalog.<>) $3 \
+                      OR (mc.relrowsecurity AND mc.relforcerowsecurity) \
+                      OR EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid OPERATOR(pg_catalog.=) mc.oid \
+                           AND NOT tg.tgisinternal AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0) \
+                      OR EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) mc.oid \
+                           AND r.ev_type OPERATOR(pg_catalog.=) '4') \
+                      OR EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.confrelid OPERATOR(pg_catalog.=) mc.oid \
+                           AND k.contype OPERATOR(pg_catalog.=) 'f' AND k.conparentid OPERATOR(pg_catalog.=) 0))",
+        by_time("c")
+    )
+}
 
 /// A direct partition of a partitioned table, as read from the catalog.
 struct Partition {
@@ -162,13 +279,7 @@ fn collect(
 ) -> Result<()> {
     let parent_qualified = crate::catalog::relation_name(client, parent)?;
     for p in partitions_of(client, parent, table.time, table.owner)? {
-        let goes_whole = p.whole
-            && !p.members.iter().any(|m| table.own_policies.contains(m))
-            && match upper_bound_if_bounded(&p.bound) {
-                Some((value, type_oid)) => at_or_before_cutoff(client, value, type_oid, policy)?,
-                None => false,
-            };
-        if goes_whole {
+        if goes_whole(client, policy, table, &p)? {
             found.push(WholePartition {
                 relid: p.relid,
                 parent,
@@ -183,6 +294,25 @@ fn collect(
     Ok(())
 }
 
+/// Whether a partition (of a table partitioned by range on the time
+/// column) goes whole: nothing in or below it keeps it from going, no
+/// partition in it has a policy of its own, and its range ends at or before
+/// the cutoff.
+fn goes_whole(
+    client: &SpiClient<'_>,
+    policy: &Policy,
+    table: &Table<'_>,
+    p: &Partition,
+) -> Result<bool> {
+    if !p.whole || p.members.iter().any(|m| table.own_policies.contains(m)) {
+        return Ok(false);
+    }
+    match upper_bound_if_bounded(&p.bound) {
+        Some((value, type_oid)) => at_or_before_cutoff(client, value, type_oid, policy),
+        None => Ok(false),
+    }
+}
+
 fn partitions_of(
     client: &SpiClient<'_>,
     parent: RelId,
@@ -192,46 +322,37 @@ fn partitions_of(
     // Oldest first where the names say so (most schemes name partitions by
     // their range); the order only decides which go first in a capped run.
     let sql = format!(
-        "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relpartbound::pg_catalog.text, \
-           {BY_TIME}, \
-           ARRAY(SELECT m.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(c.oid) m), \
-           NOT EXISTS (SELECT FROM pg_catalog.pg_partition_tree(c.oid) m \
-                   JOIN pg_catalog.pg_class mc ON mc.oid OPERATOR(pg_catalog.=) m.relid \
-                   WHERE mc.relkind OPERATOR(pg_catalog.<>) ALL ('{{r,p}}'::pg_catalog.\"char\"[]) \
-                      OR mc.relowner OPERATOR(pg_catalog.<>) $3 \
-                      OR (mc.relrowsecurity AND mc.relforcerowsecurity) \
-                      OR EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid OPERATOR(pg_catalog.=) mc.oid \
-                           AND NOT tg.tgisinternal AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0) \
-                      OR EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) mc.oid \
-                           AND r.ev_type OPERATOR(pg_catalog.=) '4') \
-                      OR EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.confrelid OPERATOR(pg_catalog.=) mc.oid \
-                           AND k.contype OPERATOR(pg_catalog.=) 'f' AND k.conparentid OPERATOR(pg_catalog.=) 0)) \
+        "SELECT {} \
          FROM pg_catalog.pg_inherits i \
          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid \
          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
          WHERE i.inhparent OPERATOR(pg_catalog.=) $1 AND c.relispartition \
-         ORDER BY c.relname, c.oid"
+         ORDER BY c.relname, c.oid",
+        partition_columns()
     );
     rows(
         client,
         &sql,
         &[pg_sys::Oid::from(parent).into(), time.into(), owner.into()],
-        |r| {
-            Ok(Partition {
-                relid: get::<pg_sys::Oid>(r, 1)?.map(u32::from).unwrap_or_default(),
-                qualified: get::<String>(r, 2)?.unwrap_or_default(),
-                bound: get::<String>(r, 3)?.unwrap_or_default(),
-                by_time: get::<bool>(r, 4)?.unwrap_or(false),
-                members: get::<Vec<pg_sys::Oid>>(r, 5)?
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(u32::from)
-                    .collect(),
-                whole: get::<bool>(r, 6)?.unwrap_or(false),
-            })
-        },
+        partition_of_row,
     )
     .map_err(internal)
+}
+
+/// A [`Partition`] from the first columns of a row ([`partition_columns`]).
+fn partition_of_row(r: &SpiHeapTupleData<'_>) -> std::result::Result<Partition, SpiError> {
+    Ok(Partition {
+        relid: get::<pg_sys::Oid>(r, 1)?.map(u32::from).unwrap_or_default(),
+        qualified: get::<String>(r, 2)?.unwrap_or_default(),
+        bound: get::<String>(r, 3)?.unwrap_or_default(),
+        by_time: get::<bool>(r, 4)?.unwrap_or(false),
+        members: get::<Vec<pg_sys::Oid>>(r, 5)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(u32::from)
+            .collect(),
+        whole: get::<bool>(r, 6)?.unwrap_or(false),
+    })
 }
 
 /// The upper bound of a range partition bounded on both sides, as its
@@ -306,32 +427,4 @@ fn at_or_before_cutoff(
     )
     .map_err(internal)?;
     Ok(found.into_iter().next().flatten().unwrap_or(false))
-}
-
-/// `partition` as it is now, if it still goes whole: read again once the
-/// run holds its lock, which keeps its bound, triggers, owner and place
-/// from changing. Between the steps of a `retention_run` anything may have
-/// changed (detached, attached elsewhere with another range, renamed, a
-/// trigger added); the partition is then `None`, and left to the batches.
-pub fn still_whole(
-    client: &SpiClient<'_>,
-    setup: &Setup,
-    policy: &Policy,
-    partition: &WholePartition,
-) -> Result<Option<WholePartition>> {
-    // Read in a snapshot taken now, after the lock: the statement running
-    // this step took its own before (before a `batch_pause`, say), and the
-    // catalog queries would otherwise see it as it was then.
-    // SAFETY: a READ COMMITTED transaction's new snapshot, pushed and popped
-    // around the reads; an error in between aborts the subtransaction,
-    // which pops it.
-    let found = unsafe {
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        let found = whole_partitions(client, setup, policy);
-        pg_sys::PopActiveSnapshot();
-        found
-    };
-    Ok(found?
-        .into_iter()
-        .find(|p| p.relid == partition.relid && p.parent == partition.parent))
 }
