@@ -1132,7 +1132,7 @@ impl<'a> Deleter<'a> {
         // left to the batches.
         // Locked by its oid, then read again: its name, place and bound are
         // what they are now, and stay so until the end.
-        with_partition_lock_timeout(|| lock_for_removal(listed.relid));
+        with_partition_lock_timeout(|| lock_relation(listed.relid, pgrx::pg_sys::ShareLock));
         let changed = || {
             RetentionError::ChangedDuringBatch(format!(
                 "partition {} changed since the run listed it",
@@ -1181,6 +1181,9 @@ impl<'a> Deleter<'a> {
         // Detaching checks that no row references the partition's rows any
         // more (23503 otherwise: the partition stays, rolled back).
         with_partition_lock_timeout(|| {
+            for &referenced in &partition.referenced {
+                lock_relation(referenced, pgrx::pg_sys::ShareRowExclusiveLock);
+            }
             client.update(
                 &sqlgen::detach_partition_sql(&partition.parent_qualified, &partition.qualified),
                 None,
@@ -1474,17 +1477,19 @@ fn xact_tuples_deleted(relid: RelId) -> i64 {
 
 /// Whether a policy's root batches clear dependents before they are deleted
 /// (else each batch is selected and deleted in one statement).
-/// Locks a partition about to be removed whole against writes, by its oid
-/// (its name may have changed hands since it was listed); reads and row
-/// locks (a writer's foreign key check) go on.
-fn lock_for_removal(relid: RelId) {
-    // SAFETY: takes a lock on a relation oid, waiting under the session's
-    // lock_timeout; an oid no longer in use is harmless (the check after it
-    // finds no such partition). Errors are raised as Postgres errors.
+/// Locks a relation by its oid (a partition's name may have changed hands
+/// since it was listed; a referenced table's owner may be another role,
+/// whose table detaching locks all the same), waiting under the session's
+/// lock_timeout. `SHARE` on a partition about to go keeps writes out and
+/// lets reads and row locks (a writer's foreign key check) in.
+fn lock_relation(relid: RelId, mode: u32) {
+    // SAFETY: takes a lock on a relation oid; an oid no longer in use is
+    // harmless (the check after it finds no such partition). Errors are
+    // raised as Postgres errors.
     unsafe {
         pgrx::pg_sys::LockRelationOid(
             pgrx::pg_sys::Oid::from(relid),
-            pgrx::pg_sys::ShareLock as pgrx::pg_sys::LOCKMODE,
+            mode as pgrx::pg_sys::LOCKMODE,
         )
     }
 }

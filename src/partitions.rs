@@ -43,6 +43,11 @@ pub struct WholePartition {
     /// The partition and, when it is itself partitioned, every partition
     /// below it: the tables whose rows go with it.
     pub members: Vec<RelId>,
+    /// The tables the parent's foreign keys reference: detaching locks
+    /// them (SHARE ROW EXCLUSIVE), after the parent; a run locks them
+    /// first, in the order a writer adding a row and then its children
+    /// does, so that the two never wait for each other.
+    pub referenced: Vec<RelId>,
 }
 
 /// The partitions of `policy`'s table that its run removes whole, found as
@@ -96,7 +101,10 @@ fn recheck(
         return Ok(None);
     };
     let sql = format!(
-        "SELECT {}, i.inhparent, pg_catalog.format('%I.%I', pn.nspname, p.relname), {} \
+        "SELECT {}, i.inhparent, pg_catalog.format('%I.%I', pn.nspname, p.relname), {}, \
+           ARRAY(SELECT DISTINCT k.confrelid FROM pg_catalog.pg_constraint k \
+                 WHERE k.conrelid OPERATOR(pg_catalog.=) i.inhparent AND k.contype OPERATOR(pg_catalog.=) 'f' \
+                   AND k.confrelid OPERATOR(pg_catalog.<>) i.inhparent ORDER BY 1) \
          FROM pg_catalog.pg_inherits i \
          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid \
          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
@@ -122,11 +130,14 @@ fn recheck(
                 get::<pg_sys::Oid>(r, 7)?.map(u32::from),
                 get::<String>(r, 8)?.unwrap_or_default(),
                 get::<bool>(r, 9)?.unwrap_or(false),
+                get::<Vec<pg_sys::Oid>>(r, 10)?.unwrap_or_default(),
             ))
         },
     )
     .map_err(internal)?;
-    let Some((p, Some(parent), parent_qualified, parent_by_time)) = found.into_iter().next() else {
+    let Some((p, Some(parent), parent_qualified, parent_by_time, referenced)) =
+        found.into_iter().next()
+    else {
         return Ok(None);
     };
     if parent != listed.parent || !parent_by_time || !goes_whole(client, policy, &table, &p)? {
@@ -138,6 +149,7 @@ fn recheck(
         qualified: p.qualified,
         parent_qualified,
         members: p.members,
+        referenced: referenced.into_iter().map(u32::from).collect(),
     }))
 }
 
@@ -286,6 +298,7 @@ fn collect(
                 qualified: p.qualified,
                 parent_qualified: parent_qualified.clone(),
                 members: p.members,
+                referenced: Vec::new(),
             });
         } else if p.by_time {
             collect(client, policy, p.relid, table, found)?;
