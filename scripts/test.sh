@@ -100,3 +100,5 @@ echo "==> benchmark smoke test on PostgreSQL 15 (tiny scale; the four methods mu
 bash bench/run.sh --scale 1 --rounds 1 --out "$(mktemp -d)"
 echo "==> schema zoo smoke test (tiny scale; in every shape the methods must leave the same rows)"
 bash bench/run.sh --zoo --scale 0.02 --rounds 1 --out "$(mktemp)"
+echo "==> partition benchmark smoke test (tiny scale; drop, rows and plain DELETEs must leave the same rows)"
+bash bench/run.sh --partitions --scale 0.05 --rounds 1 --writers 0 --out "$(mktemp)"
