@@ -33,6 +33,11 @@ CREATE FUNCTION retention_alter_policy(
 LANGUAGE sql VOLATILE
 AS $$ SELECT @extschema@._retention_alter_policy($1::pg_catalog.oid, $6, $2, $3, $4, $5) $$;
 
+CREATE FUNCTION retention_set_partition_action(relation regclass, action text DEFAULT 'drop', schema name DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+AS $$ SELECT @extschema@._retention_set_partition_action($1::pg_catalog.oid, $2, $3::pg_catalog.text) $$;
+
 CREATE FUNCTION retention_pause(relation regclass) RETURNS bigint
 LANGUAGE sql VOLATILE
 AS $$ SELECT @extschema@._retention_set_enabled($1::pg_catalog.oid, false) $$;
@@ -70,7 +75,9 @@ SELECT p.id,
        p.batch_size,
        p.enabled,
        @extschema@._retention_cutoff(p.retain) AS cutoff,
-       p.created_at
+       p.created_at,
+       p.partition_action,
+       p.partition_schema
 FROM @extschema@.retention_config p
 -- A view reads its tables as its owner, whom row-level security does not
 -- restrict: apply the same rule here (current_user is the reader). A policy
@@ -228,10 +235,11 @@ AS $$ SELECT 'pg_retention' OPERATOR(pg_catalog.||) COALESCE(':' OPERATOR(pg_cat
 
 COMMENT ON TABLE retention_config IS 'pg_retention policies (configuration, kept by pg_dump); read it through the retention_policies view';
 COMMENT ON TABLE cleanup_runs IS 'pg_retention run history: one row per run, with per-table counts, date ranges and any error';
-COMMENT ON VIEW retention_policies IS 'pg_retention policies, readable: relation, kind, time column, retention, label, batch size, enabled, current cutoff';
+COMMENT ON VIEW retention_policies IS 'pg_retention policies, readable: relation, kind, time column, retention, label, batch size, enabled, current cutoff, what becomes of whole partitions';
 COMMENT ON FUNCTION retention_add_policy(regclass, name, interval, text, integer, boolean) IS 'Rows of relation whose time_column is older than now() - retain expire; their dependents go first';
 COMMENT ON FUNCTION retention_add_orphan_policy(regclass, name, interval, text) IS 'Rows of relation that nothing references and whose time_column is older than now() - grace are deleted after the expirations';
 COMMENT ON FUNCTION retention_alter_policy(regclass, interval, text, integer, boolean, text) IS 'Changes the given settings of a policy (NULL keeps a setting)';
+COMMENT ON FUNCTION retention_set_partition_action(regclass, text, name) IS 'What the expire policy of a table partitioned by its time column does with partitions wholly older than the cutoff: drop (default), or detach and keep them (in schema, when given)';
 COMMENT ON FUNCTION retention_pause(regclass) IS 'Disables the policies of a table without removing them';
 COMMENT ON FUNCTION retention_resume(regclass) IS 'Enables the policies of a table again';
 COMMENT ON FUNCTION retention_remove_policy(regclass, text) IS 'Removes the policies of a table (of one kind, or all)';
@@ -353,6 +361,7 @@ COMMENT ON FUNCTION _retention_forget_dropped() IS 'Event trigger: removes the p
 COMMENT ON FUNCTION _retention_add_policy(oid, text, interval, text, integer, boolean, text) IS 'internal: use retention_add_policy / retention_add_orphan_policy';
 COMMENT ON FUNCTION _retention_alter_policy(oid, text, interval, text, integer, boolean) IS 'internal: use retention_alter_policy';
 COMMENT ON FUNCTION _retention_set_enabled(oid, boolean) IS 'internal: use retention_pause / retention_resume';
+COMMENT ON FUNCTION _retention_set_partition_action(oid, text, text) IS 'internal: use retention_set_partition_action';
 COMMENT ON FUNCTION _retention_remove_policy(oid, text) IS 'internal: use retention_remove_policy';
 COMMENT ON FUNCTION _retention_execute(integer, text, text) IS 'internal: use retention_execute';
 COMMENT ON FUNCTION _retention_preview(text) IS 'internal: use retention_preview';

@@ -15,6 +15,13 @@ CREATE TABLE retention_config (
     batch_size  integer CHECK (batch_size > 0),
     enabled     boolean NOT NULL DEFAULT true,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- 'expire' on a table partitioned by range on time_column: what becomes
+    -- of a partition wholly older than the cutoff. 'drop': detached and
+    -- dropped; 'detach': detached and kept as a table of its own, moved to
+    -- partition_schema when that is set (pg_partman's retention_keep_table
+    -- and retention_schema).
+    partition_action text NOT NULL DEFAULT 'drop' CHECK (partition_action IN ('drop', 'detach')),
+    partition_schema name CHECK (partition_schema IS NULL OR partition_action = 'detach'),
     UNIQUE (relid, kind)
 );
 

@@ -122,6 +122,16 @@ impl PolicyKind {
     }
 }
 
+/// What an expire policy does with a partition wholly older than its cutoff
+/// ([`crate::partitions`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PartitionAction {
+    /// Detached, then dropped.
+    Drop,
+    /// Detached and kept as a table of its own; moved to the schema, if any.
+    Detach(Option<String>),
+}
+
 /// A policy with its cutoff computed once, when the run (or report) starts.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -137,6 +147,7 @@ pub struct Policy {
     pub relation: Option<String>,
     /// The table's owner: every statement of the policy runs as this role.
     pub owner: pgrx::pg_sys::Oid,
+    pub partition_action: PartitionAction,
 }
 
 /// A label no policy has is a mistake (a typo, a label removed with its
@@ -171,10 +182,18 @@ pub fn load_policies(
     label: Option<&str>,
     include_disabled: bool,
 ) -> Result<(Vec<Policy>, Vec<Broken>)> {
+    // Until ALTER EXTENSION UPDATE, this library runs over 0.3.0's table,
+    // which has no partition action: partitions are dropped.
+    let partition_columns = if has_partition_action(client, schema)? {
+        "p.partition_action, p.partition_schema::pg_catalog.text"
+    } else {
+        "'drop'::pg_catalog.text, NULL::pg_catalog.text"
+    };
     let sql = format!(
         "SELECT p.id, p.relid::pg_catalog.oid, p.kind, p.time_column::pg_catalog.text, p.label, p.batch_size, \
                 p.retain, \
-                CASE WHEN c.oid IS NOT NULL THEN pg_catalog.format('%I.%I', n.nspname, c.relname) END, p.enabled, c.relowner \
+                CASE WHEN c.oid IS NOT NULL THEN pg_catalog.format('%I.%I', n.nspname, c.relname) END, p.enabled, c.relowner, \
+                {partition_columns} \
          FROM {schema}.retention_config p \
          LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid \
          LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
@@ -197,13 +216,27 @@ pub fn load_policies(
                 get::<String>(r, 8)?,
                 get::<bool>(r, 9)?,
                 get::<pgrx::pg_sys::Oid>(r, 10)?,
+                (get::<String>(r, 11)?, get::<String>(r, 12)?),
             ))
         },
     )
     .map_err(internal)?;
     let mut healthy = Vec::new();
     let mut broken = Vec::new();
-    for (id, relid, kind, column, label, batch_size, retain, relation, enabled, owner) in policies {
+    for (
+        id,
+        relid,
+        kind,
+        column,
+        label,
+        batch_size,
+        retain,
+        relation,
+        enabled,
+        owner,
+        partitions,
+    ) in policies
+    {
         let mut policy = Policy {
             id: id.unwrap_or_default(),
             relid: relid.map(|o| o.to_u32()).unwrap_or_default(),
@@ -215,6 +248,10 @@ pub fn load_policies(
             enabled: enabled.unwrap_or_default(),
             relation,
             owner: owner.unwrap_or(pgrx::pg_sys::Oid::INVALID),
+            partition_action: match partitions {
+                (Some(action), schema) if action == "detach" => PartitionAction::Detach(schema),
+                _ => PartitionAction::Drop,
+            },
         };
         match cutoff_of(client, retain) {
             Ok(cutoff) => {
@@ -234,6 +271,17 @@ pub fn load_policies(
         }
     }
     Ok((healthy, broken))
+}
+
+/// Whether the policies table has the partition action (0.4.0 on).
+fn has_partition_action(client: &SpiClient<'_>, schema: &str) -> Result<bool> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+           WHERE a.attrelid OPERATOR(pg_catalog.=) '{schema}.retention_config'::pg_catalog.regclass \
+             AND a.attname OPERATOR(pg_catalog.=) 'partition_action' AND NOT a.attisdropped)"
+    );
+    let found = rows(client, &sql, &[], |r| get::<bool>(r, 1)).map_err(internal)?;
+    Ok(found.into_iter().next().flatten().unwrap_or(false))
 }
 
 /// `now() - retain`, or why it cannot be computed.

@@ -15,7 +15,9 @@ use std::collections::{HashMap, VecDeque};
 use pgrx::datum::DatumWithOid;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{get, internal, rows_mut, Policy, PolicyKind, PreparedStatements, Setup};
+use crate::catalog::{
+    get, internal, rows_mut, PartitionAction, Policy, PolicyKind, PreparedStatements, Setup,
+};
 use crate::errors::{Result, RetentionError};
 use crate::history::TableCount;
 use crate::partitions::{self, WholePartition};
@@ -1088,13 +1090,27 @@ impl<'a> Deleter<'a> {
                 entry.oldest = removed.oldest;
                 entry.newest = removed.newest;
                 entry.bytes = removed.bytes;
-                entry.partition = Some("dropped".to_string());
+                entry.partition = Some(match &policy.partition_action {
+                    PartitionAction::Drop => "dropped".to_string(),
+                    PartitionAction::Detach(None) => "detached".to_string(),
+                    PartitionAction::Detach(Some(schema)) => {
+                        format!("detached, moved to schema {schema}")
+                    }
+                });
             }
             Err(f) if f.is_cancel() => return Err(f),
-            Err(f) if f.sqlstate == "55P03" => {
+            // A partition to keep goes to the batches only when it no longer
+            // qualifies (40001); if keeping it fails (no CREATE on the
+            // schema, a table of that name there), its rows wait for the
+            // DBA, whole, rather than being deleted.
+            Err(f)
+                if f.sqlstate == "55P03"
+                    || (policy.partition_action != PartitionAction::Drop
+                        && f.sqlstate != "40001") =>
+            {
                 entry.partition = Some(format!(
-                    "left whole for the next run: {} (SQLSTATE 55P03)",
-                    f.message
+                    "left whole for the next run: {} (SQLSTATE {})",
+                    f.message, f.sqlstate
                 ));
                 self.progress
                     .left_partitions
@@ -1189,7 +1205,20 @@ impl<'a> Deleter<'a> {
                 None,
                 &[],
             )?;
-            client.update(&sqlgen::drop_table_sql(&partition.qualified), None, &[])
+            match &policy.partition_action {
+                PartitionAction::Drop => {
+                    client.update(&sqlgen::drop_table_sql(&partition.qualified), None, &[])?;
+                }
+                PartitionAction::Detach(None) => {}
+                PartitionAction::Detach(Some(schema)) => {
+                    client.update(
+                        &sqlgen::set_schema_sql(&partition.qualified, schema),
+                        None,
+                        &[],
+                    )?;
+                }
+            }
+            Ok::<_, pgrx::spi::SpiError>(())
         })
         .map_err(internal)?;
         Ok(removed)

@@ -14,6 +14,8 @@ pub enum RetentionError {
     UndefinedTable(String),
     /// The column does not exist (42703).
     UndefinedColumn(String),
+    /// The schema does not exist (3F000).
+    UndefinedSchema(String),
     /// The relation is not a table, or a column is not a time type (42809 / 42804).
     WrongObjectType(String),
     DatatypeMismatch(String),
@@ -40,6 +42,7 @@ impl RetentionError {
             Self::InvalidParameter(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::UndefinedTable(_) => ERRCODE_UNDEFINED_TABLE,
             Self::UndefinedColumn(_) => ERRCODE_UNDEFINED_COLUMN,
+            Self::UndefinedSchema(_) => ERRCODE_INVALID_SCHEMA_NAME,
             Self::WrongObjectType(_) => ERRCODE_WRONG_OBJECT_TYPE,
             Self::DatatypeMismatch(_) => ERRCODE_DATATYPE_MISMATCH,
             Self::InsufficientPrivilege(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -57,6 +60,7 @@ impl RetentionError {
             Self::InvalidParameter(m)
             | Self::UndefinedTable(m)
             | Self::UndefinedColumn(m)
+            | Self::UndefinedSchema(m)
             | Self::WrongObjectType(m)
             | Self::DatatypeMismatch(m)
             | Self::InsufficientPrivilege(m)

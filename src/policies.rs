@@ -1,4 +1,4 @@
-//! Policy management: add, alter, pause/resume, remove. Every check runs
+//! Policy management: add, alter, pause/resume, partition action, remove. Every check runs
 //! before the config table is touched, so a refused call changes nothing.
 
 use pgrx::datum::{DatumWithOid, Interval};
@@ -301,6 +301,75 @@ fn _retention_alter_policy(
         Ok(id)
     }))
     .or_raise()
+}
+
+/// What the expire policy of a table partitioned by its time column does
+/// with partitions wholly older than its cutoff ([`catalog::PartitionAction`]):
+/// `drop`, or `detach` (kept as tables, moved to `schema` when given).
+/// Returns the policy's id.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _retention_set_partition_action(
+    relation: Option<pg_sys::Oid>,
+    action: Option<&str>,
+    schema: Option<&str>,
+) -> i64 {
+    with_pinned_search_path(|| {
+        Spi::connect_mut(|client| {
+            let action = action.ok_or(RetentionError::NullArgument("action"))?;
+            if !["drop", "detach"].contains(&action) {
+                return Err(RetentionError::InvalidParameter(format!(
+                    "action must be 'drop' or 'detach', not \"{action}\""
+                )));
+            }
+            if schema.is_some() && action != "detach" {
+                return Err(RetentionError::InvalidParameter(
+                    "a schema keeps detached partitions: give it with action 'detach'".into(),
+                ));
+            }
+            if let Some(schema) = schema {
+                check_schema_exists(client, schema)?;
+            }
+            let extension = extension_schema(client)?;
+            let rel = checked_relation(client, relation)?;
+            let Some(id) = existing_policy(client, &extension, rel.relid, PolicyKind::Expire)?
+            else {
+                return Err(RetentionError::UndefinedPolicy(format!(
+                    "table {} has no expire policy",
+                    rel.display
+                )));
+            };
+            let sql = format!(
+                "UPDATE {extension}.retention_config SET partition_action = $2, partition_schema = $3 \
+                 WHERE id OPERATOR(pg_catalog.=) $1"
+            );
+            bookkeeping(
+                client,
+                &sql,
+                &[id.into(), action.into(), schema.into()],
+                |_| Ok(()),
+            )
+            .map_err(internal)?;
+            Ok(id)
+        })
+    })
+    .or_raise()
+}
+
+fn check_schema_exists(client: &SpiClient<'_>, schema: &str) -> Result<()> {
+    let found = rows(
+        client,
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1)",
+        &[schema.into()],
+        |r| get::<bool>(r, 1),
+    )
+    .map_err(internal)?;
+    if found.into_iter().next().flatten() == Some(true) {
+        Ok(())
+    } else {
+        Err(RetentionError::UndefinedSchema(format!(
+            "schema \"{schema}\" does not exist"
+        )))
+    }
 }
 
 /// Pauses or resumes every policy of a table; returns how many changed.

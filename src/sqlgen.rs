@@ -955,6 +955,11 @@ pub fn detach_partition_sql(parent: &str, partition: &str) -> String {
     format!("ALTER TABLE {parent} DETACH PARTITION {partition}")
 }
 
+/// Moves a detached partition kept as a table to `schema`.
+pub fn set_schema_sql(table: &str, schema: &str) -> String {
+    format!("ALTER TABLE {table} SET SCHEMA {}", quote_ident(schema))
+}
+
 /// Drops a detached partition, never what depends on it (RESTRICT: a view
 /// on it makes the drop fail, and the partition stays).
 pub fn drop_table_sql(table: &str) -> String {

@@ -12,7 +12,9 @@ use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{get, internal, rows, rows_mut, Broken, Policy, PolicyKind, Setup};
+use crate::catalog::{
+    get, internal, rows, rows_mut, Broken, PartitionAction, Policy, PolicyKind, Setup,
+};
 use crate::errors::{OrRaise, Result, RetentionError};
 use crate::partitions;
 use crate::planner::{ForeignKey, RelId};
@@ -289,19 +291,24 @@ fn _retention_preview(
                             sqlgen::older_than("t", column, preds.param(p))
                         );
                         if count(partition.relid, relid, Some(column), &young)?.0 .0 == Some(0) {
-                            whole.push(partition);
+                            whole.push((partition, p.partition_action.clone()));
                         }
                     }
                 }
-                for partition in &whole {
+                for (partition, action) in &whole {
                     let time = setup.shape(relid).time_column.as_ref();
                     let ((n, oldest, newest), failed) =
                         count(partition.relid, relid, time, "true")?;
+                    let what = match action {
+                        PartitionAction::Drop => "detached and dropped whole".to_string(),
+                        PartitionAction::Detach(None) => "detached whole, kept as a table".to_string(),
+                        PartitionAction::Detach(Some(schema)) => format!("detached whole, kept as a table in schema {schema}"),
+                    };
                     out.push((
                         0,
                         pg_sys::Oid::from(partition.relid),
                         format!(
-                            "partition older than cutoff: detached and dropped whole{}",
+                            "partition older than cutoff: {what}{}",
                             failed.as_deref().unwrap_or_default()
                         ),
                         n,
@@ -309,8 +316,10 @@ fn _retention_preview(
                         newest,
                     ));
                 }
-                let members: Vec<RelId> =
-                    whole.iter().flat_map(|p| p.members.iter().copied()).collect();
+                let members: Vec<RelId> = whole
+                    .iter()
+                    .flat_map(|(p, _)| p.members.iter().copied())
+                    .collect();
                 let mut reasons = Vec::new();
                 for p in setup
                     .policies

@@ -109,7 +109,7 @@ fn upgrade_from_0_1_0_keeps_policies_and_history_and_matches_a_fresh_install() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, "0.3.0");
+    assert_eq!(version, "0.4.0");
     assert_eq!(
         strings(&mut db, "SELECT format('%s %s %s %s', relation, kind, retain, label) FROM retention_policies ORDER BY id"),
         policies_before
@@ -162,6 +162,47 @@ fn upgrade_from_0_2_0_takes_the_write_privileges_from_public() {
 
     let upgraded = extension_objects(&mut db);
     let mut fresh = empty_db("it_upgrade_020_fresh");
+    fresh
+        .batch_execute("CREATE EXTENSION pg_retention VERSION '0.3.0'")
+        .unwrap();
+    assert_eq!(extension_objects(&mut fresh), upgraded);
+}
+
+#[test]
+fn upgrade_from_0_3_0_keeps_policies_and_adds_the_partition_action() {
+    let mut db = empty_db("it_upgrade_030");
+    db.batch_execute("CREATE EXTENSION pg_retention VERSION '0.3.0'")
+        .unwrap();
+    db.batch_execute(TABLES).unwrap();
+    db.batch_execute(POLICIES).unwrap();
+    assert!(count(&mut db, "SELECT total_deleted FROM retention_execute()") > 0);
+    let policies_before = strings(
+        &mut db,
+        "SELECT format('%s %s %s %s', relation, kind, retain, label) FROM retention_policies ORDER BY id",
+    );
+
+    db.batch_execute("ALTER EXTENSION pg_retention UPDATE TO '0.4.0'")
+        .unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s %s %s', relation, kind, retain, label) FROM retention_policies ORDER BY id"
+        ),
+        policies_before
+    );
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT DISTINCT format('%s %s', partition_action, partition_schema) FROM retention_policies"
+        ),
+        ["drop "]
+    );
+    db.batch_execute("SELECT retention_set_partition_action('logs', 'detach')")
+        .unwrap();
+    history_kept_and_runs_work(&mut db);
+
+    let upgraded = extension_objects(&mut db);
+    let mut fresh = empty_db("it_upgrade_030_fresh");
     fresh
         .batch_execute("CREATE EXTENSION pg_retention")
         .unwrap();

@@ -537,7 +537,9 @@ fn a_partition_holding_a_row_the_batches_would_keep_is_not_dropped() {
          CREATE TABLE h_02 PARTITION OF h FOR VALUES FROM ('2026-03-08 02:00') TO ('2026-03-08 03:00');
          CREATE TABLE h_03 PARTITION OF h FOR VALUES FROM ('2026-03-08 03:00') TO (MAXVALUE);
          INSERT INTO h VALUES (1, '2026-03-08 01:30'), (2, '2026-03-08 02:10'), (3, '2026-03-08 02:40'), (4, '2026-03-08 03:30');
-         SELECT retention_add_policy('h', 'ts', (now() - '2026-03-08 07:20+00'::timestamptz)::text::interval);",
+         -- In seconds: days would be subtracted on New York's calendar.
+         SELECT retention_add_policy('h', 'ts',
+           make_interval(secs => extract(epoch FROM now() - '2026-03-08 07:20+00'::timestamptz)::float8));",
     )
     .unwrap();
     assert_eq!(
@@ -559,5 +561,106 @@ fn a_partition_holding_a_row_the_batches_would_keep_is_not_dropped() {
     assert_eq!(
         strings(&mut db, "SELECT id::text FROM h ORDER BY id"),
         ["3", "4"]
+    );
+}
+
+/// `retention_set_partition_action(..., 'detach', schema)`: the partitions
+/// wholly older than the cutoff are detached and kept, moved to the schema
+/// (pg_partman's `retention_keep_table` and `retention_schema`); the other
+/// expired rows are deleted as before.
+#[test]
+fn partitions_to_keep_are_detached_and_moved_to_their_schema() {
+    let mut db = daily_db("it_part_keep");
+    db.batch_execute(
+        "CREATE SCHEMA archive;
+         SELECT retention_set_partition_action('m', 'detach', 'archive');",
+    )
+    .unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s', partition_action, partition_schema) FROM retention_policies"
+        ),
+        ["detach archive"]
+    );
+    assert_eq!(
+        preview(&mut db),
+        [
+            "m_d1: 120 (partition older than cutoff: detached whole, kept as a table in schema archive)",
+            "m_d2: 120 (partition older than cutoff: detached whole, kept as a table in schema archive)",
+            "m: 370 (expired (ts older than cutoff))",
+        ]
+    );
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(
+        last_run(&mut db),
+        [
+            "public.m_d1: 120 [detached, moved to schema archive]",
+            "public.m_d2: 120 [detached, moved to schema archive]",
+            "public.m: 370",
+        ]
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM archive.m_d1"), 120);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM archive.m_d2"), 120);
+    assert_eq!(
+        partitions(&mut db, "m"),
+        ["m_cur=72", "m_def=1", "m_new=119", "m_open=0"]
+    );
+    // Back to dropping; then arguments that make no sense are refused.
+    db.batch_execute("SELECT retention_set_partition_action('m')")
+        .unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s', partition_action, partition_schema) FROM retention_policies"
+        ),
+        ["drop "]
+    );
+    for (sql, state) in [
+        (
+            "SELECT retention_set_partition_action('m', 'keep')",
+            "22023",
+        ),
+        (
+            "SELECT retention_set_partition_action('m', 'drop', 'archive')",
+            "22023",
+        ),
+        (
+            "SELECT retention_set_partition_action('m', 'detach', 'no_such_schema')",
+            "3F000",
+        ),
+        ("SELECT retention_set_partition_action('m', NULL)", "22004"),
+        (
+            "SELECT retention_set_partition_action('archive.m_d1', 'detach')",
+            "42704",
+        ),
+    ] {
+        assert_eq!(crate::common::sqlstate_of(&mut db, sql), state, "{sql}");
+    }
+}
+
+/// A partition to keep that cannot be moved (a table of its name is in the
+/// schema already) is left whole for the next run: its rows are never
+/// deleted instead.
+#[test]
+fn a_partition_to_keep_that_cannot_be_kept_is_left_whole() {
+    let mut db = daily_db("it_part_keep_clash");
+    db.batch_execute(
+        "CREATE SCHEMA archive; CREATE TABLE archive.m_d1 (x int);
+         SELECT retention_set_partition_action('m', 'detach', 'archive');",
+    )
+    .unwrap();
+    db.batch_execute("CALL retention_run(100)").unwrap();
+    assert_eq!(
+        last_run(&mut db),
+        [
+            "public.m_d1: 0 [left whole for the next run: relation \"m_d1\" already exists in schema \"archive\" (SQLSTATE 42P07)]",
+            "public.m_d2: 120 [detached, moved to schema archive]",
+            "public.m: 370",
+        ]
+    );
+    assert_eq!(
+        partitions(&mut db, "m"),
+        ["m_cur=72", "m_d1=120", "m_def=1", "m_new=119", "m_open=0"]
     );
 }
