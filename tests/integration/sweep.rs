@@ -156,16 +156,25 @@ impl Layout {
     }
 }
 
-/// Waits until the backend `pid` waits for a lock.
-fn wait_for_a_row_lock(db: &mut postgres::Client, pid: i32) {
+/// Waits until the backend `pid` waits for a lock `holder` holds (any
+/// other lock wait of the run, however brief, would let the test go on
+/// too early: it did once, with the whole suite running).
+fn wait_for_a_row_lock(db: &mut postgres::Client, pid: i32, holder: &mut postgres::Client) {
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     wait_for(
         "the run to wait for a held row",
         Duration::from_secs(30),
         || {
             count(
-            db,
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
-        ) == 1
+                db,
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock' \
+                     AND {holder_pid} = ANY (pg_blocking_pids({pid}))"
+                ),
+            ) == 1
         },
     );
 }
@@ -204,7 +213,7 @@ fn a_row_changed_while_a_batch_waits_for_it_is_deleted_only_if_still_expired() {
         // The run waits for the held rows long enough (a tenth of
         // deadlock_timeout) for the holder to commit meanwhile.
         let (pid, run) = spawn_run(name, "SET deadlock_timeout = '100s'", 500);
-        wait_for_a_row_lock(&mut db, pid);
+        wait_for_a_row_lock(&mut db, pid, &mut holder);
         holder.batch_execute("COMMIT").unwrap();
         run.join().unwrap().unwrap();
         // The row made young stays. The one changed otherwise is deleted by
@@ -269,7 +278,7 @@ fn a_writer_waiting_for_a_row_a_batch_deleted_never_fails_on_a_deadlock() {
             ))
             .unwrap();
         let (pid, run) = spawn_run(name, "SET deadlock_timeout = '60s'", 1000);
-        wait_for_a_row_lock(&mut db, pid);
+        wait_for_a_row_lock(&mut db, pid, &mut writer);
         // Waits for the run's batch, which deleted `first`, until it gives
         // up.
         let updated = writer
