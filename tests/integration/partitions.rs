@@ -115,16 +115,19 @@ fn partitions_older_than_the_cutoff_go_whole_and_the_rest_by_rows() {
     );
 }
 
+/// A table counting the rows a DELETE trigger (`count_delete()`) saw.
+const AUDIT: &str = "CREATE TABLE audit (n int);
+     CREATE FUNCTION count_delete() RETURNS trigger LANGUAGE plpgsql AS
+       $$BEGIN INSERT INTO public.audit VALUES (1); RETURN OLD; END$$;";
+
 #[test]
 fn a_partition_that_would_skip_what_deleting_its_rows_does_keeps_its_rows_deleted() {
     let mut db = daily_db("it_part_kept");
     // A DELETE trigger on m_d1 (it would not fire for a dropped partition);
     // m_d2b owned by another role than m's owner.
+    db.batch_execute(AUDIT).unwrap();
     db.batch_execute(
-        "CREATE TABLE audit (n int);
-         CREATE FUNCTION count_delete() RETURNS trigger LANGUAGE plpgsql AS
-           $$BEGIN INSERT INTO public.audit VALUES (1); RETURN OLD; END$$;
-         CREATE TRIGGER counted AFTER DELETE ON m_d1 FOR EACH ROW EXECUTE FUNCTION count_delete();
+        "CREATE TRIGGER counted AFTER DELETE ON m_d1 FOR EACH ROW EXECUTE FUNCTION count_delete();
          DROP ROLE IF EXISTS it_part_other; CREATE ROLE it_part_other;
          ALTER TABLE m_d2b OWNER TO it_part_other;",
     )
@@ -477,12 +480,7 @@ fn a_table_whose_deletes_are_published_keeps_its_rows_deleted_in_batches() {
 #[test]
 fn a_partition_that_changed_after_it_was_listed_keeps_its_rows_deleted() {
     let mut db = daily_db("it_part_changed");
-    db.batch_execute(
-        "CREATE TABLE audit (n int);
-         CREATE FUNCTION count_delete() RETURNS trigger LANGUAGE plpgsql AS
-           $$BEGIN INSERT INTO public.audit VALUES (1); RETURN OLD; END$$;",
-    )
-    .unwrap();
+    db.batch_execute(AUDIT).unwrap();
     let mut run = connect("it_part_changed");
     run.batch_execute("SET pg_retention.batch_pause = '3s'")
         .unwrap();
