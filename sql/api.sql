@@ -132,6 +132,25 @@ SELECT p.step, p.relid::pg_catalog.regclass, p.reason, p.rows_to_delete, p.oldes
 FROM @extschema@._retention_preview($1) p
 $$;
 
+CREATE FUNCTION retention_partitions(label text DEFAULT NULL)
+RETURNS TABLE (
+    policy_id bigint,
+    relation regclass,
+    partition regclass,
+    level integer,
+    bounds text,
+    rows_estimate bigint,
+    bytes bigint,
+    size text,
+    next_run text
+)
+LANGUAGE sql STABLE
+AS $$
+SELECT p.policy_id, p.relid::pg_catalog.regclass, p.partition::pg_catalog.regclass, p.level, p.bounds,
+       p.rows_estimate, p.bytes, pg_catalog.pg_size_pretty(p.bytes), p.next_run
+FROM @extschema@._retention_partitions($1) p
+$$;
+
 -- Runs now, in the caller's transaction, and returns the run's history row.
 -- PL/pgSQL so that the history row written by the run is visible to the
 -- statement that reads it back.
@@ -244,6 +263,7 @@ COMMENT ON FUNCTION retention_pause(regclass) IS 'Disables the policies of a tab
 COMMENT ON FUNCTION retention_resume(regclass) IS 'Enables the policies of a table again';
 COMMENT ON FUNCTION retention_remove_policy(regclass, text) IS 'Removes the policies of a table (of one kind, or all)';
 COMMENT ON FUNCTION retention_stats(text, boolean) IS 'Per policy: rows (estimate, or exact), expired rows, time range, size, cutoff, missing indexes, last run; for a policy that cannot run, why';
+COMMENT ON FUNCTION retention_partitions(text) IS 'Per expire policy on a partitioned table: its partitions, bounds, estimated rows, size, and what the next run does with each';
 COMMENT ON FUNCTION retention_preview(text) IS 'What the next run deletes, table by table in the order it deletes them';
 COMMENT ON FUNCTION retention_execute(integer, text) IS 'Runs the enabled policies now in batches, children first, in the caller''s transaction; returns the history row';
 COMMENT ON PROCEDURE retention_run(integer, text, bigint, interval, interval, interval, text) IS 'Runs the enabled policies, committing after every batch (the path to schedule); caps default to the pg_retention.* settings';
@@ -365,6 +385,7 @@ COMMENT ON FUNCTION _retention_set_partition_action(oid, text, text) IS 'interna
 COMMENT ON FUNCTION _retention_remove_policy(oid, text) IS 'internal: use retention_remove_policy';
 COMMENT ON FUNCTION _retention_execute(integer, text, text) IS 'internal: use retention_execute';
 COMMENT ON FUNCTION _retention_preview(text) IS 'internal: use retention_preview';
+COMMENT ON FUNCTION _retention_partitions(text) IS 'internal: use retention_partitions';
 COMMENT ON FUNCTION _retention_stats(text, boolean) IS 'internal: use retention_stats';
 COMMENT ON FUNCTION _retention_run_begin(integer, text, bigint, interval, interval, interval, text) IS 'internal: first step of CALL retention_run';
 COMMENT ON FUNCTION _retention_run_step(bigint) IS 'internal: one batch of CALL retention_run';

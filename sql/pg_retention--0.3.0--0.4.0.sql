@@ -14,6 +14,39 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', '_retention_set_partition_action_wrapper';
 
+CREATE FUNCTION @extschema@._retention_partitions("label" TEXT) RETURNS TABLE (
+	"policy_id" bigint,
+	"relid" oid,
+	"partition" oid,
+	"level" INT,
+	"bounds" TEXT,
+	"rows_estimate" bigint,
+	"bytes" bigint,
+	"next_run" TEXT
+)
+STABLE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_retention_partitions_wrapper';
+
+CREATE FUNCTION @extschema@.retention_partitions(label text DEFAULT NULL)
+RETURNS TABLE (
+    policy_id bigint,
+    relation regclass,
+    partition regclass,
+    level integer,
+    bounds text,
+    rows_estimate bigint,
+    bytes bigint,
+    size text,
+    next_run text
+)
+LANGUAGE sql STABLE
+AS $$
+SELECT p.policy_id, p.relid::pg_catalog.regclass, p.partition::pg_catalog.regclass, p.level, p.bounds,
+       p.rows_estimate, p.bytes, pg_catalog.pg_size_pretty(p.bytes), p.next_run
+FROM @extschema@._retention_partitions($1) p
+$$;
+
 CREATE FUNCTION @extschema@.retention_set_partition_action(relation regclass, action text DEFAULT 'drop', schema name DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql VOLATILE
@@ -42,3 +75,5 @@ WHERE COALESCE(pg_catalog.pg_has_role(CURRENT_USER,
 COMMENT ON VIEW @extschema@.retention_policies IS 'pg_retention policies, readable: relation, kind, time column, retention, label, batch size, enabled, current cutoff, what becomes of whole partitions';
 COMMENT ON FUNCTION @extschema@.retention_set_partition_action(regclass, text, name) IS 'What the expire policy of a table partitioned by its time column does with partitions wholly older than the cutoff: drop (default), or detach and keep them (in schema, when given)';
 COMMENT ON FUNCTION @extschema@._retention_set_partition_action(oid, text, text) IS 'internal: use retention_set_partition_action';
+COMMENT ON FUNCTION @extschema@.retention_partitions(text) IS 'Per expire policy on a partitioned table: its partitions, bounds, estimated rows, size, and what the next run does with each';
+COMMENT ON FUNCTION @extschema@._retention_partitions(text) IS 'internal: use retention_partitions';

@@ -27,7 +27,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::spi::{SpiClient, SpiError, SpiHeapTupleData};
 
-use crate::catalog::{get, internal, rows, Policy, PolicyKind, Setup};
+use crate::catalog::{get, internal, rows, PartitionAction, Policy, PolicyKind, Setup};
 use crate::errors::Result;
 use crate::planner::RelId;
 
@@ -440,4 +440,116 @@ fn at_or_before_cutoff(
     )
     .map_err(internal)?;
     Ok(found.into_iter().next().flatten().unwrap_or(false))
+}
+
+/// `retention_partitions()`: per expire policy on a table partitioned by
+/// range on its time column, every partition below it with its bounds,
+/// estimated rows, size, and what the next run does with it.
+#[allow(clippy::type_complexity)]
+#[pgrx::pg_extern(stable, parallel_unsafe)]
+fn _retention_partitions(
+    label: Option<&str>,
+) -> pgrx::iter::TableIterator<
+    'static,
+    (
+        pgrx::name!(policy_id, i64),
+        pgrx::name!(relid, pg_sys::Oid),
+        pgrx::name!(partition, pg_sys::Oid),
+        pgrx::name!(level, i32),
+        pgrx::name!(bounds, Option<String>),
+        pgrx::name!(rows_estimate, Option<i64>),
+        pgrx::name!(bytes, Option<i64>),
+        pgrx::name!(next_run, String),
+    ),
+> {
+    use crate::errors::OrRaise;
+    let found = crate::security::with_pinned_search_path(|| {
+        pgrx::spi::Spi::connect(|client| -> Result<Vec<PartitionRow>> {
+            let setup = Setup::load(client, label, true)?;
+            let mut out = Vec::new();
+            for policy in setup
+                .policies
+                .iter()
+                .filter(|p| p.kind == PolicyKind::Expire)
+            {
+                let whole = crate::security::as_table_owner(policy.owner, || {
+                    whole_partitions(client, &setup, policy)
+                })?;
+                for (partition, level, bounds, rows, bytes) in tree_of(client, policy.relid)? {
+                    let next_run = next_run(policy, &whole, partition);
+                    out.push((
+                        policy.id,
+                        pg_sys::Oid::from(policy.relid),
+                        pg_sys::Oid::from(partition),
+                        level,
+                        bounds,
+                        rows,
+                        bytes,
+                        next_run,
+                    ));
+                }
+            }
+            Ok(out)
+        })
+    })
+    .or_raise();
+    pgrx::iter::TableIterator::new(found)
+}
+
+type PartitionRow = (
+    i64,
+    pg_sys::Oid,
+    pg_sys::Oid,
+    i32,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    String,
+);
+
+/// A partition, its level, bounds, estimated rows and size.
+type TreeEntry = (RelId, i32, Option<String>, Option<i64>, Option<i64>);
+
+/// Every partition below `relid`, by level then name: bounds as
+/// PostgreSQL prints them, estimated rows (a leaf's statistics, or the sum
+/// of its leaves'), size with everything below it.
+fn tree_of(client: &SpiClient<'_>, relid: RelId) -> Result<Vec<TreeEntry>> {
+    let sql = "SELECT t.relid, t.level, pg_catalog.pg_get_expr(c.relpartbound, c.oid), \
+           (SELECT pg_catalog.sum(GREATEST(lc.reltuples, 0::pg_catalog.float4))::pg_catalog.int8 \
+              FROM pg_catalog.pg_partition_tree(t.relid) l JOIN pg_catalog.pg_class lc ON lc.oid OPERATOR(pg_catalog.=) l.relid \
+             WHERE l.isleaf), \
+           (SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(l.relid))::pg_catalog.int8 \
+              FROM pg_catalog.pg_partition_tree(t.relid) l) \
+         FROM pg_catalog.pg_partition_tree($1) t \
+         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid \
+         WHERE t.level OPERATOR(pg_catalog.>) 0 \
+         ORDER BY t.level, c.relname";
+    rows(client, sql, &[pg_sys::Oid::from(relid).into()], |r| {
+        Ok((
+            get::<pg_sys::Oid>(r, 1)?.map(u32::from).unwrap_or_default(),
+            get::<i32>(r, 2)?.unwrap_or_default(),
+            get::<String>(r, 3)?,
+            get::<i64>(r, 4)?,
+            get::<i64>(r, 5)?,
+        ))
+    })
+    .map_err(internal)
+}
+
+/// What the next run does with `partition`, as far as the catalog says
+/// (the run checks again under the partition's lock, and its rows).
+fn next_run(policy: &Policy, whole: &[WholePartition], partition: RelId) -> String {
+    if whole.iter().any(|w| w.relid == partition) {
+        return match &policy.partition_action {
+            PartitionAction::Drop => "dropped whole".to_string(),
+            PartitionAction::Detach(None) => "detached whole".to_string(),
+            PartitionAction::Detach(Some(schema)) => {
+                format!("detached whole, moved to schema {schema}")
+            }
+        };
+    }
+    if whole.iter().any(|w| w.members.contains(&partition)) {
+        return "goes with the partition above it".to_string();
+    }
+    "its expired rows, if any, deleted in batches".to_string()
 }

@@ -662,3 +662,43 @@ fn a_partition_to_keep_that_cannot_be_kept_is_left_whole() {
         ["m_cur=72", "m_d1=120", "m_def=1", "m_new=119", "m_open=0"]
     );
 }
+
+/// `retention_partitions()`: every partition below a policy's table, its
+/// bounds, and what the next run does with it.
+#[test]
+fn the_partitions_a_run_would_remove_are_listed_with_their_bounds() {
+    let mut db = daily_db("it_part_list");
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s %s: %s', relation, partition, level, next_run) FROM retention_partitions()"
+        ),
+        [
+            "m m_cur 1: its expired rows, if any, deleted in batches",
+            "m m_d1 1: dropped whole",
+            "m m_d2 1: dropped whole",
+            "m m_def 1: its expired rows, if any, deleted in batches",
+            "m m_new 1: its expired rows, if any, deleted in batches",
+            "m m_open 1: its expired rows, if any, deleted in batches",
+            "m m_d2a 2: goes with the partition above it",
+            "m m_d2b 2: goes with the partition above it",
+        ]
+    );
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s', partition, left(bounds, 29)) FROM retention_partitions() \
+             WHERE partition IN ('m_def'::regclass, 'm_open'::regclass) ORDER BY 1"
+        ),
+        ["m_def DEFAULT", "m_open FOR VALUES FROM (MINVALUE) TO"]
+    );
+    db.batch_execute("SELECT retention_set_partition_action('m', 'detach')")
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention_partitions() WHERE next_run = 'detached whole'"
+        ),
+        2
+    );
+}
