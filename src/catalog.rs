@@ -147,7 +147,9 @@ pub struct Policy {
     pub relation: Option<String>,
     /// The table's owner: every statement of the policy runs as this role.
     pub owner: pgrx::pg_sys::Oid,
-    pub partition_action: PartitionAction,
+    /// `None` over 0.3.0's policies table (before ALTER EXTENSION UPDATE):
+    /// no partition goes whole until the DBA can choose what happens.
+    pub partition_action: Option<PartitionAction>,
 }
 
 /// A label no policy has is a mistake (a typo, a label removed with its
@@ -183,11 +185,11 @@ pub fn load_policies(
     include_disabled: bool,
 ) -> Result<(Vec<Policy>, Vec<Broken>)> {
     // Until ALTER EXTENSION UPDATE, this library runs over 0.3.0's table,
-    // which has no partition action: partitions are dropped.
-    let partition_columns = if has_partition_action(client, schema)? {
+    // which has no partition action: no partition goes whole.
+    let partition_columns = if has_partition_action(client)? {
         "p.partition_action, p.partition_schema::pg_catalog.text"
     } else {
-        "'drop'::pg_catalog.text, NULL::pg_catalog.text"
+        "NULL::pg_catalog.text, NULL::pg_catalog.text"
     };
     let sql = format!(
         "SELECT p.id, p.relid::pg_catalog.oid, p.kind, p.time_column::pg_catalog.text, p.label, p.batch_size, \
@@ -249,8 +251,11 @@ pub fn load_policies(
             relation,
             owner: owner.unwrap_or(pgrx::pg_sys::Oid::INVALID),
             partition_action: match partitions {
-                (Some(action), schema) if action == "detach" => PartitionAction::Detach(schema),
-                _ => PartitionAction::Drop,
+                (Some(action), schema) if action == "detach" => {
+                    Some(PartitionAction::Detach(schema))
+                }
+                (Some(_), _) => Some(PartitionAction::Drop),
+                (None, _) => None,
             },
         };
         match cutoff_of(client, retain) {
@@ -274,13 +279,13 @@ pub fn load_policies(
 }
 
 /// Whether the policies table has the partition action (0.4.0 on).
-fn has_partition_action(client: &SpiClient<'_>, schema: &str) -> Result<bool> {
-    let sql = format!(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
-           WHERE a.attrelid OPERATOR(pg_catalog.=) '{schema}.retention_config'::pg_catalog.regclass \
-             AND a.attname OPERATOR(pg_catalog.=) 'partition_action' AND NOT a.attisdropped)"
-    );
-    let found = rows(client, &sql, &[], |r| get::<bool>(r, 1)).map_err(internal)?;
+fn has_partition_action(client: &SpiClient<'_>) -> Result<bool> {
+    let sql = "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension e \
+           JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace \
+           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid \
+           WHERE e.extname OPERATOR(pg_catalog.=) 'pg_retention' AND c.relname OPERATOR(pg_catalog.=) 'retention_config' \
+             AND a.attname OPERATOR(pg_catalog.=) 'partition_action' AND NOT a.attisdropped)";
+    let found = rows(client, sql, &[], |r| get::<bool>(r, 1)).map_err(internal)?;
     Ok(found.into_iter().next().flatten().unwrap_or(false))
 }
 

@@ -201,8 +201,8 @@ pub struct Progress {
     /// The current policy's partitions still to remove whole, before its
     /// batches ([`crate::partitions`]).
     whole_partitions: VecDeque<WholePartition>,
-    /// The current policy's partitions (and those below them) left whole
-    /// for the next run, their locks being busy: its batches keep out.
+    /// The current policy's partitions (and those below them) to keep that
+    /// could not be kept this run: its batches keep out of them.
     left_partitions: Vec<RelId>,
     /// Per partition removed or left whole: its policy's table, and its
     /// history entry.
@@ -1046,11 +1046,12 @@ impl<'a> Deleter<'a> {
     /// walked foreign key, and their own dependents first. `false` when the
     /// step's budget ran out before all were gone.
     /// Removes one partition whole, in a subtransaction of its own, as the
-    /// policy's table owner, and records it. A partition whose locks stay
-    /// busy past `pg_retention.partition_lock_timeout` is left whole for the
-    /// next run (the policy's batches keep out of it); one that cannot be
-    /// removed otherwise (a view depends on it, say) keeps its rows for the
-    /// batches. Either way the run goes on.
+    /// policy's table owner, and records it. A partition that cannot be
+    /// removed (its locks busy past `pg_retention.partition_lock_timeout`,
+    /// a view on it, changed since it was listed) keeps its rows for the
+    /// batches; one to keep that cannot be kept is left whole for the next
+    /// run (the policy's batches keep out of it). Either way the run goes
+    /// on.
     fn remove_whole(
         &mut self,
         client: &mut SpiClient<'_>,
@@ -1090,13 +1091,19 @@ impl<'a> Deleter<'a> {
                 entry.oldest = removed.oldest;
                 entry.newest = removed.newest;
                 entry.bytes = removed.bytes;
-                entry.partition = Some(match &policy.partition_action {
-                    PartitionAction::Drop => "dropped".to_string(),
-                    PartitionAction::Detach(None) => "detached".to_string(),
-                    PartitionAction::Detach(Some(schema)) => {
-                        format!("detached, moved to schema {schema}")
-                    }
-                });
+                entry.partition = Some(
+                    match policy
+                        .partition_action
+                        .as_ref()
+                        .unwrap_or(&PartitionAction::Drop)
+                    {
+                        PartitionAction::Drop => "dropped".to_string(),
+                        PartitionAction::Detach(None) => "detached".to_string(),
+                        PartitionAction::Detach(Some(schema)) => {
+                            format!("detached, moved to schema {schema}")
+                        }
+                    },
+                );
             }
             Err(f) if f.is_cancel() => return Err(f),
             // A partition to keep goes to the batches only when it no longer
@@ -1104,9 +1111,8 @@ impl<'a> Deleter<'a> {
             // schema, a table of that name there), its rows wait for the
             // DBA, whole, rather than being deleted.
             Err(f)
-                if f.sqlstate == "55P03"
-                    || (policy.partition_action != PartitionAction::Drop
-                        && f.sqlstate != "40001") =>
+                if matches!(policy.partition_action, Some(PartitionAction::Detach(_)))
+                    && f.sqlstate != "40001" =>
             {
                 entry.partition = Some(format!(
                     "left whole for the next run: {} (SQLSTATE {})",
@@ -1146,17 +1152,35 @@ impl<'a> Deleter<'a> {
         // writer while the dependents are deleted. One added meanwhile
         // makes the detach fail (23503): the partition is rolled back and
         // left to the batches.
-        // Locked by its oid, then read again: its name, place and bound are
-        // what they are now, and stay so until the end.
-        with_partition_lock_timeout(|| lock_relation(listed.relid, pgrx::pg_sys::ShareLock));
+        // Without dependents to delete first, the locks detaching takes come
+        // first, in the order writers take them (the tables referenced,
+        // then the partitioned table, then its partition): otherwise a
+        // session updating the partitioned table (its lock held, waiting
+        // for this partition's) and this run (this partition's lock held,
+        // waiting for the partitioned table's) wait for each other.
+        let early = !clears_dependents(setup, policy);
+        // Locked by oid, the partition and those below it, then read
+        // again: bound, triggers and members stay what they are now.
+        with_partition_lock_timeout(|| {
+            if early {
+                for &referenced in &listed.referenced {
+                    lock_relation(referenced, pgrx::pg_sys::ShareRowExclusiveLock);
+                }
+                lock_relation(listed.parent, pgrx::pg_sys::AccessExclusiveLock);
+            }
+            for &member in &listed.members {
+                lock_relation(member, pgrx::pg_sys::ShareLock);
+            }
+        });
         let changed = || {
             RetentionError::ChangedDuringBatch(format!(
                 "partition {} changed since the run listed it",
                 listed.qualified
             ))
         };
-        let partition =
-            &partitions::still_whole(client, setup, policy, listed)?.ok_or_else(changed)?;
+        let partition = &partitions::still_whole(client, setup, policy, listed)?
+            .filter(|p| p.members == listed.members)
+            .ok_or_else(changed)?;
         let members: Vec<pgrx::pg_sys::Oid> = partition
             .members
             .iter()
@@ -1205,9 +1229,18 @@ impl<'a> Deleter<'a> {
                 None,
                 &[],
             )?;
-            match &policy.partition_action {
+            // DDL takes names, and a schema renamed meanwhile (which locks no
+            // table) can give them to other tables: each statement is
+            // checked by oid, and a mismatch rolls everything back.
+            verify(client, &sqlgen::detached_sql(), partition.relid)?;
+            match policy
+                .partition_action
+                .as_ref()
+                .unwrap_or(&PartitionAction::Drop)
+            {
                 PartitionAction::Drop => {
                     client.update(&sqlgen::drop_table_sql(&partition.qualified), None, &[])?;
+                    verify(client, &sqlgen::dropped_sql(), partition.relid)?;
                 }
                 PartitionAction::Detach(None) => {}
                 PartitionAction::Detach(Some(schema)) => {
@@ -1216,6 +1249,7 @@ impl<'a> Deleter<'a> {
                         None,
                         &[],
                     )?;
+                    verify_moved(client, partition.relid, schema)?;
                 }
             }
             Ok::<_, pgrx::spi::SpiError>(())
@@ -1521,6 +1555,41 @@ fn lock_relation(relid: RelId, mode: u32) {
             mode as pgrx::pg_sys::LOCKMODE,
         )
     }
+}
+
+/// Runs `check` (a query of one boolean over `$1`, the partition's oid)
+/// and raises when it is not true: the statement before it acted on
+/// another table than the partition.
+fn verify(
+    client: &mut SpiClient<'_>,
+    check: &str,
+    relid: RelId,
+) -> std::result::Result<(), pgrx::spi::SpiError> {
+    verified(client, check, &[pgrx::pg_sys::Oid::from(relid).into()])
+}
+
+fn verify_moved(
+    client: &mut SpiClient<'_>,
+    relid: RelId,
+    schema: &str,
+) -> std::result::Result<(), pgrx::spi::SpiError> {
+    verified(
+        client,
+        &sqlgen::moved_sql(),
+        &[pgrx::pg_sys::Oid::from(relid).into(), schema.into()],
+    )
+}
+
+fn verified(
+    client: &mut SpiClient<'_>,
+    check: &str,
+    args: &[DatumWithOid<'_>],
+) -> std::result::Result<(), pgrx::spi::SpiError> {
+    let ok = rows_mut(client, check, args, |r| get::<bool>(r, 1))?;
+    if ok.into_iter().next().flatten() != Some(true) {
+        pgrx::error!("pg_retention: a partition's name led to another table (a schema renamed during the run); nothing was removed");
+    }
+    Ok(())
 }
 
 /// What a partition removed whole held, read just before it went.

@@ -101,10 +101,7 @@ fn recheck(
         return Ok(None);
     };
     let sql = format!(
-        "SELECT {}, i.inhparent, pg_catalog.format('%I.%I', pn.nspname, p.relname), {}, \
-           ARRAY(SELECT DISTINCT k.confrelid FROM pg_catalog.pg_constraint k \
-                 WHERE k.conrelid OPERATOR(pg_catalog.=) i.inhparent AND k.contype OPERATOR(pg_catalog.=) 'f' \
-                   AND k.confrelid OPERATOR(pg_catalog.<>) i.inhparent ORDER BY 1) \
+        "SELECT {}, i.inhparent, pg_catalog.format('%I.%I', pn.nspname, p.relname), {}, {} \
          FROM pg_catalog.pg_inherits i \
          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid \
          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
@@ -113,7 +110,8 @@ fn recheck(
          WHERE c.oid OPERATOR(pg_catalog.=) $1 AND c.relispartition \
            AND $4 OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT a.relid::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors(c.oid) a))",
         partition_columns(),
-        by_time("p")
+        by_time("p"),
+        referenced_sql("i.inhparent")
     );
     let found = rows(
         client,
@@ -162,6 +160,7 @@ fn table_of<'s>(
 ) -> Result<Option<Table<'s>>> {
     if !crate::gucs::DROP_PARTITIONS.get()
         || policy.kind != PolicyKind::Expire
+        || policy.partition_action.is_none()
         || setup.routed(policy.relid)
         || transaction_snapshot_is_fixed()
     {
@@ -290,6 +289,7 @@ fn collect(
     found: &mut Vec<WholePartition>,
 ) -> Result<()> {
     let parent_qualified = crate::catalog::relation_name(client, parent)?;
+    let referenced = referenced_by(client, parent)?;
     for p in partitions_of(client, parent, table.time, table.owner)? {
         if goes_whole(client, policy, table, &p)? {
             found.push(WholePartition {
@@ -298,13 +298,40 @@ fn collect(
                 qualified: p.qualified,
                 parent_qualified: parent_qualified.clone(),
                 members: p.members,
-                referenced: Vec::new(),
+                referenced: referenced.clone(),
             });
         } else if p.by_time {
             collect(client, policy, p.relid, table, found)?;
         }
     }
     Ok(())
+}
+
+/// The tables `parent`'s foreign keys reference (itself aside), by oid.
+fn referenced_by(client: &SpiClient<'_>, parent: RelId) -> Result<Vec<RelId>> {
+    let found = rows(
+        client,
+        &format!("SELECT {}", referenced_sql("$1")),
+        &[pg_sys::Oid::from(parent).into()],
+        |r| get::<Vec<pg_sys::Oid>>(r, 1),
+    )
+    .map_err(internal)?;
+    Ok(found
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(u32::from)
+        .collect())
+}
+
+/// The array of the tables the foreign keys of relation `parent` (an SQL
+/// expression) reference, itself aside, by oid.
+fn referenced_sql(parent: &str) -> String {
+    format!(
+        "ARRAY(SELECT DISTINCT k.confrelid FROM pg_catalog.pg_constraint k \
+           WHERE k.conrelid OPERATOR(pg_catalog.=) {parent} AND k.contype OPERATOR(pg_catalog.=) 'f' \
+             AND k.confrelid OPERATOR(pg_catalog.<>) {parent} ORDER BY 1)"
+    )
 }
 
 /// Whether a partition (of a table partitioned by range on the time
@@ -541,9 +568,9 @@ fn tree_of(client: &SpiClient<'_>, relid: RelId) -> Result<Vec<TreeEntry>> {
 fn next_run(policy: &Policy, whole: &[WholePartition], partition: RelId) -> String {
     if whole.iter().any(|w| w.relid == partition) {
         return match &policy.partition_action {
-            PartitionAction::Drop => "dropped whole".to_string(),
-            PartitionAction::Detach(None) => "detached whole".to_string(),
-            PartitionAction::Detach(Some(schema)) => {
+            Some(PartitionAction::Drop) | None => "dropped whole".to_string(),
+            Some(PartitionAction::Detach(None)) => "detached whole".to_string(),
+            Some(PartitionAction::Detach(Some(schema))) => {
                 format!("detached whole, moved to schema {schema}")
             }
         };

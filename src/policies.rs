@@ -326,11 +326,11 @@ fn _retention_set_partition_action(
                     "a schema keeps detached partitions: give it with action 'detach'".into(),
                 ));
             }
-            if let Some(schema) = schema {
-                check_schema_exists(client, schema)?;
-            }
             let extension = extension_schema(client)?;
             let rel = checked_relation(client, relation)?;
+            if let Some(schema) = schema {
+                check_keeping_schema(client, schema, rel.relid)?;
+            }
             let Some(id) = existing_policy(client, &extension, rel.relid, PolicyKind::Expire)?
             else {
                 return Err(RetentionError::UndefinedPolicy(format!(
@@ -355,20 +355,31 @@ fn _retention_set_partition_action(
     .or_raise()
 }
 
-fn check_schema_exists(client: &SpiClient<'_>, schema: &str) -> Result<()> {
+/// A schema to keep a table's partitions in: it exists, is not a system
+/// schema, and the table's owner (who moves them there) may create in it.
+fn check_keeping_schema(client: &SpiClient<'_>, schema: &str, relid: RelId) -> Result<()> {
     let found = rows(
         client,
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1)",
-        &[schema.into()],
-        |r| get::<bool>(r, 1),
+        "SELECT n.nspname OPERATOR(pg_catalog.=) ANY ('{pg_catalog,information_schema}'::pg_catalog.name[]) \
+                OR n.nspname OPERATOR(pg_catalog.~) '^pg_(toast|temp)', \
+                pg_catalog.has_schema_privilege(c.relowner, n.oid, 'CREATE') \
+         FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c \
+         WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.oid OPERATOR(pg_catalog.=) $2",
+        &[schema.into(), pg_sys::Oid::from(relid).into()],
+        |r| Ok((get::<bool>(r, 1)?, get::<bool>(r, 2)?)),
     )
     .map_err(internal)?;
-    if found.into_iter().next().flatten() == Some(true) {
-        Ok(())
-    } else {
-        Err(RetentionError::UndefinedSchema(format!(
+    match found.into_iter().next() {
+        None => Err(RetentionError::UndefinedSchema(format!(
             "schema \"{schema}\" does not exist"
-        )))
+        ))),
+        Some((Some(true), _)) => Err(RetentionError::InvalidParameter(format!(
+            "schema \"{schema}\" is a system schema; keep partitions in a schema of your own"
+        ))),
+        Some((_, Some(true))) => Ok(()),
+        Some(_) => Err(RetentionError::InsufficientPrivilege(format!(
+            "the table's owner may not create in schema \"{schema}\", where its partitions would be moved"
+        ))),
     }
 }
 

@@ -291,7 +291,10 @@ fn _retention_preview(
                             sqlgen::older_than("t", column, preds.param(p))
                         );
                         if count(partition.relid, relid, Some(column), &young)?.0 .0 == Some(0) {
-                            whole.push((partition, p.partition_action.clone()));
+                            whole.push((
+                                partition,
+                                p.partition_action.clone().unwrap_or(PartitionAction::Drop),
+                            ));
                         }
                     }
                 }

@@ -303,8 +303,12 @@ fn a_partitioned_child_on_aligned_ranges_loses_its_partitions_first() {
     assert_eq!(partitions(&mut db, "c"), ["c_2=256"]);
 }
 
+/// A partitioned table busy past `partition_lock_timeout`: its partitions
+/// are not detached this run, their expired rows are deleted in batches
+/// (a table always busy still keeps its retention), and the next run drops
+/// the empty partitions.
 #[test]
-fn a_partition_whose_table_is_busy_is_left_whole_for_the_next_run() {
+fn a_partition_whose_table_is_busy_has_its_rows_deleted_in_batches() {
     let mut db = daily_db("it_part_busy");
     // A reader in an open transaction: detaching needs m's strongest lock.
     let mut reader = connect("it_part_busy");
@@ -319,19 +323,18 @@ fn a_partition_whose_table_is_busy_is_left_whole_for_the_next_run() {
     assert_eq!(
         last_run(&mut db),
         [
-            "public.m_d1: 0 [left whole for the next run: canceling statement due to lock timeout (SQLSTATE 55P03)]",
-            "public.m_d2: 0 [left whole for the next run: canceling statement due to lock timeout (SQLSTATE 55P03)]",
-            "public.m: 370",
+            "public.m_d1: 0 [not removed whole, its rows are deleted in batches: canceling statement due to lock timeout (SQLSTATE 55P03)]",
+            "public.m_d2: 0 [not removed whole, its rows are deleted in batches: canceling statement due to lock timeout (SQLSTATE 55P03)]",
+            "public.m: 610",
         ]
     );
-    // Their rows wait, untouched; the other expired rows are gone.
     assert_eq!(
         partitions(&mut db, "m"),
         [
             "m_cur=72",
-            "m_d1=120",
-            "m_d2a=72",
-            "m_d2b=48",
+            "m_d1=0",
+            "m_d2a=0",
+            "m_d2b=0",
             "m_def=1",
             "m_new=119",
             "m_open=0"
@@ -348,7 +351,7 @@ fn a_partition_whose_table_is_busy_is_left_whole_for_the_next_run() {
     db.batch_execute("CALL retention_run(100)").unwrap();
     assert_eq!(
         last_run(&mut db),
-        ["public.m_d1: 120 [dropped]", "public.m_d2: 120 [dropped]"]
+        ["public.m_d1: 0 [dropped]", "public.m_d2: 0 [dropped]"]
     );
     assert_eq!(
         partitions(&mut db, "m"),
@@ -633,6 +636,10 @@ fn partitions_to_keep_are_detached_and_moved_to_their_schema() {
         (
             "SELECT retention_set_partition_action('m', 'detach', 'no_such_schema')",
             "3F000",
+        ),
+        (
+            "SELECT retention_set_partition_action('m', 'detach', 'pg_catalog')",
+            "22023",
         ),
         ("SELECT retention_set_partition_action('m', NULL)", "22004"),
         (
