@@ -1232,7 +1232,8 @@ impl<'a> Deleter<'a> {
             // DDL takes names, and a schema renamed meanwhile (which locks no
             // table) can give them to other tables: each statement is
             // checked by oid, and a mismatch rolls everything back.
-            verify(client, &sqlgen::detached_sql(), partition.relid)?;
+            let oid = pgrx::pg_sys::Oid::from(partition.relid);
+            verified(client, sqlgen::DETACHED_SQL, &[oid.into()])?;
             match policy
                 .partition_action
                 .as_ref()
@@ -1240,7 +1241,7 @@ impl<'a> Deleter<'a> {
             {
                 PartitionAction::Drop => {
                     client.update(&sqlgen::drop_table_sql(&partition.qualified), None, &[])?;
-                    verify(client, &sqlgen::dropped_sql(), partition.relid)?;
+                    verified(client, sqlgen::DROPPED_SQL, &[oid.into()])?;
                 }
                 PartitionAction::Detach(None) => {}
                 PartitionAction::Detach(Some(schema)) => {
@@ -1249,7 +1250,11 @@ impl<'a> Deleter<'a> {
                         None,
                         &[],
                     )?;
-                    verify_moved(client, partition.relid, schema)?;
+                    verified(
+                        client,
+                        sqlgen::MOVED_SQL,
+                        &[oid.into(), schema.as_str().into()],
+                    )?;
                 }
             }
             Ok::<_, pgrx::spi::SpiError>(())
@@ -1557,29 +1562,9 @@ fn lock_relation(relid: RelId, mode: u32) {
     }
 }
 
-/// Runs `check` (a query of one boolean over `$1`, the partition's oid)
-/// and raises when it is not true: the statement before it acted on
-/// another table than the partition.
-fn verify(
-    client: &mut SpiClient<'_>,
-    check: &str,
-    relid: RelId,
-) -> std::result::Result<(), pgrx::spi::SpiError> {
-    verified(client, check, &[pgrx::pg_sys::Oid::from(relid).into()])
-}
-
-fn verify_moved(
-    client: &mut SpiClient<'_>,
-    relid: RelId,
-    schema: &str,
-) -> std::result::Result<(), pgrx::spi::SpiError> {
-    verified(
-        client,
-        &sqlgen::moved_sql(),
-        &[pgrx::pg_sys::Oid::from(relid).into(), schema.into()],
-    )
-}
-
+/// Runs `check` (a query of one boolean over the partition's oid) and
+/// raises when it is not true: the statement before it acted on another
+/// table than the partition.
 fn verified(
     client: &mut SpiClient<'_>,
     check: &str,

@@ -161,6 +161,7 @@ fn table_of<'s>(
     if !crate::gucs::DROP_PARTITIONS.get()
         || policy.kind != PolicyKind::Expire
         || policy.partition_action.is_none()
+        || setup.shape(policy.relid).plain_table
         || setup.routed(policy.relid)
         || transaction_snapshot_is_fixed()
     {
@@ -206,11 +207,7 @@ struct Table<'a> {
 fn table_allows_whole_partitions(client: &SpiClient<'_>, relid: RelId, time: &str) -> Result<bool> {
     let sql = format!(
         "SELECT {} \
-           AND NOT (c.relrowsecurity AND c.relforcerowsecurity) \
-           AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid OPERATOR(pg_catalog.=) c.oid \
-                 AND NOT tg.tgisinternal AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0) \
-           AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) c.oid \
-                 AND r.ev_type OPERATOR(pg_catalog.=) '4') \
+           AND NOT ({}) \
            AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.confrelid OPERATOR(pg_catalog.=) c.oid \
                  AND k.contype OPERATOR(pg_catalog.=) 'f' AND k.confdeltype OPERATOR(pg_catalog.=) ANY ('{{n,d}}'::pg_catalog.\"char\"[])) \
            AND NOT EXISTS (SELECT FROM pg_catalog.pg_publication p WHERE p.pubdelete AND (p.puballtables \
@@ -221,7 +218,8 @@ fn table_allows_whole_partitions(client: &SpiClient<'_>, relid: RelId, time: &st
                        WHERE pn.pnpubid OPERATOR(pg_catalog.=) p.oid \
                          AND mc.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT m.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(c.oid) m))))) \
          FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
-        by_time("c")
+        by_time("c"),
+        deletes_differ("c")
     );
     let found = rows(
         client,
@@ -231,6 +229,19 @@ fn table_allows_whole_partitions(client: &SpiClient<'_>, relid: RelId, time: &st
     )
     .map_err(internal)?;
     Ok(found.into_iter().next().flatten().unwrap_or(false))
+}
+
+/// Whether deleting the rows of relation `alias` does more than dropping
+/// them would: a DELETE trigger or rule (enabled or not) fires, or row
+/// security its owner is subject to hides some of them.
+fn deletes_differ(alias: &str) -> String {
+    format!(
+        "(({alias}.relrowsecurity AND {alias}.relforcerowsecurity) \
+          OR EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid OPERATOR(pg_catalog.=) {alias}.oid \
+               AND NOT tg.tgisinternal AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0) \
+          OR EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) {alias}.oid \
+               AND r.ev_type OPERATOR(pg_catalog.=) '4'))"
+    )
 }
 
 /// Whether relation `alias` is partitioned by range on column `$2` alone.
@@ -254,14 +265,11 @@ fn partition_columns() -> String {
                    JOIN pg_catalog.pg_class mc ON mc.oid OPERATOR(pg_catalog.=) m.relid \
                    WHERE mc.relkind OPERATOR(pg_catalog.<>) ALL ('{{r,p}}'::pg_catalog.\"char\"[]) \
                       OR mc.relowner OPERATOR(pg_catalog.<>) $3 \
-                      OR (mc.relrowsecurity AND mc.relforcerowsecurity) \
-                      OR EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid OPERATOR(pg_catalog.=) mc.oid \
-                           AND NOT tg.tgisinternal AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0) \
-                      OR EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) mc.oid \
-                           AND r.ev_type OPERATOR(pg_catalog.=) '4') \
+                      OR {} \
                       OR EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.confrelid OPERATOR(pg_catalog.=) mc.oid \
                            AND k.contype OPERATOR(pg_catalog.=) 'f' AND k.conparentid OPERATOR(pg_catalog.=) 0))",
-        by_time("c")
+        by_time("c"),
+        deletes_differ("mc")
     )
 }
 

@@ -961,21 +961,17 @@ pub fn set_schema_sql(table: &str, schema: &str) -> String {
 }
 
 /// Whether relation `$1` is no partition (any more).
-pub fn detached_sql() -> String {
-    "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid OPERATOR(pg_catalog.=) $1)".to_string()
-}
+pub const DETACHED_SQL: &str = "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i \
+     WHERE i.inhrelid OPERATOR(pg_catalog.=) $1)";
 
 /// Whether relation `$1` is gone.
-pub fn dropped_sql() -> String {
-    "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1)"
-        .to_string()
-}
+pub const DROPPED_SQL: &str = "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_class c \
+     WHERE c.oid OPERATOR(pg_catalog.=) $1)";
 
 /// Whether relation `$1` is in schema `$2`.
-pub fn moved_sql() -> String {
-    "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-       WHERE c.oid OPERATOR(pg_catalog.=) $1 AND n.nspname OPERATOR(pg_catalog.=) $2)".to_string()
-}
+pub const MOVED_SQL: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+     WHERE c.oid OPERATOR(pg_catalog.=) $1 AND n.nspname OPERATOR(pg_catalog.=) $2)";
 
 /// Drops a detached partition, never what depends on it (RESTRICT: a view
 /// on it makes the drop fail, and the partition stays).
