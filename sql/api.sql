@@ -2,53 +2,139 @@
 -- carrying the fixed signatures; every reference is schema-qualified so the
 -- caller's search_path cannot redirect them.
 
+-- if_not_exists: a table that already has a policy of the kind keeps it as
+-- it is (a NOTICE says so) and its id is returned, as CREATE ... IF NOT
+-- EXISTS does. The lookup reads retention_config as the caller: a table the
+-- caller does not own shows no policy, and _retention_add_policy refuses it.
 CREATE FUNCTION retention_add_policy(
     relation regclass,
     time_column name,
     retain interval,
     label text DEFAULT NULL,
     batch_size integer DEFAULT NULL,
-    enabled boolean DEFAULT true
+    enabled boolean DEFAULT true,
+    if_not_exists boolean DEFAULT false
 ) RETURNS bigint
-LANGUAGE sql VOLATILE
-AS $$ SELECT @extschema@._retention_add_policy($1::pg_catalog.oid, $2::pg_catalog.text, $3, $4, $5, $6, 'expire') $$;
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    existing bigint;
+BEGIN
+    IF if_not_exists THEN
+        existing := @extschema@._retention_existing_policy(relation, 'expire');
+        IF existing IS NOT NULL THEN
+            RETURN existing;
+        END IF;
+    END IF;
+    RETURN @extschema@._retention_add_policy(relation::pg_catalog.oid, time_column::pg_catalog.text, retain,
+                                             label, batch_size, enabled, 'expire');
+END
+$$;
 
 CREATE FUNCTION retention_add_orphan_policy(
     relation regclass,
     time_column name,
     grace interval,
-    label text DEFAULT NULL
+    label text DEFAULT NULL,
+    if_not_exists boolean DEFAULT false
 ) RETURNS bigint
-LANGUAGE sql VOLATILE
-AS $$ SELECT @extschema@._retention_add_policy($1::pg_catalog.oid, $2::pg_catalog.text, $3, $4, NULL, true, 'orphan') $$;
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    existing bigint;
+BEGIN
+    IF if_not_exists THEN
+        existing := @extschema@._retention_existing_policy(relation, 'orphan');
+        IF existing IS NOT NULL THEN
+            RETURN existing;
+        END IF;
+    END IF;
+    RETURN @extschema@._retention_add_policy(relation::pg_catalog.oid, time_column::pg_catalog.text, grace,
+                                             label, NULL, true, 'orphan');
+END
+$$;
 
+-- The id of the table's policy of this kind, with a NOTICE, or NULL.
+CREATE FUNCTION _retention_existing_policy(relation regclass, kind text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    existing bigint;
+BEGIN
+    SELECT c.id INTO existing FROM @extschema@.retention_config c
+     WHERE c.relid::pg_catalog.oid OPERATOR(pg_catalog.=) relation::pg_catalog.oid
+       AND c.kind OPERATOR(pg_catalog.=) _retention_existing_policy.kind;
+    IF existing IS NOT NULL THEN
+        RAISE NOTICE 'table % already has an % policy (id %), skipping', relation, kind, existing
+            USING HINT = 'Its settings are as they were; change them with retention_alter_policy.';
+    END IF;
+    RETURN existing;
+END
+$$;
+
+-- reset: settings to clear (NULL means keep for the others): 'label' (the
+-- policy runs in unlabelled runs again) and 'batch_size' (the run's own).
 CREATE FUNCTION retention_alter_policy(
     relation regclass,
     retain interval DEFAULT NULL,
     label text DEFAULT NULL,
     batch_size integer DEFAULT NULL,
     enabled boolean DEFAULT NULL,
-    kind text DEFAULT 'expire'
+    kind text DEFAULT 'expire',
+    reset text[] DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-AS $$ SELECT @extschema@._retention_alter_policy($1::pg_catalog.oid, $6, $2, $3, $4, $5) $$;
+AS $$ SELECT @extschema@._retention_alter_policy_reset($1::pg_catalog.oid, $6, $2, $3, $4, $5, $7) $$;
 
 CREATE FUNCTION retention_set_partition_action(relation regclass, action text DEFAULT 'drop', schema name DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql VOLATILE
 AS $$ SELECT @extschema@._retention_set_partition_action($1::pg_catalog.oid, $2, $3::pg_catalog.text) $$;
 
-CREATE FUNCTION retention_pause(relation regclass) RETURNS bigint
-LANGUAGE sql VOLATILE
-AS $$ SELECT @extschema@._retention_set_enabled($1::pg_catalog.oid, false) $$;
+-- if_exists: a table without a policy gives 0 and a NOTICE instead of the
+-- 42704 error (a table the caller does not own still fails with 42501).
+CREATE FUNCTION retention_pause(relation regclass, if_exists boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    RETURN @extschema@._retention_set_enabled(relation::pg_catalog.oid, false);
+EXCEPTION WHEN undefined_object THEN
+    IF NOT if_exists THEN
+        RAISE;
+    END IF;
+    RAISE NOTICE 'table % has no retention policy, skipping', relation;
+    RETURN 0;
+END
+$$;
 
-CREATE FUNCTION retention_resume(relation regclass) RETURNS bigint
-LANGUAGE sql VOLATILE
-AS $$ SELECT @extschema@._retention_set_enabled($1::pg_catalog.oid, true) $$;
+CREATE FUNCTION retention_resume(relation regclass, if_exists boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    RETURN @extschema@._retention_set_enabled(relation::pg_catalog.oid, true);
+EXCEPTION WHEN undefined_object THEN
+    IF NOT if_exists THEN
+        RAISE;
+    END IF;
+    RAISE NOTICE 'table % has no retention policy, skipping', relation;
+    RETURN 0;
+END
+$$;
 
-CREATE FUNCTION retention_remove_policy(relation regclass, kind text DEFAULT NULL) RETURNS bigint
-LANGUAGE sql VOLATILE
-AS $$ SELECT @extschema@._retention_remove_policy($1::pg_catalog.oid, $2) $$;
+CREATE FUNCTION retention_remove_policy(relation regclass, kind text DEFAULT NULL, if_exists boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    RETURN @extschema@._retention_remove_policy(relation::pg_catalog.oid, kind);
+EXCEPTION WHEN undefined_object THEN
+    IF NOT if_exists THEN
+        RAISE;
+    END IF;
+    RAISE NOTICE 'table % has no such retention policy, skipping', relation;
+    RETURN 0;
+END
+$$;
 
 -- now() - retain, or NULL when it is out of range (a policy stored with such
 -- a retain cannot run; the view still lists it).
@@ -170,6 +256,9 @@ $$;
 -- The production path: commits after every batch, so row locks and the xmin
 -- horizon are held for one batch only. PL/pgSQL without SET clauses or
 -- SECURITY DEFINER and with no EXCEPTION block, so that it may COMMIT.
+-- yield_ratio stands for pg_retention.yield_ratio in this run (set for the
+-- transaction that starts the run, where the run reads it): a setting
+-- passed with the CALL, since "SET ...; CALL ..." in one string cannot run.
 CREATE PROCEDURE retention_run(
     batch_size integer DEFAULT 1000,
     label text DEFAULT NULL,
@@ -177,7 +266,8 @@ CREATE PROCEDURE retention_run(
     max_duration interval DEFAULT NULL,
     batch_pause interval DEFAULT NULL,
     lock_timeout interval DEFAULT NULL,
-    origin text DEFAULT NULL
+    origin text DEFAULT NULL,
+    yield_ratio real DEFAULT NULL
 )
 LANGUAGE plpgsql
 AS $$
@@ -186,6 +276,12 @@ DECLARE
     state text := 'more';
     failure record;
 BEGIN
+    IF yield_ratio IS NOT NULL THEN
+        IF yield_ratio OPERATOR(pg_catalog.<) 0 THEN
+            RAISE EXCEPTION 'yield_ratio must not be negative' USING ERRCODE = '22023';
+        END IF;
+        PERFORM pg_catalog.set_config('pg_retention.yield_ratio', yield_ratio::pg_catalog.text, true);
+    END IF;
     run_id := @extschema@._retention_run_begin(
         batch_size, label, max_rows, max_duration, batch_pause, lock_timeout,
         COALESCE(origin, CASE WHEN pg_catalog.current_setting('application_name') OPERATOR(pg_catalog.=) 'pg_cron'
@@ -204,33 +300,83 @@ END
 $$;
 
 -- pg_cron scheduling. The job is named after the label, so scheduling again
--- updates the job instead of adding one.
+-- updates the job instead of adding one; an argument not given (NULL) keeps
+-- what the label's job has (its schedule, and each run argument as it
+-- stands in the job's command), or for a new job takes the default
+-- ('0 3 * * *'; the run's own defaults). The job runs as its scheduler.
 CREATE FUNCTION retention_schedule(
-    schedule text DEFAULT '0 3 * * *',
-    batch_size integer DEFAULT 1000,
-    label text DEFAULT NULL
+    schedule text DEFAULT NULL,
+    batch_size integer DEFAULT NULL,
+    label text DEFAULT NULL,
+    max_rows bigint DEFAULT NULL,
+    max_duration interval DEFAULT NULL,
+    batch_pause interval DEFAULT NULL,
+    lock_timeout interval DEFAULT NULL,
+    yield_ratio real DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
+    job record;
     command text;
+    arguments text := '';
+    job_id bigint;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
         RAISE EXCEPTION 'pg_cron is not installed in database %', pg_catalog.current_database()
             USING ERRCODE = '55000',
                   HINT = 'CREATE EXTENSION pg_cron; it needs shared_preload_libraries = ''pg_cron'' and runs in the database named by cron.database_name. For data in another database, schedule CALL retention_run() there with cron.schedule_in_database().';
     END IF;
-    IF schedule IS NULL THEN
-        RAISE EXCEPTION 'schedule must not be NULL' USING ERRCODE = '22004';
+    IF label IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM @extschema@.retention_config c WHERE c.label OPERATOR(pg_catalog.=) retention_schedule.label) THEN
+        RAISE EXCEPTION 'no retention policy has label "%"', label
+            USING ERRCODE = '42704',
+                  HINT = 'Give policies the label first (retention_add_policy or retention_alter_policy with label =>): a run of a label without policies fails.';
     END IF;
-    IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<=) 0 THEN
-        RAISE EXCEPTION 'batch_size must be a positive number of rows, not %', COALESCE(batch_size::text, 'NULL')
-            USING ERRCODE = CASE WHEN batch_size IS NULL THEN '22004' ELSE '22023' END;
+    SELECT j.jobid, j.schedule, j.command INTO job FROM cron.job j
+     WHERE j.jobname OPERATOR(pg_catalog.=) @extschema@._retention_job_name(label)
+       AND j.username OPERATOR(pg_catalog.=) CURRENT_USER;
+    schedule := COALESCE(schedule, job.schedule, '0 3 * * *');
+    batch_size := COALESCE(batch_size, @extschema@._retention_job_argument(job.command, 'batch_size')::pg_catalog.int4, 1000);
+    max_rows := COALESCE(max_rows, @extschema@._retention_job_argument(job.command, 'max_rows')::pg_catalog.int8);
+    max_duration := COALESCE(max_duration, @extschema@._retention_job_argument(job.command, 'max_duration')::pg_catalog.interval);
+    batch_pause := COALESCE(batch_pause, @extschema@._retention_job_argument(job.command, 'batch_pause')::pg_catalog.interval);
+    lock_timeout := COALESCE(lock_timeout, @extschema@._retention_job_argument(job.command, 'lock_timeout')::pg_catalog.interval);
+    yield_ratio := COALESCE(yield_ratio, @extschema@._retention_job_argument(job.command, 'yield_ratio')::pg_catalog.float4);
+    IF batch_size OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'batch_size must be a positive number of rows, not %', batch_size USING ERRCODE = '22023';
     END IF;
-    command := pg_catalog.format('CALL %I.retention_run(batch_size => %s, label => %L, origin => %L)',
-                                 '@extschema@', batch_size, label, 'pg_cron');
-    RETURN cron.schedule(@extschema@._retention_job_name(label), schedule, command);
+    IF max_rows OPERATOR(pg_catalog.<) 0 OR yield_ratio OPERATOR(pg_catalog.<) 0
+       OR max_duration OPERATOR(pg_catalog.<) '0'::pg_catalog.interval
+       OR batch_pause OPERATOR(pg_catalog.<) '0'::pg_catalog.interval
+       OR lock_timeout OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
+        RAISE EXCEPTION 'max_rows, max_duration, batch_pause, lock_timeout and yield_ratio must not be negative'
+            USING ERRCODE = '22023';
+    END IF;
+    -- One "name => 'value'" per argument given: what _retention_job_argument
+    -- reads back when the label is scheduled again.
+    arguments := pg_catalog.concat(
+        CASE WHEN max_rows IS NOT NULL THEN pg_catalog.format(', max_rows => %L', max_rows) END,
+        CASE WHEN max_duration IS NOT NULL THEN pg_catalog.format(', max_duration => %L', max_duration) END,
+        CASE WHEN batch_pause IS NOT NULL THEN pg_catalog.format(', batch_pause => %L', batch_pause) END,
+        CASE WHEN lock_timeout IS NOT NULL THEN pg_catalog.format(', lock_timeout => %L', lock_timeout) END,
+        CASE WHEN yield_ratio IS NOT NULL THEN pg_catalog.format(', yield_ratio => %L', yield_ratio) END);
+    command := pg_catalog.format('CALL %I.retention_run(batch_size => %L, label => %L, origin => %L%s)',
+                                 '@extschema@', batch_size, label, 'pg_cron', arguments);
+    job_id := cron.schedule(@extschema@._retention_job_name(label), schedule, command);
+    RAISE NOTICE 'pg_cron job % (%) runs % at "%"', job_id, @extschema@._retention_job_name(label), command, schedule;
+    RETURN job_id;
 END
+$$;
+
+-- The value of argument `name` in a job command written by
+-- retention_schedule (name => 'value'; 0.4.0 wrote batch_size => 500), or NULL.
+CREATE FUNCTION _retention_job_argument(command text, name text) RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$
+SELECT COALESCE(pg_catalog.replace(m.a[1], '''''', ''''), m.a[2])
+FROM pg_catalog.regexp_match(command,
+         '[(,] *' OPERATOR(pg_catalog.||) name OPERATOR(pg_catalog.||) ' => (?:''((?:[^'']|'''')*)''|([0-9]+))') AS m(a)
 $$;
 
 CREATE FUNCTION retention_unschedule(label text DEFAULT NULL) RETURNS boolean
@@ -255,19 +401,19 @@ AS $$ SELECT 'pg_retention' OPERATOR(pg_catalog.||) COALESCE(':' OPERATOR(pg_cat
 COMMENT ON TABLE retention_config IS 'pg_retention policies (configuration, kept by pg_dump); read it through the retention_policies view';
 COMMENT ON TABLE cleanup_runs IS 'pg_retention run history: one row per run, with per-table counts, date ranges and any error';
 COMMENT ON VIEW retention_policies IS 'pg_retention policies, readable: relation, kind, time column, retention, label, batch size, enabled, current cutoff, what becomes of whole partitions';
-COMMENT ON FUNCTION retention_add_policy(regclass, name, interval, text, integer, boolean) IS 'Rows of relation whose time_column is older than now() - retain expire; their dependents go first';
-COMMENT ON FUNCTION retention_add_orphan_policy(regclass, name, interval, text) IS 'Rows of relation that nothing references and whose time_column is older than now() - grace are deleted after the expirations';
-COMMENT ON FUNCTION retention_alter_policy(regclass, interval, text, integer, boolean, text) IS 'Changes the given settings of a policy (NULL keeps a setting)';
+COMMENT ON FUNCTION retention_add_policy(regclass, name, interval, text, integer, boolean, boolean) IS 'Rows of relation whose time_column is older than now() - retain expire; their dependents go first';
+COMMENT ON FUNCTION retention_add_orphan_policy(regclass, name, interval, text, boolean) IS 'Rows of relation that nothing references and whose time_column is older than now() - grace are deleted after the expirations';
+COMMENT ON FUNCTION retention_alter_policy(regclass, interval, text, integer, boolean, text, text[]) IS 'Changes the given settings of a policy (NULL keeps a setting; reset clears label or batch_size)';
 COMMENT ON FUNCTION retention_set_partition_action(regclass, text, name) IS 'What the expire policy of a table partitioned by its time column does with partitions wholly older than the cutoff: drop (default), or detach and keep them (in schema, when given)';
-COMMENT ON FUNCTION retention_pause(regclass) IS 'Disables the policies of a table without removing them';
-COMMENT ON FUNCTION retention_resume(regclass) IS 'Enables the policies of a table again';
-COMMENT ON FUNCTION retention_remove_policy(regclass, text) IS 'Removes the policies of a table (of one kind, or all)';
+COMMENT ON FUNCTION retention_pause(regclass, boolean) IS 'Disables the policies of a table without removing them';
+COMMENT ON FUNCTION retention_resume(regclass, boolean) IS 'Enables the policies of a table again';
+COMMENT ON FUNCTION retention_remove_policy(regclass, text, boolean) IS 'Removes the policies of a table (of one kind, or all)';
 COMMENT ON FUNCTION retention_stats(text, boolean) IS 'Per policy: rows (estimate, or exact), expired rows, time range, size, cutoff, missing indexes, last run; for a policy that cannot run, why';
 COMMENT ON FUNCTION retention_partitions(text) IS 'Per expire policy on a partitioned table: its partitions, bounds, estimated rows, size, and what the next run does with each';
 COMMENT ON FUNCTION retention_preview(text) IS 'What the next run deletes, table by table in the order it deletes them';
 COMMENT ON FUNCTION retention_execute(integer, text) IS 'Runs the enabled policies now in batches, children first, in the caller''s transaction; returns the history row';
-COMMENT ON PROCEDURE retention_run(integer, text, bigint, interval, interval, interval, text) IS 'Runs the enabled policies, committing after every batch (the path to schedule); caps default to the pg_retention.* settings';
-COMMENT ON FUNCTION retention_schedule(text, integer, text) IS 'Schedules CALL retention_run() with pg_cron (one job per label; scheduling again updates it); returns the job id';
+COMMENT ON PROCEDURE retention_run(integer, text, bigint, interval, interval, interval, text, real) IS 'Runs the enabled policies, committing after every batch (the path to schedule); caps default to the pg_retention.* settings';
+COMMENT ON FUNCTION retention_schedule(text, integer, text, bigint, interval, interval, interval, real) IS 'Schedules CALL retention_run() with pg_cron (one job per label; scheduling again updates it, keeping what is not given); returns the job id';
 COMMENT ON FUNCTION retention_unschedule(text) IS 'Removes the pg_cron job of a label; false when there is none';
 
 -- Privileges (docs/security.md). PUBLIC may read policies and history but
@@ -390,3 +536,162 @@ COMMENT ON FUNCTION _retention_stats(text, boolean) IS 'internal: use retention_
 COMMENT ON FUNCTION _retention_run_begin(integer, text, bigint, interval, interval, interval, text) IS 'internal: first step of CALL retention_run';
 COMMENT ON FUNCTION _retention_run_step(bigint) IS 'internal: one batch of CALL retention_run';
 COMMENT ON FUNCTION _retention_job_name(text) IS 'internal: pg_cron job name of a label';
+
+-- ---------------------------------------------------------------------------
+-- New in 0.5.0 (the upgrade script sql/pg_retention--0.4.0--0.5.0.sql
+-- creates the same objects).
+
+-- What is scheduled and how it went, one row per pg_cron job of this
+-- database that calls retention_run and that the caller may see (pg_cron
+-- shows a role its own jobs, cleanup_runs its own runs). runs, failures and
+-- skipped count the job's runs in the history (kept for
+-- pg_retention.history_retention); cron_status / cron_message are pg_cron's
+-- word on the job's last start (cron.job_run_details, when cron.log_run is
+-- on): a job that fails before it runs (a missing function, say) shows there
+-- only. PL/pgSQL: the cron schema need not exist when this is created.
+CREATE FUNCTION retention_jobs()
+RETURNS TABLE (
+    jobid bigint,
+    jobname text,
+    label text,
+    schedule text,
+    active boolean,
+    username text,
+    command text,
+    runs bigint,
+    failures bigint,
+    skipped bigint,
+    last_run_id bigint,
+    last_status text,
+    last_started_at timestamptz,
+    last_duration interval,
+    last_deleted bigint,
+    last_stop_reason text,
+    last_error text,
+    last_success_at timestamptz,
+    cron_status text,
+    cron_message text
+)
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database %', pg_catalog.current_database()
+            USING ERRCODE = '55000', HINT = 'CREATE EXTENSION pg_cron';
+    END IF;
+    RETURN QUERY
+    WITH jobs AS (
+        SELECT j.jobid::pg_catalog.int8 AS id, j.jobname::pg_catalog.text AS name, j.schedule::pg_catalog.text AS sched,
+               j.active AS on_, j.username::pg_catalog.text AS who, j.command::pg_catalog.text AS cmd,
+               CASE WHEN j.jobname::pg_catalog.text OPERATOR(pg_catalog.=) 'pg_retention' THEN NULL
+                    WHEN j.jobname::pg_catalog.text OPERATOR(pg_catalog.^@) 'pg_retention:'
+                    THEN pg_catalog.substr(j.jobname::pg_catalog.text, 14)
+                    ELSE @extschema@._retention_job_argument(j.command, 'label') END AS lbl
+        FROM cron.job j
+        WHERE j.command OPERATOR(pg_catalog.~) 'retention_run'
+          AND j.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+    )
+    SELECT jobs.id, jobs.name, jobs.lbl, jobs.sched, jobs.on_, jobs.who, jobs.cmd,
+           h.runs, h.failures, h.skipped,
+           l.id, l.status, pg_catalog.date_trunc('second', l.started_at),
+           pg_catalog.date_trunc('milliseconds', l.duration), l.total_deleted, l.stop_reason, l.error,
+           pg_catalog.date_trunc('second', h.last_success),
+           d.status, d.return_message
+    FROM jobs
+    LEFT JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS runs,
+               pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) ANY ('{failed,cancelled,abandoned}')) AS failures,
+               pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'skipped') AS skipped,
+               pg_catalog.max(r.finished_at) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'succeeded') AS last_success
+        FROM @extschema@.cleanup_runs r
+        WHERE r.origin OPERATOR(pg_catalog.=) 'pg_cron' AND r.label IS NOT DISTINCT FROM jobs.lbl
+    ) h ON true
+    LEFT JOIN LATERAL (
+        SELECT r.* FROM @extschema@.cleanup_runs r
+        WHERE r.origin OPERATOR(pg_catalog.=) 'pg_cron' AND r.label IS NOT DISTINCT FROM jobs.lbl
+        ORDER BY r.id DESC LIMIT 1
+    ) l ON true
+    LEFT JOIN LATERAL (
+        SELECT x.status::pg_catalog.text, x.return_message::pg_catalog.text FROM cron.job_run_details x
+        WHERE x.jobid OPERATOR(pg_catalog.=) jobs.id
+        ORDER BY x.runid DESC LIMIT 1
+    ) d ON true
+    ORDER BY jobs.id;
+END
+$$;
+
+-- The history, narrow enough for psql: one row per run, times to the
+-- second, durations to the millisecond; note is the error, or why the run
+-- stopped early. security_invoker: the reader's row-level security on
+-- cleanup_runs applies (a role reads the runs it started).
+CREATE VIEW retention_history WITH (security_invoker = true) AS
+SELECT r.id,
+       pg_catalog.date_trunc('second', r.started_at) AS started_at,
+       r.label,
+       r.origin,
+       r.status,
+       pg_catalog.date_trunc('milliseconds', r.duration) AS duration,
+       r.total_deleted AS deleted,
+       pg_catalog.jsonb_array_length(r.tables) AS tables,
+       COALESCE(r.error, r.stop_reason) AS note
+FROM @extschema@.cleanup_runs r;
+
+-- One row per table per run (as cron.job_run_details has one per job run),
+-- in the order the run deleted from them.
+CREATE VIEW retention_history_tables WITH (security_invoker = true) AS
+SELECT r.id AS run_id,
+       pg_catalog.date_trunc('second', r.started_at) AS started_at,
+       r.label,
+       r.status,
+       t.step::pg_catalog.int4 AS step,
+       t.entry OPERATOR(pg_catalog.->>) 'relation' AS relation,
+       (t.entry OPERATOR(pg_catalog.->>) 'deleted')::pg_catalog.int8 AS deleted,
+       pg_catalog.date_trunc('second', (t.entry OPERATOR(pg_catalog.->>) 'oldest')::pg_catalog.timestamptz) AS oldest,
+       pg_catalog.date_trunc('second', (t.entry OPERATOR(pg_catalog.->>) 'newest')::pg_catalog.timestamptz) AS newest,
+       t.entry OPERATOR(pg_catalog.->>) 'partition' AS partition
+FROM @extschema@.cleanup_runs r,
+     pg_catalog.jsonb_array_elements(r.tables) WITH ORDINALITY AS t(entry, step);
+
+-- Runs in progress, as pg_stat_progress_* shows maintenance commands. A
+-- CALL retention_run commits its history row after every batch, so another
+-- session sees it move; retention_execute's row is its own transaction's
+-- until it commits. expected_rows: the planner's estimate, at the start, of
+-- the policies' own expired rows (dependents come on top); done_rows: the
+-- rows deleted from the policies' own tables so far.
+CREATE VIEW retention_progress WITH (security_invoker = true) AS
+SELECT r.id AS run_id,
+       r.backend_pid AS pid,
+       r.label,
+       r.origin,
+       r.started_by,
+       pg_catalog.date_trunc('second', r.started_at) AS started_at,
+       pg_catalog.date_trunc('second', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) r.started_at) AS elapsed,
+       r.total_deleted AS deleted,
+       r.tables OPERATOR(pg_catalog.->) -1 OPERATOR(pg_catalog.->>) 'relation' AS current_table,
+       p.expected AS expected_rows,
+       p.done AS done_rows,
+       CASE WHEN p.expected OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(LEAST(100, 100.0 OPERATOR(pg_catalog.*) p.done OPERATOR(pg_catalog./) p.expected), 1) END AS percent,
+       CASE WHEN p.done OPERATOR(pg_catalog.>) 0 AND p.expected OPERATOR(pg_catalog.>) p.done
+            THEN pg_catalog.date_trunc('second', (r.finished_at OPERATOR(pg_catalog.-) r.started_at)
+                 OPERATOR(pg_catalog.*) ((p.expected OPERATOR(pg_catalog.-) p.done)::pg_catalog.float8 OPERATOR(pg_catalog./) p.done)) END AS eta,
+       pg_catalog.date_trunc('milliseconds', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) r.finished_at) AS since_last_batch
+FROM @extschema@.cleanup_runs r,
+     LATERAL (
+         SELECT NULLIF(pg_catalog.sum((pol OPERATOR(pg_catalog.->>) 'expected_rows')::pg_catalog.int8), 0)::pg_catalog.int8 AS expected,
+                COALESCE(pg_catalog.sum((SELECT pg_catalog.sum((t OPERATOR(pg_catalog.->>) 'deleted')::pg_catalog.int8)
+                                           FROM pg_catalog.jsonb_array_elements(r.tables) t
+                                          WHERE (t OPERATOR(pg_catalog.->>) 'relid') OPERATOR(pg_catalog.=) (pol OPERATOR(pg_catalog.->>) 'relid'))), 0)::pg_catalog.int8 AS done
+         FROM pg_catalog.jsonb_array_elements(r.policies) pol
+     ) p
+WHERE r.status OPERATOR(pg_catalog.=) 'running';
+
+GRANT SELECT ON retention_history, retention_history_tables, retention_progress TO PUBLIC;
+
+COMMENT ON FUNCTION retention_jobs() IS 'pg_cron jobs that call retention_run: schedule, command, runs, failures, skipped runs, the last run and the last success';
+COMMENT ON VIEW retention_history IS 'cleanup_runs, one narrow row per run: start, label, status, duration, rows deleted, tables, error or stop reason';
+COMMENT ON VIEW retention_history_tables IS 'cleanup_runs, one row per table per run: rows deleted, oldest and newest, what became of a whole partition';
+COMMENT ON VIEW retention_progress IS 'Runs in progress: elapsed, rows deleted, current table, expected rows, percent, ETA';
+COMMENT ON FUNCTION _retention_existing_policy(regclass, text) IS 'internal: if_not_exists of retention_add_policy / retention_add_orphan_policy';
+COMMENT ON FUNCTION _retention_job_argument(text, text) IS 'internal: an argument of a job command written by retention_schedule';
+COMMENT ON FUNCTION _retention_alter_policy_reset(oid, text, interval, text, integer, boolean, text[]) IS 'internal: use retention_alter_policy';

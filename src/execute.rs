@@ -11,6 +11,7 @@ use crate::errors::{OrRaise, Result};
 use crate::history::{self, RunEnd, RunStart};
 use crate::policies::check_batch_size;
 use crate::security::{lock_policies, with_pinned_search_path, LockScope};
+use crate::stats;
 use crate::subxact::{in_subtransaction, BatchFailure};
 
 /// Takes the run lock of every loaded policy that no other run holds; the
@@ -101,7 +102,12 @@ fn _retention_execute(
             if claim_policies(client, &schema, id, &mut setup, LockScope::Transaction)? {
                 return Ok(id);
             }
-            history::record_policies(client, &schema, id, &setup.policies)?;
+            let expected: Vec<Option<i64>> = setup
+                .policies
+                .iter()
+                .map(|p| stats::expected_rows(client, &setup, p))
+                .collect();
+            history::record_policies(client, &schema, id, &setup.policies, &expected)?;
 
             let mut deleter =
                 Deleter::new(&setup, i64::from(batch_size), Progress::new(&setup), None);

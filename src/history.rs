@@ -57,14 +57,20 @@ pub fn start(
     Ok(id.into_iter().next().flatten().unwrap_or_default())
 }
 
-/// Records the cutoffs fixed at the start of the run.
+/// Records the cutoffs fixed at the start of the run, and each policy's
+/// expected rows (`stats::expected_rows`, the progress view's total).
 pub fn record_policies(
     client: &mut SpiClient<'_>,
     schema: &str,
     id: i64,
     policies: &[Policy],
+    expected: &[Option<i64>],
 ) -> Result<()> {
     let ids: Vec<i64> = policies.iter().map(|p| p.id).collect();
+    let relids: Vec<pgrx::pg_sys::Oid> = policies
+        .iter()
+        .map(|p| pgrx::pg_sys::Oid::from(p.relid))
+        .collect();
     let names: Vec<Option<String>> = policies.iter().map(|p| p.relation.clone()).collect();
     let kinds: Vec<String> = policies
         .iter()
@@ -73,10 +79,12 @@ pub fn record_policies(
     let cutoffs: Vec<TimestampWithTimeZone> = policies.iter().map(|p| p.cutoff).collect();
     let sql = format!(
         "UPDATE {schema}.cleanup_runs SET policies = COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
-            'policy_id', u.id, 'relation', u.rel, 'kind', u.kind, 'cutoff', u.cutoff) ORDER BY u.ord) \
+            'policy_id', u.id, 'relation', u.rel, 'relid', u.relid, 'kind', u.kind, 'cutoff', u.cutoff, \
+            'expected_rows', u.expected) ORDER BY u.ord) \
           FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.int8[]), pg_catalog.unnest($3::pg_catalog.text[]), \
-                         pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.timestamptz[])) \
-               WITH ORDINALITY u(id, rel, kind, cutoff, ord)), '[]') \
+                         pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.timestamptz[]), \
+                         pg_catalog.unnest($6::pg_catalog.oid[]), pg_catalog.unnest($7::pg_catalog.int8[])) \
+               WITH ORDINALITY u(id, rel, kind, cutoff, relid, expected, ord)), '[]') \
          WHERE id OPERATOR(pg_catalog.=) $1"
     );
     bookkeeping(
@@ -88,6 +96,8 @@ pub fn record_policies(
             names.into(),
             kinds.into(),
             cutoffs.into(),
+            relids.into(),
+            expected.to_vec().into(),
         ],
         |_| Ok(()),
     )

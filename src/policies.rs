@@ -266,6 +266,8 @@ fn _retention_add_policy(
 }
 
 /// Changes the given settings of a policy; NULL leaves a setting as it is.
+/// Kept for the SQL of releases before 0.5.0 (their install scripts name
+/// it); 0.5.0's `retention_alter_policy` calls `_retention_alter_policy_reset`.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn _retention_alter_policy(
@@ -276,31 +278,117 @@ fn _retention_alter_policy(
     batch_size: Option<i32>,
     enabled: Option<bool>,
 ) -> i64 {
-    with_pinned_search_path(|| Spi::connect_mut(|client| {
-        let kind = PolicyKind::parse(kind.ok_or(RetentionError::NullArgument("kind"))?)?;
-        let schema = extension_schema(client)?;
-        let rel = checked_relation(client, relation)?;
-        if retain.is_some() {
-            check_interval(client, "retain", retain)?;
-        }
-        check_batch_size(batch_size, true)?;
-        let Some(id) = existing_policy(client, &schema, rel.relid, kind)? else {
-            return Err(RetentionError::UndefinedPolicy(format!(
-                "table {} has no {} policy",
-                rel.display,
-                kind.as_str()
-            )));
-        };
-        let sql = format!(
-            "UPDATE {schema}.retention_config SET retain = COALESCE($2, retain), label = COALESCE($3, label), \
-                 batch_size = COALESCE($4, batch_size), enabled = COALESCE($5, enabled) \
-             WHERE id OPERATOR(pg_catalog.=) $1"
-        );
-        bookkeeping(client, &sql, &[id.into(), retain.into(), label.into(), batch_size.into(), enabled.into()], |_| Ok(()))
-            .map_err(internal)?;
-        Ok(id)
-    }))
+    let change = PolicyChange {
+        retain,
+        label,
+        batch_size,
+        enabled,
+        reset: Vec::new(),
+    };
+    with_pinned_search_path(|| {
+        Spi::connect_mut(|client| alter_policy(client, relation, kind, &change))
+    })
     .or_raise()
+}
+
+/// `_retention_alter_policy`, and then clears the settings named in `reset`
+/// (`label`, `batch_size`).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn _retention_alter_policy_reset(
+    relation: Option<pg_sys::Oid>,
+    kind: Option<&str>,
+    retain: Option<Interval>,
+    label: Option<&str>,
+    batch_size: Option<i32>,
+    enabled: Option<bool>,
+    reset: Option<Vec<Option<String>>>,
+) -> i64 {
+    with_pinned_search_path(|| {
+        Spi::connect_mut(|client| {
+            let reset = resettable_settings(reset.unwrap_or_default())?;
+            if (label.is_some() && reset.contains(&"label"))
+                || (batch_size.is_some() && reset.contains(&"batch_size"))
+            {
+                return Err(RetentionError::InvalidParameter(
+                    "a setting cannot be both given and reset".into(),
+                ));
+            }
+            let change = PolicyChange {
+                retain,
+                label,
+                batch_size,
+                enabled,
+                reset,
+            };
+            alter_policy(client, relation, kind, &change)
+        })
+    })
+    .or_raise()
+}
+
+/// The settings `retention_alter_policy(reset => ...)` may clear: those a
+/// policy may go without.
+fn resettable_settings(names: Vec<Option<String>>) -> Result<Vec<&'static str>> {
+    names
+        .into_iter()
+        .map(|name| match name.as_deref() {
+            Some("label") => Ok("label"),
+            Some("batch_size") => Ok("batch_size"),
+            other => Err(RetentionError::InvalidParameter(format!(
+                "reset takes 'label' and 'batch_size', not {}",
+                other.map_or("NULL".to_string(), |n| format!("\"{n}\""))
+            ))),
+        })
+        .collect()
+}
+
+struct PolicyChange<'a> {
+    retain: Option<Interval>,
+    label: Option<&'a str>,
+    batch_size: Option<i32>,
+    enabled: Option<bool>,
+    reset: Vec<&'static str>,
+}
+
+fn alter_policy(
+    client: &mut SpiClient<'_>,
+    relation: Option<pg_sys::Oid>,
+    kind: Option<&str>,
+    change: &PolicyChange<'_>,
+) -> Result<i64> {
+    let kind = PolicyKind::parse(kind.ok_or(RetentionError::NullArgument("kind"))?)?;
+    let schema = extension_schema(client)?;
+    let rel = checked_relation(client, relation)?;
+    if change.retain.is_some() {
+        check_interval(client, "retain", change.retain)?;
+    }
+    check_batch_size(change.batch_size, true)?;
+    let Some(id) = existing_policy(client, &schema, rel.relid, kind)? else {
+        return Err(RetentionError::UndefinedPolicy(format!(
+            "table {} has no {} policy",
+            rel.display,
+            kind.as_str()
+        )));
+    };
+    let sql = format!(
+        "UPDATE {schema}.retention_config SET retain = COALESCE($2, retain), \
+             label = CASE WHEN $6 THEN NULL ELSE COALESCE($3, label) END, \
+             batch_size = CASE WHEN $7 THEN NULL ELSE COALESCE($4, batch_size) END, \
+             enabled = COALESCE($5, enabled) \
+         WHERE id OPERATOR(pg_catalog.=) $1"
+    );
+    let args: Vec<DatumWithOid> = vec![
+        id.into(),
+        change.retain.into(),
+        change.label.into(),
+        change.batch_size.into(),
+        change.enabled.into(),
+        change.reset.contains(&"label").into(),
+        change.reset.contains(&"batch_size").into(),
+    ];
+    bookkeeping(client, &sql, &args, |_| Ok(())).map_err(internal)?;
+    Ok(id)
 }
 
 /// What the expire policy of a table partitioned by its time column does

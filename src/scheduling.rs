@@ -35,6 +35,7 @@ use crate::policies::check_batch_size;
 use crate::security::{
     hold_run_alive, release_run_locks, run_is_alive, with_pinned_search_path, LockScope,
 };
+use crate::stats;
 use crate::subxact::{in_subtransaction, BatchFailure};
 
 const LOCK_NOT_AVAILABLE: &str = "55P03";
@@ -73,12 +74,63 @@ struct ActiveRun {
     steps: u64,
     last_notice: Instant,
     last_progress: Instant,
+    started: Instant,
+    /// The planner's estimate of the policies' own expired rows at the
+    /// start, when every policy has one: the progress notices' total.
+    expected_rows: Option<i64>,
     /// The history row's update, prepared once for the run.
     history_statements: PreparedStatements,
 }
 
 thread_local! {
     static ACTIVE: RefCell<Option<ActiveRun>> = const { RefCell::new(None) };
+}
+
+/// ", 40% of about N expired rows, about 2m30s to go" for a progress
+/// notice: rows deleted from the policies' own tables against the estimate
+/// made at the start; empty without an estimate.
+fn progress_of(run: &ActiveRun) -> String {
+    let Some(expected) = run.expected_rows.filter(|n| *n > 0) else {
+        return String::new();
+    };
+    let own: std::collections::HashSet<_> = run.setup.policies.iter().map(|p| p.relid).collect();
+    let done: i64 = run
+        .progress
+        .counts(&run.setup)
+        .iter()
+        .filter(|t| own.contains(&t.relid))
+        .map(|t| t.deleted)
+        .sum();
+    let (percent, eta) = progress_estimate(done, expected, run.started.elapsed());
+    match eta {
+        Some(eta) => format!(
+            ", {percent:.0}% of about {expected} expired rows, about {} to go",
+            human_duration(eta)
+        ),
+        None => format!(", {percent:.0}% of about {expected} expired rows"),
+    }
+}
+
+/// Percent done (at most 100) and the time left at the rate so far.
+fn progress_estimate(
+    done: i64,
+    expected: i64,
+    elapsed: std::time::Duration,
+) -> (f64, Option<std::time::Duration>) {
+    let percent = (100.0 * done as f64 / expected as f64).min(100.0);
+    let eta = (done > 0 && expected > done)
+        .then(|| elapsed.mul_f64((expected - done) as f64 / done as f64));
+    (percent, eta)
+}
+
+/// A duration as a DBA reads it: "45s", "2m30s", "1h05m".
+fn human_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+    }
 }
 
 /// Seconds in an interval argument; months count as 30 days.
@@ -174,7 +226,28 @@ fn _retention_run_begin(
                 release_run_locks();
                 return Ok(id);
             }
-            history::record_policies(client, &schema, id, &setup.policies)?;
+            let expected: Vec<Option<i64>> = setup
+                .policies
+                .iter()
+                .map(|p| stats::expected_rows(client, &setup, p))
+                .collect();
+            history::record_policies(client, &schema, id, &setup.policies, &expected)?;
+            let expected_rows = expected.iter().copied().sum::<Option<i64>>();
+            pgrx::notice!(
+                "pg_retention run {id}: {} {}, {} expired rows of their own tables{}",
+                setup.policies.len(),
+                if setup.policies.len() == 1 {
+                    "policy"
+                } else {
+                    "policies"
+                },
+                expected_rows.map_or("an unknown number of".to_string(), |n| format!("about {n}")),
+                if expected_rows.is_some() {
+                    " (planner's estimate; dependent rows come on top)"
+                } else {
+                    ""
+                }
+            );
             let max_rows = max_rows
                 .or(Some(i64::from(gucs::MAX_ROWS_PER_RUN.get())))
                 .filter(|n| *n > 0);
@@ -209,6 +282,8 @@ fn _retention_run_begin(
                     steps: 0,
                     last_notice: Instant::now(),
                     last_progress: Instant::now(),
+                    started: Instant::now(),
+                    expected_rows,
                     history_statements: PreparedStatements::enabled(),
                 })
             });
@@ -413,9 +488,10 @@ fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str>
             "working on"
         };
         pgrx::notice!(
-            "pg_retention run {}: {what} {name}; {} rows deleted so far",
+            "pg_retention run {}: {what} {name}; {} rows deleted so far{}",
             run.id,
-            run.progress.total_deleted()
+            run.progress.total_deleted(),
+            progress_of(run)
         );
         run.last_notice = Instant::now();
     }
@@ -642,6 +718,29 @@ fn end_with_failure(
 mod tests {
     use super::yield_ratio_at_lag;
     use std::time::Duration;
+
+    #[test]
+    fn progress_is_rows_done_against_the_estimate_at_the_rate_so_far() {
+        let (percent, eta) = super::progress_estimate(250, 1000, Duration::from_secs(10));
+        assert_eq!(percent, 25.0);
+        assert_eq!(eta, Some(Duration::from_secs(30)));
+        // Past the estimate: 100%, no time left to guess.
+        assert_eq!(
+            super::progress_estimate(1200, 1000, Duration::from_secs(5)),
+            (100.0, None)
+        );
+        assert_eq!(
+            super::progress_estimate(0, 1000, Duration::from_secs(5)),
+            (0.0, None)
+        );
+    }
+
+    #[test]
+    fn durations_read_in_the_largest_units() {
+        assert_eq!(super::human_duration(Duration::from_secs(45)), "45s");
+        assert_eq!(super::human_duration(Duration::from_secs(150)), "2m30s");
+        assert_eq!(super::human_duration(Duration::from_secs(3900)), "1h05m");
+    }
 
     #[test]
     fn a_run_behind_by_more_than_max_lag_yields_less() {

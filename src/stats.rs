@@ -815,3 +815,25 @@ fn scalar_i64(client: &SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> R
     let found = rows(client, sql, args, |r| get::<i64>(r, 1)).map_err(internal)?;
     Ok(found.into_iter().next().flatten().unwrap_or_default())
 }
+
+/// The planner's estimate of a policy's own expired rows (`time < cutoff`,
+/// dependents not counted), for a run's progress; `None` when there is
+/// none to be had (a Citus table's plan carries none) or planning failed.
+/// Planned as the table's owner, in a subtransaction: planning may run the
+/// owner's functions (an index predicate folded, say).
+pub fn expected_rows(client: &mut SpiClient<'_>, setup: &Setup, p: &Policy) -> Option<i64> {
+    in_subtransaction(|| {
+        as_table_owner(p.owner, || {
+            let qualified = setup.qualified(client, p.relid)?;
+            let column = setup.policy_column(p.id);
+            let time = format!("t.{}", sqlgen::quote_ident(&column.name));
+            let own = setup.shape(p.relid).own_rows("t");
+            planner_estimate(
+                client,
+                &format!("SELECT FROM {qualified} t WHERE {time} OPERATOR(pg_catalog.<) $1{own}"),
+                &[p.cutoff.into()],
+            )
+        })
+    })
+    .ok()
+}

@@ -44,7 +44,43 @@ fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
         .get(0);
     assert_eq!(
         command,
-        "CALL public.retention_run(batch_size => 50, label => NULL, origin => 'pg_cron')"
+        "CALL public.retention_run(batch_size => '50', label => NULL, origin => 'pg_cron')"
+    );
+    // Every cap of the run can be scheduled; scheduling the label again
+    // keeps what is not given (batch_size 50 stays), and a new schedule alone
+    // keeps the arguments.
+    cron_db
+        .batch_execute(
+            "SELECT retention_schedule(max_rows => 100000, max_duration => '5 minutes',
+                 batch_pause => '10ms', lock_timeout => '2s', yield_ratio => 0.5);
+             SELECT retention_schedule('*/1 * * * *');",
+        )
+        .unwrap();
+    let job = |db: &mut postgres::Client| {
+        crate::common::strings(
+            db,
+            "SELECT format('%s %s', schedule, command) FROM cron.job WHERE jobname = 'pg_retention'",
+        )
+    };
+    assert_eq!(
+        job(&mut cron_db),
+        ["*/1 * * * * CALL public.retention_run(batch_size => '50', label => NULL, origin => 'pg_cron', \
+          max_rows => '100000', max_duration => '00:05:00', batch_pause => '00:00:00.01', lock_timeout => '00:00:02', \
+          yield_ratio => '0.5')"]
+    );
+    assert_eq!(
+        crate::common::sqlstate_of(
+            &mut cron_db,
+            "SELECT retention_schedule(label => 'no_such_label')"
+        ),
+        "42704"
+    );
+    assert_eq!(
+        crate::common::sqlstate_of(
+            &mut cron_db,
+            "SELECT retention_schedule(batch_pause => '-1s')"
+        ),
+        "22023"
     );
 
     // Another database: the recipe from docs/scheduling.md.
@@ -81,6 +117,17 @@ fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
         );
     }
 
+    // The job as a DBA reads it: pg_cron's schedule and word, and the runs
+    // in the history (the other database's job is that database's).
+    assert_eq!(
+        crate::common::strings(
+            &mut cron_db,
+            "SELECT format('%s|%s|%s|%s|%s|%s|%s|%s', jobname, label, schedule, active, runs > 0, failures,
+                           last_status, last_success_at IS NOT NULL)
+             FROM retention_jobs()"
+        ),
+        ["pg_retention||*/1 * * * *|t|t|0|succeeded|t"]
+    );
     let removed: bool = cron_db
         .query_one("SELECT retention_unschedule()", &[])
         .unwrap()

@@ -109,7 +109,7 @@ fn upgrade_from_0_1_0_keeps_policies_and_history_and_matches_a_fresh_install() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, "0.4.0");
+    assert_eq!(version, "0.5.0");
     assert_eq!(
         strings(&mut db, "SELECT format('%s %s %s %s', relation, kind, retain, label) FROM retention_policies ORDER BY id"),
         policies_before
@@ -203,6 +203,68 @@ fn upgrade_from_0_3_0_keeps_policies_and_adds_the_partition_action() {
 
     let upgraded = extension_objects(&mut db);
     let mut fresh = empty_db("it_upgrade_030_fresh");
+    fresh
+        .batch_execute("CREATE EXTENSION pg_retention VERSION '0.4.0'")
+        .unwrap();
+    assert_eq!(extension_objects(&mut fresh), upgraded);
+}
+
+/// 0.5.0 changes the arguments of eight functions (dropped and created
+/// again): calls written for 0.4.0 still work after the update, the
+/// history's new views read the runs of 0.4.0, and the objects are a fresh
+/// install's.
+#[test]
+fn upgrade_from_0_4_0_keeps_policies_history_and_calls() {
+    let mut db = empty_db("it_upgrade_040");
+    db.batch_execute("CREATE EXTENSION pg_retention VERSION '0.4.0'")
+        .unwrap();
+    db.batch_execute(TABLES).unwrap();
+    db.batch_execute(POLICIES).unwrap();
+    let deleted_before = count(&mut db, "SELECT total_deleted FROM retention_execute()");
+    assert!(deleted_before > 0);
+    let policies_before = strings(
+        &mut db,
+        "SELECT format('%s %s %s %s', relation, kind, retain, label) FROM retention_policies ORDER BY id",
+    );
+
+    db.batch_execute("ALTER EXTENSION pg_retention UPDATE TO '0.5.0'")
+        .unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s %s %s', relation, kind, retain, label) FROM retention_policies ORDER BY id"
+        ),
+        policies_before
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT sum(deleted)::bigint FROM retention_history_tables WHERE run_id = 1"
+        ),
+        deleted_before
+    );
+    // 0.4.0's calls, positional and named, as scripts wrote them.
+    db.batch_execute(
+        "SELECT retention_pause('parts'); SELECT retention_resume('parts');
+         SELECT retention_alter_policy('logs', label => 'renamed');
+         INSERT INTO logs VALUES (100, NULL, now() - interval '50 days');",
+    )
+    .unwrap();
+    db.batch_execute("CALL retention_run(1000, max_duration => '1 minute')")
+        .unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s %s', origin, status, deleted) FROM retention_history ORDER BY id"
+        ),
+        [
+            format!("retention_execute succeeded {deleted_before}"),
+            "retention_run succeeded 1".to_string()
+        ]
+    );
+
+    let upgraded = extension_objects(&mut db);
+    let mut fresh = empty_db("it_upgrade_040_fresh");
     fresh
         .batch_execute("CREATE EXTENSION pg_retention")
         .unwrap();

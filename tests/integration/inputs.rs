@@ -86,6 +86,16 @@ fn bad_inputs_are_refused_with_their_sqlstate_and_change_nothing() {
         ("SELECT retention_add_policy('logs_file', 'ts', '1 day')", "42809"),
         ("SELECT retention_add_policy('other_owner', 'old_ts', '1 day')", "42703"),
         ("SELECT retention_add_policy('other_owner', 'ts', '1 day', batch_size => 2147483648)", "42883"),
+        ("SELECT retention_alter_policy('logs', reset => '{retain}')", "22023"),
+        ("SELECT retention_alter_policy('logs', reset => '{NULL}')", "22023"),
+        ("SELECT retention_alter_policy('logs', label => 'x', reset => '{label}')", "22023"),
+        ("SELECT retention_alter_policy('logs', batch_size => 5, reset => '{batch_size}')", "22023"),
+        ("SELECT retention_alter_policy('other_owner', reset => '{label}')", "42704"),
+        // if_exists forgives a missing policy, not a table of another owner.
+        ("SET ROLE it_inputs_intruder; SELECT retention_pause('logs', if_exists => true)", "42501"),
+        ("SET ROLE it_inputs_intruder; SELECT retention_remove_policy('logs', if_exists => true)", "42501"),
+        ("SET ROLE it_inputs_intruder; SELECT retention_add_policy('logs', 'ts', '1 day', if_not_exists => true)", "42501"),
+        ("CALL retention_run(yield_ratio => -1)", "22023"),
         ("SET pg_retention.batch_pause = '-1'", "22023"),
         ("SET pg_retention.yield_ratio = -0.5", "22023"),
         ("SET pg_retention.max_rows_per_run = 'lots'", "22023"),
@@ -151,5 +161,115 @@ fn a_window_without_a_unit_is_warned_about() {
             "SELECT count(*) FROM retention_config WHERE retain = '2 days'"
         ),
         1
+    );
+}
+
+/// if_not_exists / if_exists answer with a NOTICE and leave everything as
+/// it was; reset clears a label or a batch size (NULL arguments keep them).
+#[test]
+fn policies_are_managed_idempotently() {
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = std::sync::Arc::clone(&notices);
+    let mut db = fresh_db("it_inputs_idempotent");
+    db.batch_execute(
+        "CREATE TABLE jobs (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE unmanaged (id int PRIMARY KEY, ts timestamptz NOT NULL);",
+    )
+    .unwrap();
+    drop(db);
+    let mut config: postgres::Config = crate::common::conninfo("it_inputs_idempotent")
+        .parse()
+        .unwrap();
+    config.notice_callback(move |notice| {
+        sink.lock()
+            .unwrap()
+            .push(format!("{} {}", notice.severity(), notice.message()))
+    });
+    let mut db = config.connect(postgres::NoTls).unwrap();
+    let listing = "SELECT format('%s %s %s %s %s', kind, retain, label, batch_size, enabled) FROM retention_policies ORDER BY id";
+    let id = count(
+        &mut db,
+        "SELECT retention_add_policy('jobs', 'ts', '30 days', label => 'nightly', batch_size => 500)",
+    );
+    // Declared again, differently: kept as it is, same id.
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT retention_add_policy('jobs', 'ts', '9 days', if_not_exists => true)"
+        ),
+        id
+    );
+    let orphan = count(
+        &mut db,
+        "SELECT retention_add_orphan_policy('jobs', 'ts', '1 day')",
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT retention_add_orphan_policy('jobs', 'ts', '2 days', if_not_exists => true)"
+        ),
+        orphan
+    );
+    assert_eq!(
+        crate::common::strings(&mut db, listing),
+        ["expire 30 days nightly 500 t", "orphan 1 day   t"]
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT retention_pause('unmanaged', if_exists => true)"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&mut db, "SELECT retention_resume('unmanaged', true)"),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT retention_remove_policy('unmanaged', if_exists => true)"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT retention_remove_policy('jobs', 'orphan', if_exists => true)"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT retention_remove_policy('jobs', 'orphan', if_exists => true)"
+        ),
+        0
+    );
+    // reset clears; the settings not named stay.
+    db.batch_execute("SELECT retention_alter_policy('jobs', reset => '{label}')")
+        .unwrap();
+    assert_eq!(
+        crate::common::strings(&mut db, listing),
+        ["expire 30 days  500 t"]
+    );
+    db.batch_execute(
+        "SELECT retention_alter_policy('jobs', retain => '20 days', reset => ARRAY['batch_size'])",
+    )
+    .unwrap();
+    assert_eq!(
+        crate::common::strings(&mut db, listing),
+        ["expire 20 days   t"]
+    );
+    assert_eq!(
+        *notices.lock().unwrap(),
+        vec![
+            "NOTICE table jobs already has an expire policy (id 1), skipping",
+            "NOTICE table jobs already has an orphan policy (id 2), skipping",
+            "NOTICE table unmanaged has no retention policy, skipping",
+            "NOTICE table unmanaged has no retention policy, skipping",
+            "NOTICE table unmanaged has no such retention policy, skipping",
+            "NOTICE table jobs has no such retention policy, skipping",
+        ]
     );
 }

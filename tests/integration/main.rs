@@ -13,6 +13,7 @@ mod inputs;
 mod keys;
 mod partitions;
 mod plans;
+mod progress;
 mod run;
 mod safety;
 mod security;
