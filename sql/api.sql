@@ -695,3 +695,33 @@ COMMENT ON VIEW retention_progress IS 'Runs in progress: elapsed, rows deleted, 
 COMMENT ON FUNCTION _retention_existing_policy(regclass, text) IS 'internal: if_not_exists of retention_add_policy / retention_add_orphan_policy';
 COMMENT ON FUNCTION _retention_job_argument(text, text) IS 'internal: an argument of a job command written by retention_schedule';
 COMMENT ON FUNCTION _retention_alter_policy_reset(oid, text, interval, text, integer, boolean, text[]) IS 'internal: use retention_alter_policy';
+
+-- Every column of the two tables says what it holds (\d+ shows them).
+COMMENT ON COLUMN retention_config.id IS 'policy id';
+COMMENT ON COLUMN retention_config.relid IS 'the table (stored by oid: follows renames; its policies go when it is dropped)';
+COMMENT ON COLUMN retention_config.kind IS 'expire: rows older than the cutoff go; orphan: unreferenced rows older than the cutoff go';
+COMMENT ON COLUMN retention_config.time_column IS 'the timestamptz, timestamp or date column the cutoff applies to';
+COMMENT ON COLUMN retention_config.retain IS 'expire: how long rows are kept; orphan: the grace period. cutoff = now() - retain at the start of a run';
+COMMENT ON COLUMN retention_config.label IS 'runs and schedules with this label run this policy; NULL: runs without a label only';
+COMMENT ON COLUMN retention_config.batch_size IS 'root rows per batch for this policy; NULL: the run''s batch_size';
+COMMENT ON COLUMN retention_config.enabled IS 'false: paused (retention_pause), runs leave it alone';
+COMMENT ON COLUMN retention_config.created_at IS 'when the policy was added';
+COMMENT ON COLUMN retention_config.partition_action IS 'drop or detach: what becomes of a partition wholly older than the cutoff';
+COMMENT ON COLUMN retention_config.partition_schema IS 'detach: the schema detached partitions are moved to (NULL: left where they are)';
+COMMENT ON COLUMN cleanup_runs.id IS 'run id';
+COMMENT ON COLUMN cleanup_runs.started_at IS 'when the run started';
+COMMENT ON COLUMN cleanup_runs.finished_at IS 'when it ended; while running, when it last committed a batch';
+COMMENT ON COLUMN cleanup_runs.duration IS 'finished_at - started_at';
+COMMENT ON COLUMN cleanup_runs.status IS 'running, succeeded, stopped (a cap), failed, cancelled, skipped (another run held its policies), abandoned (its backend died)';
+COMMENT ON COLUMN cleanup_runs.origin IS 'retention_execute, retention_run or pg_cron';
+COMMENT ON COLUMN cleanup_runs.started_by IS 'the role that started the run';
+COMMENT ON COLUMN cleanup_runs.backend_pid IS 'the backend that ran it';
+COMMENT ON COLUMN cleanup_runs.label IS 'the run''s label argument';
+COMMENT ON COLUMN cleanup_runs.batch_size IS 'the run''s batch_size argument';
+COMMENT ON COLUMN cleanup_runs.total_deleted IS 'rows deleted, all tables';
+COMMENT ON COLUMN cleanup_runs.tables IS 'per table, in deletion order: relation, relid, deleted, oldest, newest (and partition, bytes for a partition removed whole); one row each in retention_history_tables';
+COMMENT ON COLUMN cleanup_runs.policies IS 'per policy: policy_id, relation, relid, kind, the cutoff fixed at the start, expected_rows (planner estimate)';
+COMMENT ON COLUMN cleanup_runs.stop_reason IS 'why the run stopped before the end, or what it left for the next run';
+COMMENT ON COLUMN cleanup_runs.lock_timeouts IS 'batches rolled back because a lock was not granted within lock_timeout';
+COMMENT ON COLUMN cleanup_runs.error IS 'why it failed: the message (no row values)';
+COMMENT ON COLUMN cleanup_runs.sqlstate IS 'the SQLSTATE of error';

@@ -439,3 +439,33 @@ COMMENT ON FUNCTION @extschema@.retention_resume(regclass, boolean) IS 'Enables 
 COMMENT ON FUNCTION @extschema@.retention_remove_policy(regclass, text, boolean) IS 'Removes the policies of a table (of one kind, or all)';
 COMMENT ON PROCEDURE @extschema@.retention_run(integer, text, bigint, interval, interval, interval, text, real) IS 'Runs the enabled policies, committing after every batch (the path to schedule); caps default to the pg_retention.* settings';
 COMMENT ON FUNCTION @extschema@.retention_schedule(text, integer, text, bigint, interval, interval, interval, real) IS 'Schedules CALL retention_run() with pg_cron (one job per label; scheduling again updates it, keeping what is not given); returns the job id';
+
+-- Every column of the two tables says what it holds (\d+ shows them).
+COMMENT ON COLUMN @extschema@.retention_config.id IS 'policy id';
+COMMENT ON COLUMN @extschema@.retention_config.relid IS 'the table (stored by oid: follows renames; its policies go when it is dropped)';
+COMMENT ON COLUMN @extschema@.retention_config.kind IS 'expire: rows older than the cutoff go; orphan: unreferenced rows older than the cutoff go';
+COMMENT ON COLUMN @extschema@.retention_config.time_column IS 'the timestamptz, timestamp or date column the cutoff applies to';
+COMMENT ON COLUMN @extschema@.retention_config.retain IS 'expire: how long rows are kept; orphan: the grace period. cutoff = now() - retain at the start of a run';
+COMMENT ON COLUMN @extschema@.retention_config.label IS 'runs and schedules with this label run this policy; NULL: runs without a label only';
+COMMENT ON COLUMN @extschema@.retention_config.batch_size IS 'root rows per batch for this policy; NULL: the run''s batch_size';
+COMMENT ON COLUMN @extschema@.retention_config.enabled IS 'false: paused (retention_pause), runs leave it alone';
+COMMENT ON COLUMN @extschema@.retention_config.created_at IS 'when the policy was added';
+COMMENT ON COLUMN @extschema@.retention_config.partition_action IS 'drop or detach: what becomes of a partition wholly older than the cutoff';
+COMMENT ON COLUMN @extschema@.retention_config.partition_schema IS 'detach: the schema detached partitions are moved to (NULL: left where they are)';
+COMMENT ON COLUMN @extschema@.cleanup_runs.id IS 'run id';
+COMMENT ON COLUMN @extschema@.cleanup_runs.started_at IS 'when the run started';
+COMMENT ON COLUMN @extschema@.cleanup_runs.finished_at IS 'when it ended; while running, when it last committed a batch';
+COMMENT ON COLUMN @extschema@.cleanup_runs.duration IS 'finished_at - started_at';
+COMMENT ON COLUMN @extschema@.cleanup_runs.status IS 'running, succeeded, stopped (a cap), failed, cancelled, skipped (another run held its policies), abandoned (its backend died)';
+COMMENT ON COLUMN @extschema@.cleanup_runs.origin IS 'retention_execute, retention_run or pg_cron';
+COMMENT ON COLUMN @extschema@.cleanup_runs.started_by IS 'the role that started the run';
+COMMENT ON COLUMN @extschema@.cleanup_runs.backend_pid IS 'the backend that ran it';
+COMMENT ON COLUMN @extschema@.cleanup_runs.label IS 'the run''s label argument';
+COMMENT ON COLUMN @extschema@.cleanup_runs.batch_size IS 'the run''s batch_size argument';
+COMMENT ON COLUMN @extschema@.cleanup_runs.total_deleted IS 'rows deleted, all tables';
+COMMENT ON COLUMN @extschema@.cleanup_runs.tables IS 'per table, in deletion order: relation, relid, deleted, oldest, newest (and partition, bytes for a partition removed whole); one row each in retention_history_tables';
+COMMENT ON COLUMN @extschema@.cleanup_runs.policies IS 'per policy: policy_id, relation, relid, kind, the cutoff fixed at the start, expected_rows (planner estimate)';
+COMMENT ON COLUMN @extschema@.cleanup_runs.stop_reason IS 'why the run stopped before the end, or what it left for the next run';
+COMMENT ON COLUMN @extschema@.cleanup_runs.lock_timeouts IS 'batches rolled back because a lock was not granted within lock_timeout';
+COMMENT ON COLUMN @extschema@.cleanup_runs.error IS 'why it failed: the message (no row values)';
+COMMENT ON COLUMN @extschema@.cleanup_runs.sqlstate IS 'the SQLSTATE of error';

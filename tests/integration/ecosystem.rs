@@ -53,6 +53,16 @@ fn extension_objects(db: &mut postgres::Client) -> Vec<String> {
     ));
     objects.extend(strings(
         db,
+        "SELECT format('column %s.%s -- %s', c.relname, a.attname, col_description(c.oid, a.attnum))
+         FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+           AND c.relkind = 'r'
+           AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_retention')
+         ORDER BY 1",
+    ));
+    objects.extend(strings(
+        db,
         "SELECT format('policy %s on %s %s %s using %s check %s', p.polname, p.polrelid::regclass, p.polcmd, p.polroles,
                        pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
          FROM pg_policy p ORDER BY 1",
@@ -269,6 +279,66 @@ fn upgrade_from_0_4_0_keeps_policies_history_and_calls() {
         .batch_execute("CREATE EXTENSION pg_retention")
         .unwrap();
     assert_eq!(extension_objects(&mut fresh), upgraded);
+}
+
+/// A new session knows the settings only once the library is loaded;
+/// preloaded, from its first statement (docs/operations.md).
+#[test]
+fn settings_are_known_from_the_first_statement_when_preloaded() {
+    drop(crate::common::fresh_db("it_preload"));
+    let mut db = connect("it_preload");
+    assert_eq!(
+        crate::common::sqlstate_of(&mut db, "SHOW pg_retention.lock_timeout"),
+        "42704"
+    );
+    db.batch_execute("ALTER DATABASE it_preload SET session_preload_libraries = 'pg_retention'")
+        .unwrap();
+    let mut db = connect("it_preload");
+    assert_eq!(strings(&mut db, "SHOW pg_retention.lock_timeout"), ["5s"]);
+    assert_eq!(
+        strings(&mut db, "SHOW pg_retention.history_retention"),
+        ["90d"]
+    );
+}
+
+/// Installed into a schema of its own that is not on the search_path
+/// (docs/reference.md): every call, qualified, works.
+#[test]
+fn installed_in_its_own_schema_everything_works() {
+    let mut db = empty_db("it_own_schema");
+    db.batch_execute("CREATE SCHEMA retention; CREATE EXTENSION pg_retention SCHEMA retention;")
+        .unwrap();
+    db.batch_execute(TABLES).unwrap();
+    db.batch_execute(&POLICIES.replace("SELECT retention_", "SELECT retention.retention_"))
+        .unwrap();
+    assert_eq!(
+        strings(&mut db, "SELECT current_setting('search_path')"),
+        ["\"$user\", public"]
+    );
+    let previewed = count(
+        &mut db,
+        "SELECT sum(rows_to_delete)::bigint FROM retention.retention_preview()",
+    );
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.retention_stats()"),
+        3
+    );
+    db.batch_execute("CALL retention.retention_run(batch_size => 5)")
+        .unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s', status, deleted) FROM retention.retention_history"
+        ),
+        [format!("succeeded {previewed}")]
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE '%retention%' AND pronamespace = 'public'::regnamespace"
+        ),
+        0
+    );
 }
 
 #[test]
