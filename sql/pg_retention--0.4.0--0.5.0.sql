@@ -469,3 +469,40 @@ COMMENT ON COLUMN @extschema@.cleanup_runs.stop_reason IS 'why the run stopped b
 COMMENT ON COLUMN @extschema@.cleanup_runs.lock_timeouts IS 'batches rolled back because a lock was not granted within lock_timeout';
 COMMENT ON COLUMN @extschema@.cleanup_runs.error IS 'why it failed: the message (no row values)';
 COMMENT ON COLUMN @extschema@.cleanup_runs.sqlstate IS 'the SQLSTATE of error';
+
+CREATE FUNCTION @extschema@._retention_apply("declaration" jsonb, "dry_run" bool, "prune" bool)
+RETURNS TABLE ("action" TEXT, "relation" TEXT, "kind" TEXT, "changes" TEXT)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_retention_apply_wrapper';
+
+-- Policies as code (docs/reference.md, "Policies as code"). The export
+-- names tables schema-qualified and quoted, as regclass input reads them.
+CREATE FUNCTION @extschema@.retention_export(label text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+SELECT pg_catalog.jsonb_build_object('version', 1, 'policies', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'table', pg_catalog.format('%I.%I', n.nspname, c.relname),
+           'kind', p.kind,
+           'time_column', p.time_column,
+           'retain', p.retain::pg_catalog.text,
+           'label', p.label,
+           'batch_size', p.batch_size,
+           'enabled', p.enabled,
+           'partition_action', CASE WHEN p.kind OPERATOR(pg_catalog.=) 'expire' THEN p.partition_action END,
+           'partition_schema', p.partition_schema) ORDER BY n.nspname, c.relname, p.kind), '[]'::pg_catalog.jsonb))
+FROM @extschema@.retention_config p
+JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+WHERE $1 IS NULL OR p.label OPERATOR(pg_catalog.=) $1
+$$;
+
+-- dry_run (the default) only says what applying would change.
+CREATE FUNCTION @extschema@.retention_apply(declaration jsonb, dry_run boolean DEFAULT true, prune boolean DEFAULT false)
+RETURNS TABLE (action text, relation text, kind text, changes text)
+LANGUAGE sql VOLATILE
+AS $$ SELECT * FROM @extschema@._retention_apply($1, $2, $3) $$;
+
+COMMENT ON FUNCTION @extschema@.retention_export(text) IS 'The policies (of a label) as a JSON declaration that retention_apply reads';
+COMMENT ON FUNCTION @extschema@.retention_apply(jsonb, boolean, boolean) IS 'Makes the policies what the declaration says (dry_run, the default: only says what would change; prune: removes undeclared policies)';
+COMMENT ON FUNCTION @extschema@._retention_apply(jsonb, boolean, boolean) IS 'internal: use retention_apply';

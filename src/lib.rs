@@ -5,6 +5,7 @@
 //! by the `_retention_*` functions of these modules.
 
 mod catalog;
+mod declarative;
 mod deleter;
 mod errors;
 mod execute;

@@ -7,6 +7,7 @@ mod common;
 mod core;
 mod crash;
 mod cron;
+mod declarative;
 mod differential;
 mod ecosystem;
 mod inputs;
