@@ -40,7 +40,10 @@ pub extern "C-unwind" fn _PG_init() {
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
 
+// The in-database test suite lives at the top level (`pgrx-tests/`), beside
+// `tests/`; it is compiled into the extension, as `cargo pgrx test` needs.
 #[cfg(any(test, feature = "pg_test"))]
+#[path = "../pgrx-tests/pg_tests.rs"]
 mod pg_tests;
 
 /// Required by `cargo pgrx test`.
