@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo: installs what is missing, builds and installs the extension,
 # starts a local cluster (as the postgres system user), loads the sports-odds
-# schema with generated data, and shows stats, preview, one run and the
-# history in psql.
+# schema (plus a scrape-runs table) with generated data, and shows stats,
+# preview, one run and the history in psql.
 #
 #   scripts/demo.sh [--scale N]     (default 1: about 55,000 rows in all)
 set -euo pipefail
@@ -43,9 +43,29 @@ psql_demo >/dev/null <<SQL
 CREATE EXTENSION pg_retention;
 SELECT odds_create_schema(), odds_create_schema('competitor_');
 SELECT odds_generate($SCALE), odds_generate($SCALE, 'competitor_');
--- Own data: odds kept 30 days, matches 60 days; orphaned tournaments go after a day.
+-- Scrape runs (own data only): each run scraped one event's odds on one day,
+-- and each snapshot references the run that captured it. The full chain:
+-- market_odds -> odds_snapshots -> scrape_runs -> events -> tournaments.
+CREATE TABLE scrape_runs (
+    id bigserial PRIMARY KEY,
+    event_id bigint NOT NULL REFERENCES events (id),
+    started_at timestamptz NOT NULL
+);
+INSERT INTO scrape_runs (event_id, started_at)
+SELECT DISTINCT event_id, date_trunc('day', captured_at) FROM odds_snapshots ORDER BY 2, 1;
+ALTER TABLE odds_snapshots ADD COLUMN scrape_run_id bigint;
+UPDATE odds_snapshots s SET scrape_run_id = r.id FROM scrape_runs r
+ WHERE r.event_id = s.event_id AND r.started_at = date_trunc('day', s.captured_at);
+ALTER TABLE odds_snapshots ALTER COLUMN scrape_run_id SET NOT NULL,
+    ADD FOREIGN KEY (scrape_run_id) REFERENCES scrape_runs (id);
+CREATE INDEX ON odds_snapshots (scrape_run_id);
+CREATE INDEX ON scrape_runs (event_id);
+ANALYZE;
+-- Own data: odds kept 30 days, matches 60 days; scrape runs no snapshot
+-- references go after a day, as do orphaned tournaments.
 SELECT retention_add_policy('odds_snapshots', 'captured_at', '30 days', 'own');
 SELECT retention_add_policy('events', 'kickoff', '60 days', 'own');
+SELECT retention_add_orphan_policy('scrape_runs', 'started_at', '1 day', 'own');
 SELECT retention_add_orphan_policy('tournaments', 'created_at', '1 day', 'own');
 -- Competitor data: odds kept 14 days, matches 45 days.
 SELECT retention_add_policy('competitor_odds_snapshots', 'captured_at', '14 days', 'competitor');
@@ -62,14 +82,15 @@ SELECT relation, label, kind, total_rows, expired_rows, oldest::date, newest::da
 FROM retention_stats() ORDER BY label, policy_id;
 \echo '== retention_preview(): what the run will delete, in its order'
 SELECT step, relation, rows_to_delete, oldest::date, newest::date, reason FROM retention_preview();
-\echo '== retention_execute(1000)'
-SELECT id, status, total_deleted, duration, batch_size FROM retention_execute(1000);
-\echo '== cleanup_runs: per-table counts of the run'
-SELECT r.id, t->>'relation' AS relation, (t->>'deleted')::bigint AS deleted,
-       (t->>'oldest')::timestamptz::date AS oldest, (t->>'newest')::timestamptz::date AS newest
-FROM cleanup_runs r, jsonb_array_elements(r.tables) t ORDER BY r.id, relation;
+\echo '== CALL retention_run(1000): commits after every batch'
+CALL retention_run(1000);
+\echo '== retention_history: one row per run'
+SELECT * FROM retention_history ORDER BY id;
+\echo '== retention_history_tables: one row per table of the run, in the order it deleted'
+SELECT run_id, step, relation, deleted, oldest::date, newest::date FROM retention_history_tables ORDER BY run_id, step;
 \echo '== rows left per table'
 SELECT 'tournaments' AS t, count(*) FROM tournaments UNION ALL SELECT 'events', count(*) FROM events
+UNION ALL SELECT 'scrape_runs', count(*) FROM scrape_runs
 UNION ALL SELECT 'odds_snapshots', count(*) FROM odds_snapshots UNION ALL SELECT 'market_odds', count(*) FROM market_odds
 UNION ALL SELECT 'competitor_tournaments', count(*) FROM competitor_tournaments UNION ALL SELECT 'competitor_events', count(*) FROM competitor_events
 UNION ALL SELECT 'competitor_odds_snapshots', count(*) FROM competitor_odds_snapshots UNION ALL SELECT 'competitor_market_odds', count(*) FROM competitor_market_odds;
@@ -79,6 +100,8 @@ SELECT step, relation, rows_to_delete FROM retention_preview();
 SELECT relation, label, kind, last_run_status, last_run_deleted, lag_rows, oldest_expired_age, total_size FROM retention_monitor;
 \echo '== retention_label_totals'
 SELECT * FROM retention_label_totals;
+\echo '== retention_export(''own''): the policies as code (retention_apply reads it back)'
+SELECT jsonb_pretty(retention_export('own'));
 SQL
 
 echo
