@@ -277,8 +277,9 @@ DECLARE
     failure record;
 BEGIN
     IF yield_ratio IS NOT NULL THEN
-        IF yield_ratio OPERATOR(pg_catalog.<) 0 THEN
-            RAISE EXCEPTION 'yield_ratio must not be negative' USING ERRCODE = '22023';
+        -- NaN compares above every number: refused with the infinities.
+        IF NOT (yield_ratio OPERATOR(pg_catalog.>=) 0 AND yield_ratio OPERATOR(pg_catalog.<=) 1000) THEN
+            RAISE EXCEPTION 'yield_ratio must be between 0 and 1000, not %', yield_ratio USING ERRCODE = '22023';
         END IF;
         PERFORM pg_catalog.set_config('pg_retention.yield_ratio', yield_ratio::pg_catalog.text, true);
     END IF;
@@ -303,7 +304,10 @@ $$;
 -- updates the job instead of adding one; an argument not given (NULL) keeps
 -- what the label's job has (its schedule, and each run argument as it
 -- stands in the job's command), or for a new job takes the default
--- ('0 3 * * *'; the run's own defaults). The job runs as its scheduler.
+-- ('0 3 * * *'; the run's own defaults). The job runs as its scheduler,
+-- often a superuser: every argument of its command is cast to its type, so
+-- that no procedure of another signature (one taking text, created in this
+-- schema by a role that may create there) is a better match for the CALL.
 CREATE FUNCTION retention_schedule(
     schedule text DEFAULT NULL,
     batch_size integer DEFAULT NULL,
@@ -333,7 +337,7 @@ BEGIN
             USING ERRCODE = '42704',
                   HINT = 'Give policies the label first (retention_add_policy or retention_alter_policy with label =>): a run of a label without policies fails.';
     END IF;
-    SELECT j.jobid, j.schedule, j.command INTO job FROM cron.job j
+    SELECT j.jobid, j.schedule, j.command, j.active INTO job FROM cron.job j
      WHERE j.jobname OPERATOR(pg_catalog.=) @extschema@._retention_job_name(label)
        AND j.username OPERATOR(pg_catalog.=) CURRENT_USER;
     schedule := COALESCE(schedule, job.schedule, '0 3 * * *');
@@ -346,51 +350,71 @@ BEGIN
     IF batch_size OPERATOR(pg_catalog.<=) 0 THEN
         RAISE EXCEPTION 'batch_size must be a positive number of rows, not %', batch_size USING ERRCODE = '22023';
     END IF;
-    IF max_rows OPERATOR(pg_catalog.<) 0 OR yield_ratio OPERATOR(pg_catalog.<) 0
+    IF max_rows OPERATOR(pg_catalog.<) 0
+       OR NOT (yield_ratio OPERATOR(pg_catalog.>=) 0 AND yield_ratio OPERATOR(pg_catalog.<=) 1000)
        OR max_duration OPERATOR(pg_catalog.<) '0'::pg_catalog.interval
        OR batch_pause OPERATOR(pg_catalog.<) '0'::pg_catalog.interval
        OR lock_timeout OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
-        RAISE EXCEPTION 'max_rows, max_duration, batch_pause, lock_timeout and yield_ratio must not be negative'
+        RAISE EXCEPTION 'max_rows, max_duration, batch_pause and lock_timeout must not be negative, yield_ratio must be between 0 and 1000'
             USING ERRCODE = '22023';
     END IF;
-    -- One "name => 'value'" per argument given: what _retention_job_argument
-    -- reads back when the label is scheduled again.
+    -- One "name => 'value'::type" per argument given, the label last: what
+    -- _retention_job_argument reads back (before the label, which may hold
+    -- any text) when the label is scheduled again.
     arguments := pg_catalog.concat(
-        CASE WHEN max_rows IS NOT NULL THEN pg_catalog.format(', max_rows => %L', max_rows) END,
-        CASE WHEN max_duration IS NOT NULL THEN pg_catalog.format(', max_duration => %L', max_duration) END,
-        CASE WHEN batch_pause IS NOT NULL THEN pg_catalog.format(', batch_pause => %L', batch_pause) END,
-        CASE WHEN lock_timeout IS NOT NULL THEN pg_catalog.format(', lock_timeout => %L', lock_timeout) END,
-        CASE WHEN yield_ratio IS NOT NULL THEN pg_catalog.format(', yield_ratio => %L', yield_ratio) END);
-    command := pg_catalog.format('CALL %I.retention_run(batch_size => %L, label => %L, origin => %L%s)',
-                                 '@extschema@', batch_size, label, 'pg_cron', arguments);
+        CASE WHEN max_rows IS NOT NULL THEN pg_catalog.format(', max_rows => %L::pg_catalog.int8', max_rows) END,
+        CASE WHEN max_duration IS NOT NULL THEN pg_catalog.format(', max_duration => %L::pg_catalog.interval', max_duration) END,
+        CASE WHEN batch_pause IS NOT NULL THEN pg_catalog.format(', batch_pause => %L::pg_catalog.interval', batch_pause) END,
+        CASE WHEN lock_timeout IS NOT NULL THEN pg_catalog.format(', lock_timeout => %L::pg_catalog.interval', lock_timeout) END,
+        CASE WHEN yield_ratio IS NOT NULL THEN pg_catalog.format(', yield_ratio => %L::pg_catalog.float4', yield_ratio) END);
+    command := pg_catalog.format(
+        'CALL %I.retention_run(batch_size => %L::pg_catalog.int4, origin => %L::pg_catalog.text%s, label => %L::pg_catalog.text)',
+        '@extschema@', batch_size, 'pg_cron', arguments, label);
     job_id := cron.schedule(@extschema@._retention_job_name(label), schedule, command);
-    RAISE NOTICE 'pg_cron job % (%) runs % at "%"', job_id, @extschema@._retention_job_name(label), command, schedule;
+    IF job.active IS FALSE THEN
+        RAISE NOTICE 'pg_cron job % (%) is paused; when active it runs % at "%"',
+            job_id, @extschema@._retention_job_name(label), command, schedule
+            USING HINT = pg_catalog.format('SELECT cron.alter_job(%s, active => true)', job_id);
+    ELSE
+        RAISE NOTICE 'pg_cron job % (%) runs % at "%"', job_id, @extschema@._retention_job_name(label), command, schedule;
+    END IF;
     RETURN job_id;
 END
 $$;
 
 -- The value of argument `name` in a job command written by
--- retention_schedule (name => 'value'; 0.4.0 wrote batch_size => 500), or NULL.
+-- retention_schedule (name => 'value'::type; 0.4.0 wrote batch_size => 500),
+-- or NULL. Only the command's text before its label is read: a label may
+-- hold anything, "x, max_rows => '1'" included.
 CREATE FUNCTION _retention_job_argument(command text, name text) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $$
 SELECT COALESCE(pg_catalog.replace(m.a[1], '''''', ''''), m.a[2])
-FROM pg_catalog.regexp_match(command,
+FROM pg_catalog.regexp_match(
+         CASE WHEN pg_catalog.strpos(command, 'label => ') OPERATOR(pg_catalog.=) 0 THEN command
+              ELSE pg_catalog.left(command, pg_catalog.strpos(command, 'label => ') OPERATOR(pg_catalog.-) 1) END,
          '[(,] *' OPERATOR(pg_catalog.||) name OPERATOR(pg_catalog.||) ' => (?:''((?:[^'']|'''')*)''|([0-9]+))') AS m(a)
 $$;
 
 CREATE FUNCTION retention_unschedule(label text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 AS $$
+DECLARE
+    job_id bigint;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
         RAISE EXCEPTION 'pg_cron is not installed in database %', pg_catalog.current_database()
             USING ERRCODE = '55000', HINT = 'CREATE EXTENSION pg_cron';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM cron.job j WHERE j.jobname OPERATOR(pg_catalog.=) @extschema@._retention_job_name(label)) THEN
+    -- pg_cron names jobs per role: this role's job of the label, not
+    -- another role's of the same name.
+    SELECT j.jobid INTO job_id FROM cron.job j
+     WHERE j.jobname OPERATOR(pg_catalog.=) @extschema@._retention_job_name(label)
+       AND j.username OPERATOR(pg_catalog.=) CURRENT_USER;
+    IF job_id IS NULL THEN
         RETURN false;
     END IF;
-    RETURN cron.unschedule(@extschema@._retention_job_name(label));
+    RETURN cron.unschedule(job_id);
 END
 $$;
 
@@ -604,11 +628,15 @@ BEGIN
                pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'skipped') AS skipped,
                pg_catalog.max(r.finished_at) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'succeeded') AS last_success
         FROM @extschema@.cleanup_runs r
-        WHERE r.origin OPERATOR(pg_catalog.=) 'pg_cron' AND r.label IS NOT DISTINCT FROM jobs.lbl
+        WHERE r.origin OPERATOR(pg_catalog.=) 'pg_cron'
+          AND r.started_by::pg_catalog.text OPERATOR(pg_catalog.=) jobs.who
+          AND (r.label OPERATOR(pg_catalog.=) jobs.lbl OR (r.label IS NULL AND jobs.lbl IS NULL))
     ) h ON true
     LEFT JOIN LATERAL (
         SELECT r.* FROM @extschema@.cleanup_runs r
-        WHERE r.origin OPERATOR(pg_catalog.=) 'pg_cron' AND r.label IS NOT DISTINCT FROM jobs.lbl
+        WHERE r.origin OPERATOR(pg_catalog.=) 'pg_cron'
+          AND r.started_by::pg_catalog.text OPERATOR(pg_catalog.=) jobs.who
+          AND (r.label OPERATOR(pg_catalog.=) jobs.lbl OR (r.label IS NULL AND jobs.lbl IS NULL))
         ORDER BY r.id DESC LIMIT 1
     ) l ON true
     LEFT JOIN LATERAL (
@@ -678,7 +706,8 @@ SELECT r.id AS run_id,
        pg_catalog.date_trunc('milliseconds', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) r.finished_at) AS since_last_batch
 FROM @extschema@.cleanup_runs r,
      LATERAL (
-         SELECT NULLIF(pg_catalog.sum((pol OPERATOR(pg_catalog.->>) 'expected_rows')::pg_catalog.int8), 0)::pg_catalog.int8 AS expected,
+         SELECT CASE WHEN pg_catalog.sum((pol OPERATOR(pg_catalog.->>) 'expected_rows')::pg_catalog.int8) OPERATOR(pg_catalog.>) 0
+                     THEN pg_catalog.sum((pol OPERATOR(pg_catalog.->>) 'expected_rows')::pg_catalog.int8)::pg_catalog.int8 END AS expected,
                 COALESCE(pg_catalog.sum((SELECT pg_catalog.sum((t OPERATOR(pg_catalog.->>) 'deleted')::pg_catalog.int8)
                                            FROM pg_catalog.jsonb_array_elements(r.tables) t
                                           WHERE (t OPERATOR(pg_catalog.->>) 'relid') OPERATOR(pg_catalog.=) (pol OPERATOR(pg_catalog.->>) 'relid'))), 0)::pg_catalog.int8 AS done

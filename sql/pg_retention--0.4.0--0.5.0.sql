@@ -4,17 +4,19 @@
 -- which keeps its arguments (yield_ratio is added at the end).
 \echo Use "ALTER EXTENSION pg_retention UPDATE TO '0.5.0'" to load this file. \quit
 
--- Functions whose arguments change are dropped and created again: CREATE OR
--- REPLACE would add an overload beside them, and calls that leave the new
--- arguments out would be ambiguous.
-DROP FUNCTION @extschema@.retention_add_policy(regclass, name, interval, text, integer, boolean);
-DROP FUNCTION @extschema@.retention_add_orphan_policy(regclass, name, interval, text);
-DROP FUNCTION @extschema@.retention_alter_policy(regclass, interval, text, integer, boolean, text);
-DROP FUNCTION @extschema@.retention_pause(regclass);
-DROP FUNCTION @extschema@.retention_resume(regclass);
-DROP FUNCTION @extschema@.retention_remove_policy(regclass, text);
-DROP PROCEDURE @extschema@.retention_run(integer, text, bigint, interval, interval, interval, text);
-DROP FUNCTION @extschema@.retention_schedule(text, integer, text);
+-- Functions whose arguments change are replaced: CREATE OR REPLACE would
+-- add an overload beside them, and calls that leave the new arguments out
+-- would be ambiguous. The old ones are renamed out of the way first, so that
+-- the privileges a DBA gave or took on them carry over to the new ones
+-- (at the end of this script); then they are dropped.
+ALTER FUNCTION @extschema@.retention_add_policy(regclass, name, interval, text, integer, boolean) RENAME TO _retention_replaced_add_policy;
+ALTER FUNCTION @extschema@.retention_add_orphan_policy(regclass, name, interval, text) RENAME TO _retention_replaced_add_orphan_policy;
+ALTER FUNCTION @extschema@.retention_alter_policy(regclass, interval, text, integer, boolean, text) RENAME TO _retention_replaced_alter_policy;
+ALTER FUNCTION @extschema@.retention_pause(regclass) RENAME TO _retention_replaced_pause;
+ALTER FUNCTION @extschema@.retention_resume(regclass) RENAME TO _retention_replaced_resume;
+ALTER FUNCTION @extschema@.retention_remove_policy(regclass, text) RENAME TO _retention_replaced_remove_policy;
+ALTER PROCEDURE @extschema@.retention_run(integer, text, bigint, interval, interval, interval, text) RENAME TO _retention_replaced_run;
+ALTER FUNCTION @extschema@.retention_schedule(text, integer, text) RENAME TO _retention_replaced_schedule;
 
 CREATE FUNCTION @extschema@._retention_alter_policy_reset("relation" oid, "kind" TEXT, "retain" interval, "label" TEXT,
     "batch_size" INT, "enabled" bool, "reset" TEXT[]) RETURNS bigint
@@ -173,8 +175,9 @@ DECLARE
     failure record;
 BEGIN
     IF yield_ratio IS NOT NULL THEN
-        IF yield_ratio OPERATOR(pg_catalog.<) 0 THEN
-            RAISE EXCEPTION 'yield_ratio must not be negative' USING ERRCODE = '22023';
+        -- NaN compares above every number: refused with the infinities.
+        IF NOT (yield_ratio OPERATOR(pg_catalog.>=) 0 AND yield_ratio OPERATOR(pg_catalog.<=) 1000) THEN
+            RAISE EXCEPTION 'yield_ratio must be between 0 and 1000, not %', yield_ratio USING ERRCODE = '22023';
         END IF;
         PERFORM pg_catalog.set_config('pg_retention.yield_ratio', yield_ratio::pg_catalog.text, true);
     END IF;
@@ -229,7 +232,7 @@ BEGIN
             USING ERRCODE = '42704',
                   HINT = 'Give policies the label first (retention_add_policy or retention_alter_policy with label =>): a run of a label without policies fails.';
     END IF;
-    SELECT j.jobid, j.schedule, j.command INTO job FROM cron.job j
+    SELECT j.jobid, j.schedule, j.command, j.active INTO job FROM cron.job j
      WHERE j.jobname OPERATOR(pg_catalog.=) @extschema@._retention_job_name(label)
        AND j.username OPERATOR(pg_catalog.=) CURRENT_USER;
     schedule := COALESCE(schedule, job.schedule, '0 3 * * *');
@@ -242,26 +245,58 @@ BEGIN
     IF batch_size OPERATOR(pg_catalog.<=) 0 THEN
         RAISE EXCEPTION 'batch_size must be a positive number of rows, not %', batch_size USING ERRCODE = '22023';
     END IF;
-    IF max_rows OPERATOR(pg_catalog.<) 0 OR yield_ratio OPERATOR(pg_catalog.<) 0
+    IF max_rows OPERATOR(pg_catalog.<) 0
+       OR NOT (yield_ratio OPERATOR(pg_catalog.>=) 0 AND yield_ratio OPERATOR(pg_catalog.<=) 1000)
        OR max_duration OPERATOR(pg_catalog.<) '0'::pg_catalog.interval
        OR batch_pause OPERATOR(pg_catalog.<) '0'::pg_catalog.interval
        OR lock_timeout OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
-        RAISE EXCEPTION 'max_rows, max_duration, batch_pause, lock_timeout and yield_ratio must not be negative'
+        RAISE EXCEPTION 'max_rows, max_duration, batch_pause and lock_timeout must not be negative, yield_ratio must be between 0 and 1000'
             USING ERRCODE = '22023';
     END IF;
-    -- One "name => 'value'" per argument given: what _retention_job_argument
-    -- reads back when the label is scheduled again.
+    -- One "name => 'value'::type" per argument given, the label last: what
+    -- _retention_job_argument reads back (before the label, which may hold
+    -- any text) when the label is scheduled again.
     arguments := pg_catalog.concat(
-        CASE WHEN max_rows IS NOT NULL THEN pg_catalog.format(', max_rows => %L', max_rows) END,
-        CASE WHEN max_duration IS NOT NULL THEN pg_catalog.format(', max_duration => %L', max_duration) END,
-        CASE WHEN batch_pause IS NOT NULL THEN pg_catalog.format(', batch_pause => %L', batch_pause) END,
-        CASE WHEN lock_timeout IS NOT NULL THEN pg_catalog.format(', lock_timeout => %L', lock_timeout) END,
-        CASE WHEN yield_ratio IS NOT NULL THEN pg_catalog.format(', yield_ratio => %L', yield_ratio) END);
-    command := pg_catalog.format('CALL %I.retention_run(batch_size => %L, label => %L, origin => %L%s)',
-                                 '@extschema@', batch_size, label, 'pg_cron', arguments);
+        CASE WHEN max_rows IS NOT NULL THEN pg_catalog.format(', max_rows => %L::pg_catalog.int8', max_rows) END,
+        CASE WHEN max_duration IS NOT NULL THEN pg_catalog.format(', max_duration => %L::pg_catalog.interval', max_duration) END,
+        CASE WHEN batch_pause IS NOT NULL THEN pg_catalog.format(', batch_pause => %L::pg_catalog.interval', batch_pause) END,
+        CASE WHEN lock_timeout IS NOT NULL THEN pg_catalog.format(', lock_timeout => %L::pg_catalog.interval', lock_timeout) END,
+        CASE WHEN yield_ratio IS NOT NULL THEN pg_catalog.format(', yield_ratio => %L::pg_catalog.float4', yield_ratio) END);
+    command := pg_catalog.format(
+        'CALL %I.retention_run(batch_size => %L::pg_catalog.int4, origin => %L::pg_catalog.text%s, label => %L::pg_catalog.text)',
+        '@extschema@', batch_size, 'pg_cron', arguments, label);
     job_id := cron.schedule(@extschema@._retention_job_name(label), schedule, command);
-    RAISE NOTICE 'pg_cron job % (%) runs % at "%"', job_id, @extschema@._retention_job_name(label), command, schedule;
+    IF job.active IS FALSE THEN
+        RAISE NOTICE 'pg_cron job % (%) is paused; when active it runs % at "%"',
+            job_id, @extschema@._retention_job_name(label), command, schedule
+            USING HINT = pg_catalog.format('SELECT cron.alter_job(%s, active => true)', job_id);
+    ELSE
+        RAISE NOTICE 'pg_cron job % (%) runs % at "%"', job_id, @extschema@._retention_job_name(label), command, schedule;
+    END IF;
     RETURN job_id;
+END
+$$;
+
+-- Only this role's job of the label (pg_cron names jobs per role).
+CREATE OR REPLACE FUNCTION @extschema@.retention_unschedule(label text DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    job_id bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database %', pg_catalog.current_database()
+            USING ERRCODE = '55000', HINT = 'CREATE EXTENSION pg_cron';
+    END IF;
+    -- pg_cron names jobs per role: this role's job of the label, not
+    -- another role's of the same name.
+    SELECT j.jobid INTO job_id FROM cron.job j
+     WHERE j.jobname OPERATOR(pg_catalog.=) @extschema@._retention_job_name(label)
+       AND j.username OPERATOR(pg_catalog.=) CURRENT_USER;
+    IF job_id IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN cron.unschedule(job_id);
 END
 $$;
 
@@ -271,7 +306,9 @@ CREATE FUNCTION @extschema@._retention_job_argument(command text, name text) RET
 LANGUAGE sql IMMUTABLE
 AS $$
 SELECT COALESCE(pg_catalog.replace(m.a[1], '''''', ''''), m.a[2])
-FROM pg_catalog.regexp_match(command,
+FROM pg_catalog.regexp_match(
+         CASE WHEN pg_catalog.strpos(command, 'label => ') OPERATOR(pg_catalog.=) 0 THEN command
+              ELSE pg_catalog.left(command, pg_catalog.strpos(command, 'label => ') OPERATOR(pg_catalog.-) 1) END,
          '[(,] *' OPERATOR(pg_catalog.||) name OPERATOR(pg_catalog.||) ' => (?:''((?:[^'']|'''')*)''|([0-9]+))') AS m(a)
 $$;
 
@@ -338,11 +375,15 @@ BEGIN
                pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'skipped') AS skipped,
                pg_catalog.max(r.finished_at) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'succeeded') AS last_success
         FROM @extschema@.cleanup_runs r
-        WHERE r.origin OPERATOR(pg_catalog.=) 'pg_cron' AND r.label IS NOT DISTINCT FROM jobs.lbl
+        WHERE r.origin OPERATOR(pg_catalog.=) 'pg_cron'
+          AND r.started_by::pg_catalog.text OPERATOR(pg_catalog.=) jobs.who
+          AND (r.label OPERATOR(pg_catalog.=) jobs.lbl OR (r.label IS NULL AND jobs.lbl IS NULL))
     ) h ON true
     LEFT JOIN LATERAL (
         SELECT r.* FROM @extschema@.cleanup_runs r
-        WHERE r.origin OPERATOR(pg_catalog.=) 'pg_cron' AND r.label IS NOT DISTINCT FROM jobs.lbl
+        WHERE r.origin OPERATOR(pg_catalog.=) 'pg_cron'
+          AND r.started_by::pg_catalog.text OPERATOR(pg_catalog.=) jobs.who
+          AND (r.label OPERATOR(pg_catalog.=) jobs.lbl OR (r.label IS NULL AND jobs.lbl IS NULL))
         ORDER BY r.id DESC LIMIT 1
     ) l ON true
     LEFT JOIN LATERAL (
@@ -412,7 +453,8 @@ SELECT r.id AS run_id,
        pg_catalog.date_trunc('milliseconds', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) r.finished_at) AS since_last_batch
 FROM @extschema@.cleanup_runs r,
      LATERAL (
-         SELECT NULLIF(pg_catalog.sum((pol OPERATOR(pg_catalog.->>) 'expected_rows')::pg_catalog.int8), 0)::pg_catalog.int8 AS expected,
+         SELECT CASE WHEN pg_catalog.sum((pol OPERATOR(pg_catalog.->>) 'expected_rows')::pg_catalog.int8) OPERATOR(pg_catalog.>) 0
+                     THEN pg_catalog.sum((pol OPERATOR(pg_catalog.->>) 'expected_rows')::pg_catalog.int8)::pg_catalog.int8 END AS expected,
                 COALESCE(pg_catalog.sum((SELECT pg_catalog.sum((t OPERATOR(pg_catalog.->>) 'deleted')::pg_catalog.int8)
                                            FROM pg_catalog.jsonb_array_elements(r.tables) t
                                           WHERE (t OPERATOR(pg_catalog.->>) 'relid') OPERATOR(pg_catalog.=) (pol OPERATOR(pg_catalog.->>) 'relid'))), 0)::pg_catalog.int8 AS done
@@ -506,3 +548,55 @@ AS $$ SELECT * FROM @extschema@._retention_apply($1, $2, $3) $$;
 COMMENT ON FUNCTION @extschema@.retention_export(text) IS 'The policies (of a label) as a JSON declaration that retention_apply reads';
 COMMENT ON FUNCTION @extschema@.retention_apply(jsonb, boolean, boolean) IS 'Makes the policies what the declaration says (dry_run, the default: only says what would change; prune: removes undeclared policies)';
 COMMENT ON FUNCTION @extschema@._retention_apply(jsonb, boolean, boolean) IS 'internal: use retention_apply';
+
+-- The privileges set on the replaced functions, on their successors: each
+-- grantee's EXECUTE (with its grant option) as it was, PUBLIC's included
+-- (a REVOKE ... FROM PUBLIC stays revoked). Only where they were changed
+-- (proacl set): a function never granted or revoked keeps the default.
+DO $carry$
+DECLARE
+    replaced record;
+    entry record;
+BEGIN
+    FOR replaced IN
+        SELECT old.oid AS old_oid, new.sig AS new_sig
+        FROM (VALUES
+            ('_retention_replaced_add_policy', 'retention_add_policy(regclass, name, interval, text, integer, boolean, boolean)'),
+            ('_retention_replaced_add_orphan_policy', 'retention_add_orphan_policy(regclass, name, interval, text, boolean)'),
+            ('_retention_replaced_alter_policy', 'retention_alter_policy(regclass, interval, text, integer, boolean, text, text[])'),
+            ('_retention_replaced_pause', 'retention_pause(regclass, boolean)'),
+            ('_retention_replaced_resume', 'retention_resume(regclass, boolean)'),
+            ('_retention_replaced_remove_policy', 'retention_remove_policy(regclass, text, boolean)'),
+            ('_retention_replaced_run', 'retention_run(integer, text, bigint, interval, interval, interval, text, real)'),
+            ('_retention_replaced_schedule', 'retention_schedule(text, integer, text, bigint, interval, interval, interval, real)')
+        ) AS v(old_name, new_args)
+        JOIN pg_catalog.pg_proc old
+          ON old.proname OPERATOR(pg_catalog.=) v.old_name
+         AND old.pronamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+        CROSS JOIN LATERAL (SELECT ('@extschema@.' OPERATOR(pg_catalog.||) v.new_args)::pg_catalog.regprocedure AS sig) new
+        WHERE old.proacl IS NOT NULL
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', replaced.new_sig);
+        FOR entry IN
+            SELECT a.grantee, a.is_grantable
+            FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+            WHERE p.oid OPERATOR(pg_catalog.=) replaced.old_oid
+              AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+        LOOP
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %s TO %s%s', replaced.new_sig,
+                CASE WHEN entry.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                     ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(entry.grantee)) END,
+                CASE WHEN entry.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END LOOP;
+END
+$carry$;
+
+DROP FUNCTION @extschema@._retention_replaced_add_policy(regclass, name, interval, text, integer, boolean);
+DROP FUNCTION @extschema@._retention_replaced_add_orphan_policy(regclass, name, interval, text);
+DROP FUNCTION @extschema@._retention_replaced_alter_policy(regclass, interval, text, integer, boolean, text);
+DROP FUNCTION @extschema@._retention_replaced_pause(regclass);
+DROP FUNCTION @extschema@._retention_replaced_resume(regclass);
+DROP FUNCTION @extschema@._retention_replaced_remove_policy(regclass, text);
+DROP PROCEDURE @extschema@._retention_replaced_run(integer, text, bigint, interval, interval, interval, text);
+DROP FUNCTION @extschema@._retention_replaced_schedule(text, integer, text);

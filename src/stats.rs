@@ -818,25 +818,47 @@ fn scalar_i64(client: &SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> R
 
 /// The planner's estimate of a policy's own expired rows (`time < cutoff`,
 /// dependents not counted), for a run's progress; `None` when there is
-/// none to be had (a Citus table's plan carries none) or planning failed.
-/// Planned as the table's owner, in a subtransaction: planning may run the
-/// owner's functions (an index predicate folded, say).
+/// none to be had (a Citus table's plan carries none), planning failed, or
+/// a table lock was not granted at once. Planned as the table's owner, in a
+/// subtransaction: planning may run the owner's functions (an index
+/// predicate folded, say). A cancel is not swallowed: it ends the run.
 pub fn expected_rows(client: &mut SpiClient<'_>, setup: &Setup, p: &Policy) -> Option<i64> {
     if setup.routed(p.relid) {
         return None;
     }
-    in_subtransaction(|| {
+    let estimate = in_subtransaction(|| {
         as_table_owner(p.owner, || {
-            let qualified = setup.qualified(client, p.relid)?;
-            let column = setup.policy_column(p.id);
-            let time = format!("t.{}", sqlgen::quote_ident(&column.name));
-            let own = setup.shape(p.relid).own_rows("t");
-            planner_estimate(
-                client,
-                &format!("SELECT FROM {qualified} t WHERE {time} OPERATOR(pg_catalog.<) $1{own}"),
-                &[p.cutoff.into()],
-            )
+            // A table another session holds locked (a migration) must not
+            // stall the run's start, or queue that session's waiters behind it.
+            crate::security::with_lock_timeout(EXPECTED_ROWS_LOCK_WAIT_MS, || {
+                let qualified = setup.qualified(client, p.relid)?;
+                let column = setup.policy_column(p.id);
+                let time = format!("t.{}", sqlgen::quote_ident(&column.name));
+                let own = setup.shape(p.relid).own_rows("t");
+                planner_estimate(
+                    client,
+                    &format!(
+                        "SELECT FROM {qualified} t WHERE {time} OPERATOR(pg_catalog.<) $1{own}"
+                    ),
+                    &[p.cutoff.into()],
+                )
+            })
         })
-    })
-    .ok()
+    });
+    match estimate {
+        Ok(rows) => Some(rows),
+        Err(failure) if failure.is_cancel() => {
+            pgrx::pg_sys::panic::ErrorReport::new(
+                pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
+                failure.message,
+                "pg_retention",
+            )
+            .report(PgLogLevel::ERROR);
+            unreachable!("an ERROR report does not return")
+        }
+        Err(_) => None,
+    }
 }
+
+/// How long the estimate at a run's start waits for a table's lock.
+const EXPECTED_ROWS_LOCK_WAIT_MS: i32 = 100;

@@ -44,7 +44,7 @@ fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
         .get(0);
     assert_eq!(
         command,
-        "CALL public.retention_run(batch_size => '50', label => NULL, origin => 'pg_cron')"
+        "CALL public.retention_run(batch_size => '50'::pg_catalog.int4, origin => 'pg_cron'::pg_catalog.text, label => NULL::pg_catalog.text)"
     );
     // Every cap of the run can be scheduled; scheduling the label again
     // keeps what is not given (batch_size 50 stays), and a new schedule alone
@@ -64,9 +64,10 @@ fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
     };
     assert_eq!(
         job(&mut cron_db),
-        ["*/1 * * * * CALL public.retention_run(batch_size => '50', label => NULL, origin => 'pg_cron', \
-          max_rows => '100000', max_duration => '00:05:00', batch_pause => '00:00:00.01', lock_timeout => '00:00:02', \
-          yield_ratio => '0.5')"]
+        ["*/1 * * * * CALL public.retention_run(batch_size => '50'::pg_catalog.int4, origin => 'pg_cron'::pg_catalog.text, \
+          max_rows => '100000'::pg_catalog.int8, max_duration => '00:05:00'::pg_catalog.interval, \
+          batch_pause => '00:00:00.01'::pg_catalog.interval, lock_timeout => '00:00:02'::pg_catalog.interval, \
+          yield_ratio => '0.5'::pg_catalog.float4, label => NULL::pg_catalog.text)"]
     );
     assert_eq!(
         crate::common::sqlstate_of(
@@ -82,6 +83,38 @@ fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
         ),
         "22023"
     );
+    for bad in ["'NaN'", "'Infinity'", "1001"] {
+        assert_eq!(
+            crate::common::sqlstate_of(
+                &mut cron_db,
+                &format!("SELECT retention_schedule(yield_ratio => {bad})")
+            ),
+            "22023"
+        );
+    }
+    // A label is read back as nothing but a label: "x, max_rows => '1'"
+    // scheduled twice plants no argument.
+    cron_db
+        .batch_execute(
+            "SELECT retention_alter_policy('cron_logs', label => 'x, max_rows => ''1''');
+             SELECT retention_schedule('0 1 * * *', label => 'x, max_rows => ''1''');
+             SELECT retention_schedule(label => 'x, max_rows => ''1''');",
+        )
+        .unwrap();
+    assert_eq!(
+        crate::common::strings(
+            &mut cron_db,
+            "SELECT command FROM cron.job WHERE jobname = 'pg_retention:x, max_rows => ''1'''"
+        ),
+        ["CALL public.retention_run(batch_size => '1000'::pg_catalog.int4, origin => 'pg_cron'::pg_catalog.text, \
+          label => 'x, max_rows => ''1'''::pg_catalog.text)"]
+    );
+    cron_db
+        .batch_execute(
+            "SELECT retention_unschedule('x, max_rows => ''1''');
+             SELECT retention_alter_policy('cron_logs', reset => '{label}');",
+        )
+        .unwrap();
 
     // Another database: the recipe from docs/scheduling.md.
     let mut other = fresh_db("it_cron_other");
@@ -128,6 +161,41 @@ fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
         ),
         ["pg_retention||*/1 * * * *|t|t|0|succeeded|t"]
     );
+    // The job runs as its scheduler (a superuser here): a role that may
+    // create in the extension's schema adds a retention_run taking text,
+    // a better match for untyped arguments. The job's command, run as pg_cron
+    // runs it, still calls the extension's procedure.
+    cron_db
+        .batch_execute(
+            "DROP ROLE IF EXISTS it_cron_planter; CREATE ROLE it_cron_planter;
+             GRANT CREATE ON SCHEMA public TO it_cron_planter;
+             SET ROLE it_cron_planter;
+             CREATE PROCEDURE public.retention_run(batch_size text, origin text, max_rows text DEFAULT NULL,
+                 max_duration text DEFAULT NULL, batch_pause text DEFAULT NULL, lock_timeout text DEFAULT NULL,
+                 yield_ratio text DEFAULT NULL, label text DEFAULT NULL)
+             LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'planted procedure ran as %', current_user; END $$;
+             RESET ROLE;",
+        )
+        .unwrap();
+    let command: String = cron_db
+        .query_one(
+            "SELECT command FROM cron.job WHERE jobname = 'pg_retention'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let runs_before = count(&mut cron_db, "SELECT count(*) FROM cleanup_runs");
+    cron_db.batch_execute(&command).unwrap();
+    assert_eq!(
+        count(&mut cron_db, "SELECT count(*) FROM cleanup_runs"),
+        runs_before + 1
+    );
+    cron_db
+        .batch_execute(
+            "DROP PROCEDURE public.retention_run(text, text, text, text, text, text, text, text);
+             REVOKE CREATE ON SCHEMA public FROM it_cron_planter; DROP ROLE it_cron_planter;",
+        )
+        .unwrap();
     let removed: bool = cron_db
         .query_one("SELECT retention_unschedule()", &[])
         .unwrap()

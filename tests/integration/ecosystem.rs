@@ -51,6 +51,22 @@ fn extension_objects(db: &mut postgres::Client) -> Vec<String> {
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_retention')
          ORDER BY 1",
     ));
+    // Bodies too: a routine or view an upgrade script writes differently
+    // from the install script (a fix made in one only) shows here.
+    objects.extend(strings(
+        db,
+        "SELECT format('body of %s: %s', p.oid::regprocedure, md5(p.prosrc))
+         FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+         WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+           AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_retention')
+         UNION ALL
+         SELECT format('view %s: %s', c.relname, md5(pg_get_viewdef(c.oid)))
+         FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+           AND c.relkind = 'v'
+           AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_retention')
+         ORDER BY 1",
+    ));
     objects.extend(strings(
         db,
         "SELECT format('column %s.%s -- %s', c.relname, a.attname, col_description(c.oid, a.attnum))
@@ -237,8 +253,42 @@ fn upgrade_from_0_4_0_keeps_policies_history_and_calls() {
         "SELECT format('%s %s %s %s', relation, kind, retain, label) FROM retention_policies ORDER BY id",
     );
 
+    // A DBA took the run from PUBLIC and gave it to one role; the functions
+    // replaced by the update must not give it back.
+    db.batch_execute(
+        "DROP ROLE IF EXISTS it_upgrade_040_app; DROP ROLE IF EXISTS it_upgrade_040_ops;
+         CREATE ROLE it_upgrade_040_app; CREATE ROLE it_upgrade_040_ops;
+         REVOKE EXECUTE ON PROCEDURE retention_run(integer, text, bigint, interval, interval, interval, text) FROM PUBLIC;
+         GRANT EXECUTE ON PROCEDURE retention_run(integer, text, bigint, interval, interval, interval, text)
+             TO it_upgrade_040_ops WITH GRANT OPTION;
+         REVOKE EXECUTE ON FUNCTION retention_pause(regclass) FROM PUBLIC;",
+    )
+    .unwrap();
     db.batch_execute("ALTER EXTENSION pg_retention UPDATE TO '0.5.0'")
         .unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s %s %s', r, has_function_privilege(r, 'retention_run(integer, text, bigint, interval, interval, interval, text, real)', 'EXECUTE'),
+                           has_function_privilege(r, 'retention_run(integer, text, bigint, interval, interval, interval, text, real)', 'EXECUTE WITH GRANT OPTION'),
+                           has_function_privilege(r, 'retention_pause(regclass, boolean)', 'EXECUTE'))
+             FROM unnest(ARRAY['it_upgrade_040_app', 'it_upgrade_040_ops']) r"
+        ),
+        ["it_upgrade_040_app f f f", "it_upgrade_040_ops t t f"]
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE '_retention_replaced%'"
+        ),
+        0
+    );
+    db.batch_execute(
+        "GRANT EXECUTE ON ALL ROUTINES IN SCHEMA public TO PUBLIC;
+         DROP OWNED BY it_upgrade_040_app, it_upgrade_040_ops;
+         DROP ROLE it_upgrade_040_app; DROP ROLE it_upgrade_040_ops;",
+    )
+    .unwrap();
     assert_eq!(
         strings(
             &mut db,

@@ -96,6 +96,8 @@ fn bad_inputs_are_refused_with_their_sqlstate_and_change_nothing() {
         ("SET ROLE it_inputs_intruder; SELECT retention_remove_policy('logs', if_exists => true)", "42501"),
         ("SET ROLE it_inputs_intruder; SELECT retention_add_policy('logs', 'ts', '1 day', if_not_exists => true)", "42501"),
         ("CALL retention_run(yield_ratio => -1)", "22023"),
+        ("CALL retention_run(yield_ratio => 'NaN')", "22023"),
+        ("CALL retention_run(yield_ratio => 1001)", "22023"),
         ("SET pg_retention.batch_pause = '-1'", "22023"),
         ("SET pg_retention.yield_ratio = -0.5", "22023"),
         ("SET pg_retention.max_rows_per_run = 'lots'", "22023"),

@@ -199,6 +199,96 @@ fn a_superuser_run_never_deletes_rows_the_owner_could_not() {
     }
 }
 
+/// Operators a role that may create in `public` planted before the
+/// extension was installed, for type pairs pg_catalog matches only with a
+/// cast (numeric = integer, bigint > integer, ...): an install resolves its
+/// views' and functions' operators then, and a reader (a superuser) would
+/// run them. None may be called: by the views of the history and of runs
+/// in progress (read while a run goes), the monitoring views, the export and
+/// a dry-run apply.
+#[test]
+fn operators_planted_before_the_install_are_never_called() {
+    let mut db = crate::common::empty_db("it_sec_install_operators");
+    roles(&mut db, &["sec_planter"]);
+    let mut plant = String::from(
+        "SET ROLE sec_planter;
+         CREATE TABLE public.planted_calls (op text);
+         GRANT INSERT ON public.planted_calls TO PUBLIC;
+         CREATE FUNCTION public.planted(op text) RETURNS boolean LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO public.planted_calls VALUES (op); RETURN NULL; END $$;",
+    );
+    let pairs = [
+        ("numeric", "integer", "numeric_int"),
+        ("bigint", "integer", "int8_int4"),
+        ("integer", "bigint", "int4_int8"),
+        ("numeric", "bigint", "numeric_int8"),
+        ("real", "integer", "float4_int4"),
+        ("text", "name", "text_name"),
+        ("name", "text", "name_text"),
+        ("interval", "text", "interval_text"),
+    ];
+    for (left, right, slug) in pairs {
+        for (op, name) in [
+            ("=", "eq"),
+            ("<", "lt"),
+            (">", "gt"),
+            ("<=", "le"),
+            (">=", "ge"),
+            ("<>", "ne"),
+        ] {
+            plant.push_str(&format!(
+                "CREATE FUNCTION public.{name}_{slug}(a {left}, b {right}) RETURNS boolean LANGUAGE sql AS
+                   $$ SELECT public.planted('{left} {op} {right}') $$;
+                 CREATE OPERATOR public.{op} (LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = public.{name}_{slug});"
+            ));
+        }
+    }
+    plant.push_str("RESET ROLE;");
+    db.batch_execute(&plant).unwrap();
+    db.batch_execute(
+        "CREATE EXTENSION pg_retention;
+         CREATE TABLE logs (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO logs SELECT g, now() - interval '40 days' FROM generate_series(1, 400) g;
+         ANALYZE logs;
+         SELECT retention_add_policy('logs', 'ts', '30 days');",
+    )
+    .unwrap();
+    let mut runner = connect("it_sec_install_operators");
+    let run = std::thread::spawn(move || {
+        runner
+            .batch_execute("CALL retention_run(batch_size => 20, batch_pause => '50ms')")
+            .unwrap();
+    });
+    crate::run::wait_for(
+        "the run to commit a batch",
+        std::time::Duration::from_secs(30),
+        || {
+            count(
+                &mut db,
+                "SELECT count(*) FROM retention_progress WHERE deleted > 0",
+            ) > 0
+        },
+    );
+    db.batch_execute(
+        "SELECT * FROM retention_progress; SELECT * FROM retention_history; SELECT * FROM retention_history_tables;",
+    )
+    .unwrap();
+    run.join().unwrap();
+    db.batch_execute(
+        "SELECT * FROM retention_history; SELECT * FROM retention_history_tables;
+         SELECT * FROM retention_monitor; SELECT * FROM retention_label_totals; SELECT * FROM retention_policies;
+         SELECT * FROM retention_apply(retention_export());
+         SELECT retention_add_policy('logs', 'ts', '30 days', if_not_exists => true);
+         SELECT retention_pause('logs', if_exists => true);",
+    )
+    .unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM logs"), 0);
+    assert_eq!(
+        strings(&mut db, "SELECT DISTINCT op FROM planted_calls"),
+        Vec::<String>::new()
+    );
+}
+
 /// Key types for which pg_catalog has no exact `=` (varchar, a domain), and
 /// types it has (char(n), numeric, uuid, date): a hostile `public` operator
 /// must be called by none of a superuser's runs, previews or stats.
