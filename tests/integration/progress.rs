@@ -106,3 +106,84 @@ fn the_history_reads_one_row_per_run_and_one_per_table() {
         ]
     );
 }
+
+/// The estimate at a run's start waits briefly for a table another session
+/// holds locked: the run goes on without it (no expected rows) and meets
+/// the lock in its batches, where lock_timeout applies, instead of hanging
+/// until the other session ends.
+#[test]
+fn a_locked_table_gets_no_estimate_and_does_not_hold_the_run() {
+    let mut db = fresh_db("it_progress_locked");
+    db.batch_execute(
+        "CREATE TABLE events (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO events SELECT g, now() - interval '40 days' FROM generate_series(1, 50) g;
+         SELECT retention_add_policy('events', 'ts', '30 days');",
+    )
+    .unwrap();
+    let mut holder = crate::common::connect("it_progress_locked");
+    holder
+        .batch_execute("BEGIN; LOCK events IN ACCESS EXCLUSIVE MODE;")
+        .unwrap();
+    let (_, run) = crate::run::spawn_call(
+        "it_progress_locked",
+        "CALL retention_run(lock_timeout => '200ms')",
+    );
+    // With the lock still held, the run ends: stopped, its batches having
+    // timed out on the lock.
+    wait_for(
+        "the run to end while the lock is held",
+        Duration::from_secs(60),
+        || {
+            count(
+                &mut db,
+                "SELECT count(*) FROM cleanup_runs WHERE status <> 'running'",
+            ) > 0
+        },
+    );
+    holder.batch_execute("COMMIT").unwrap();
+    run.join().unwrap().unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s %s', status, policies->0->'expected_rows', lock_timeouts > 0) FROM cleanup_runs"
+        ),
+        ["stopped null t"]
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM events"), 50);
+}
+
+/// A cancel while the start estimate plans (here a partial index whose
+/// predicate the planner evaluates, and which sleeps) ends the run: it is
+/// not taken for a failed estimate, and nothing is deleted.
+#[test]
+fn a_cancel_during_the_start_estimate_ends_the_run() {
+    let mut db = fresh_db("it_progress_cancel");
+    db.batch_execute(
+        "CREATE FUNCTION slow_true(int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+             $$ BEGIN PERFORM pg_sleep(30); RETURN true; END $$;
+         CREATE TABLE events (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO events SELECT g, now() - interval '40 days' FROM generate_series(1, 50) g;
+         SELECT retention_add_policy('events', 'ts', '30 days');
+         CREATE INDEX events_slow ON events (ts) WHERE slow_true(1);",
+    )
+    .unwrap();
+    let (pid, run) = crate::run::spawn_call("it_progress_cancel", "CALL retention_run()");
+    wait_for("the estimate to plan", Duration::from_secs(30), || {
+        count(
+            &mut db,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event = 'PgSleep'"),
+        ) > 0
+    });
+    db.batch_execute(&format!("SELECT pg_cancel_backend({pid})"))
+        .unwrap();
+    let error = run.join().unwrap().unwrap_err();
+    assert_eq!(error.code().map(|c| c.code()), Some("57014"));
+    assert_eq!(count(&mut db, "SELECT count(*) FROM events"), 50);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM cleanup_runs WHERE status = 'succeeded'"
+        ),
+        0
+    );
+}
