@@ -121,12 +121,37 @@ EXCEPTION WHEN undefined_object THEN
 END
 $$;
 
+-- A label left without policies while a pg_cron job of the caller runs it
+-- gets a WARNING: the job's runs would fail from now on (42704).
 CREATE FUNCTION retention_remove_policy(relation regclass, kind text DEFAULT NULL, if_exists boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 AS $$
+DECLARE
+    removed bigint;
+    labels text[];
+    orphaned text;
 BEGIN
-    RETURN @extschema@._retention_remove_policy(relation::pg_catalog.oid, kind);
+    SELECT pg_catalog.array_agg(DISTINCT c.label) INTO labels FROM @extschema@.retention_config c
+     WHERE c.relid::pg_catalog.oid OPERATOR(pg_catalog.=) relation::pg_catalog.oid AND c.label IS NOT NULL;
+    removed := @extschema@._retention_remove_policy(relation::pg_catalog.oid, kind);
+    -- Nested: the privilege test fails on a schema that does not exist.
+    IF labels IS NOT NULL AND pg_catalog.to_regclass('cron.job') IS NOT NULL THEN
+      IF pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+        FOR orphaned IN
+            SELECT l.label FROM pg_catalog.unnest(labels) AS l(label)
+            WHERE NOT EXISTS (SELECT 1 FROM @extschema@.retention_config c WHERE c.label OPERATOR(pg_catalog.=) l.label)
+              AND EXISTS (SELECT 1 FROM cron.job j
+                          WHERE j.jobname OPERATOR(pg_catalog.=) @extschema@._retention_job_name(l.label)
+                            AND j.username OPERATOR(pg_catalog.=) CURRENT_USER)
+        LOOP
+            RAISE WARNING 'label "%" has no policy left; its pg_cron job % fails from now on', orphaned,
+                @extschema@._retention_job_name(orphaned)
+                USING HINT = pg_catalog.format('SELECT retention_unschedule(%L);', orphaned);
+        END LOOP;
+      END IF;
+    END IF;
+    RETURN removed;
 EXCEPTION WHEN undefined_object THEN
     IF NOT if_exists THEN
         RAISE;
@@ -331,6 +356,11 @@ BEGIN
             USING ERRCODE = '55000',
                   HINT = 'CREATE EXTENSION pg_cron; it needs shared_preload_libraries = ''pg_cron'' and runs in the database named by cron.database_name. For data in another database, schedule CALL retention_run() there with cron.schedule_in_database().';
     END IF;
+    IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+        RAISE EXCEPTION 'role % may not use schema cron (pg_cron)', CURRENT_USER
+            USING ERRCODE = '42501',
+                  HINT = 'A superuser grants it: GRANT USAGE ON SCHEMA cron TO the role; pg_cron then lets it schedule and see its own jobs.';
+    END IF;
     IF label IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM @extschema@.retention_config c WHERE c.label OPERATOR(pg_catalog.=) retention_schedule.label) THEN
         RAISE EXCEPTION 'no retention policy has label "%"', label
@@ -405,6 +435,11 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
         RAISE EXCEPTION 'pg_cron is not installed in database %', pg_catalog.current_database()
             USING ERRCODE = '55000', HINT = 'CREATE EXTENSION pg_cron';
+    END IF;
+    IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+        RAISE EXCEPTION 'role % may not use schema cron (pg_cron)', CURRENT_USER
+            USING ERRCODE = '42501',
+                  HINT = 'A superuser grants it: GRANT USAGE ON SCHEMA cron TO the role; pg_cron then lets it schedule and see its own jobs.';
     END IF;
     -- pg_cron names jobs per role: this role's job of the label, not
     -- another role's of the same name.
@@ -603,6 +638,11 @@ BEGIN
         RAISE EXCEPTION 'pg_cron is not installed in database %', pg_catalog.current_database()
             USING ERRCODE = '55000', HINT = 'CREATE EXTENSION pg_cron';
     END IF;
+    IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+        RAISE EXCEPTION 'role % may not use schema cron (pg_cron)', CURRENT_USER
+            USING ERRCODE = '42501',
+                  HINT = 'A superuser grants it: GRANT USAGE ON SCHEMA cron TO the role; pg_cron then lets it schedule and see its own jobs.';
+    END IF;
     RETURN QUERY
     WITH jobs AS (
         SELECT j.jobid::pg_catalog.int8 AS id, j.jobname::pg_catalog.text AS name, j.schedule::pg_catalog.text AS sched,
@@ -710,7 +750,12 @@ FROM @extschema@.cleanup_runs r,
                      THEN pg_catalog.sum((pol OPERATOR(pg_catalog.->>) 'expected_rows')::pg_catalog.int8)::pg_catalog.int8 END AS expected,
                 COALESCE(pg_catalog.sum((SELECT pg_catalog.sum((t OPERATOR(pg_catalog.->>) 'deleted')::pg_catalog.int8)
                                            FROM pg_catalog.jsonb_array_elements(r.tables) t
-                                          WHERE (t OPERATOR(pg_catalog.->>) 'relid') OPERATOR(pg_catalog.=) (pol OPERATOR(pg_catalog.->>) 'relid'))), 0)::pg_catalog.int8 AS done
+                                          WHERE (t OPERATOR(pg_catalog.->>) 'relid') OPERATOR(pg_catalog.=) (pol OPERATOR(pg_catalog.->>) 'relid'))), 0)::pg_catalog.int8
+                OPERATOR(pg_catalog.+)
+                -- Partitions removed whole: rows of the policies' own tables.
+                COALESCE((SELECT pg_catalog.sum((t OPERATOR(pg_catalog.->>) 'deleted')::pg_catalog.int8)
+                            FROM pg_catalog.jsonb_array_elements(r.tables) t
+                           WHERE t OPERATOR(pg_catalog.?) 'partition'), 0)::pg_catalog.int8 AS done
          FROM pg_catalog.jsonb_array_elements(r.policies) pol
      ) p
 WHERE r.status OPERATOR(pg_catalog.=) 'running';
@@ -780,8 +825,8 @@ $$;
 CREATE FUNCTION retention_apply(declaration jsonb, dry_run boolean DEFAULT true, prune boolean DEFAULT false)
 RETURNS TABLE (action text, relation text, kind text, changes text)
 LANGUAGE sql VOLATILE
-AS $$ SELECT * FROM @extschema@._retention_apply($1, $2, $3) $$;
+AS $$ SELECT * FROM @extschema@._retention_apply($1, $2, $3, pg_catalog.current_schemas(true)::pg_catalog.text[]) $$;
 
 COMMENT ON FUNCTION retention_export(text) IS 'The policies (of a label) as a JSON declaration that retention_apply reads';
 COMMENT ON FUNCTION retention_apply(jsonb, boolean, boolean) IS 'Makes the policies what the declaration says (dry_run, the default: only says what would change; prune: removes undeclared policies)';
-COMMENT ON FUNCTION _retention_apply(jsonb, boolean, boolean) IS 'internal: use retention_apply';
+COMMENT ON FUNCTION _retention_apply(jsonb, boolean, boolean, text[]) IS 'internal: use retention_apply';

@@ -140,8 +140,31 @@ CREATE FUNCTION @extschema@.retention_remove_policy(relation regclass, kind text
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 AS $$
+DECLARE
+    removed bigint;
+    labels text[];
+    orphaned text;
 BEGIN
-    RETURN @extschema@._retention_remove_policy(relation::pg_catalog.oid, kind);
+    SELECT pg_catalog.array_agg(DISTINCT c.label) INTO labels FROM @extschema@.retention_config c
+     WHERE c.relid::pg_catalog.oid OPERATOR(pg_catalog.=) relation::pg_catalog.oid AND c.label IS NOT NULL;
+    removed := @extschema@._retention_remove_policy(relation::pg_catalog.oid, kind);
+    -- Nested: the privilege test fails on a schema that does not exist.
+    IF labels IS NOT NULL AND pg_catalog.to_regclass('cron.job') IS NOT NULL THEN
+      IF pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+        FOR orphaned IN
+            SELECT l.label FROM pg_catalog.unnest(labels) AS l(label)
+            WHERE NOT EXISTS (SELECT 1 FROM @extschema@.retention_config c WHERE c.label OPERATOR(pg_catalog.=) l.label)
+              AND EXISTS (SELECT 1 FROM cron.job j
+                          WHERE j.jobname OPERATOR(pg_catalog.=) @extschema@._retention_job_name(l.label)
+                            AND j.username OPERATOR(pg_catalog.=) CURRENT_USER)
+        LOOP
+            RAISE WARNING 'label "%" has no policy left; its pg_cron job % fails from now on', orphaned,
+                @extschema@._retention_job_name(orphaned)
+                USING HINT = pg_catalog.format('SELECT retention_unschedule(%L);', orphaned);
+        END LOOP;
+      END IF;
+    END IF;
+    RETURN removed;
 EXCEPTION WHEN undefined_object THEN
     IF NOT if_exists THEN
         RAISE;
@@ -226,6 +249,11 @@ BEGIN
             USING ERRCODE = '55000',
                   HINT = 'CREATE EXTENSION pg_cron; it needs shared_preload_libraries = ''pg_cron'' and runs in the database named by cron.database_name. For data in another database, schedule CALL retention_run() there with cron.schedule_in_database().';
     END IF;
+    IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+        RAISE EXCEPTION 'role % may not use schema cron (pg_cron)', CURRENT_USER
+            USING ERRCODE = '42501',
+                  HINT = 'A superuser grants it: GRANT USAGE ON SCHEMA cron TO the role; pg_cron then lets it schedule and see its own jobs.';
+    END IF;
     IF label IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM @extschema@.retention_config c WHERE c.label OPERATOR(pg_catalog.=) retention_schedule.label) THEN
         RAISE EXCEPTION 'no retention policy has label "%"', label
@@ -288,6 +316,11 @@ BEGIN
         RAISE EXCEPTION 'pg_cron is not installed in database %', pg_catalog.current_database()
             USING ERRCODE = '55000', HINT = 'CREATE EXTENSION pg_cron';
     END IF;
+    IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+        RAISE EXCEPTION 'role % may not use schema cron (pg_cron)', CURRENT_USER
+            USING ERRCODE = '42501',
+                  HINT = 'A superuser grants it: GRANT USAGE ON SCHEMA cron TO the role; pg_cron then lets it schedule and see its own jobs.';
+    END IF;
     -- pg_cron names jobs per role: this role's job of the label, not
     -- another role's of the same name.
     SELECT j.jobid INTO job_id FROM cron.job j
@@ -349,6 +382,11 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
         RAISE EXCEPTION 'pg_cron is not installed in database %', pg_catalog.current_database()
             USING ERRCODE = '55000', HINT = 'CREATE EXTENSION pg_cron';
+    END IF;
+    IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+        RAISE EXCEPTION 'role % may not use schema cron (pg_cron)', CURRENT_USER
+            USING ERRCODE = '42501',
+                  HINT = 'A superuser grants it: GRANT USAGE ON SCHEMA cron TO the role; pg_cron then lets it schedule and see its own jobs.';
     END IF;
     RETURN QUERY
     WITH jobs AS (
@@ -457,7 +495,12 @@ FROM @extschema@.cleanup_runs r,
                      THEN pg_catalog.sum((pol OPERATOR(pg_catalog.->>) 'expected_rows')::pg_catalog.int8)::pg_catalog.int8 END AS expected,
                 COALESCE(pg_catalog.sum((SELECT pg_catalog.sum((t OPERATOR(pg_catalog.->>) 'deleted')::pg_catalog.int8)
                                            FROM pg_catalog.jsonb_array_elements(r.tables) t
-                                          WHERE (t OPERATOR(pg_catalog.->>) 'relid') OPERATOR(pg_catalog.=) (pol OPERATOR(pg_catalog.->>) 'relid'))), 0)::pg_catalog.int8 AS done
+                                          WHERE (t OPERATOR(pg_catalog.->>) 'relid') OPERATOR(pg_catalog.=) (pol OPERATOR(pg_catalog.->>) 'relid'))), 0)::pg_catalog.int8
+                OPERATOR(pg_catalog.+)
+                -- Partitions removed whole: rows of the policies' own tables.
+                COALESCE((SELECT pg_catalog.sum((t OPERATOR(pg_catalog.->>) 'deleted')::pg_catalog.int8)
+                            FROM pg_catalog.jsonb_array_elements(r.tables) t
+                           WHERE t OPERATOR(pg_catalog.?) 'partition'), 0)::pg_catalog.int8 AS done
          FROM pg_catalog.jsonb_array_elements(r.policies) pol
      ) p
 WHERE r.status OPERATOR(pg_catalog.=) 'running';
@@ -512,7 +555,7 @@ COMMENT ON COLUMN @extschema@.cleanup_runs.lock_timeouts IS 'batches rolled back
 COMMENT ON COLUMN @extschema@.cleanup_runs.error IS 'why it failed: the message (no row values)';
 COMMENT ON COLUMN @extschema@.cleanup_runs.sqlstate IS 'the SQLSTATE of error';
 
-CREATE FUNCTION @extschema@._retention_apply("declaration" jsonb, "dry_run" bool, "prune" bool)
+CREATE FUNCTION @extschema@._retention_apply("declaration" jsonb, "dry_run" bool, "prune" bool, "schemas" TEXT[])
 RETURNS TABLE ("action" TEXT, "relation" TEXT, "kind" TEXT, "changes" TEXT)
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -543,11 +586,11 @@ $$;
 CREATE FUNCTION @extschema@.retention_apply(declaration jsonb, dry_run boolean DEFAULT true, prune boolean DEFAULT false)
 RETURNS TABLE (action text, relation text, kind text, changes text)
 LANGUAGE sql VOLATILE
-AS $$ SELECT * FROM @extschema@._retention_apply($1, $2, $3) $$;
+AS $$ SELECT * FROM @extschema@._retention_apply($1, $2, $3, pg_catalog.current_schemas(true)::pg_catalog.text[]) $$;
 
 COMMENT ON FUNCTION @extschema@.retention_export(text) IS 'The policies (of a label) as a JSON declaration that retention_apply reads';
 COMMENT ON FUNCTION @extschema@.retention_apply(jsonb, boolean, boolean) IS 'Makes the policies what the declaration says (dry_run, the default: only says what would change; prune: removes undeclared policies)';
-COMMENT ON FUNCTION @extschema@._retention_apply(jsonb, boolean, boolean) IS 'internal: use retention_apply';
+COMMENT ON FUNCTION @extschema@._retention_apply(jsonb, boolean, boolean, text[]) IS 'internal: use retention_apply';
 
 -- The privileges set on the replaced functions, on their successors: each
 -- grantee's EXECUTE (with its grant option) as it was, PUBLIC's included

@@ -31,12 +31,15 @@ struct Declaration {
 #[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 struct DeclaredPolicy {
-    /// The table, as `regclass` input reads it (`schema.table`).
+    /// The table: `schema.table`, or a name found on the caller's
+    /// search_path, quoted as SQL quotes identifiers.
     table: String,
     #[serde(default = "expire")]
     kind: String,
     time_column: String,
-    /// An interval, as `interval` input reads it (`'30 days'`).
+    /// An interval, as `interval` input reads it (`'30 days'`); `grace`
+    /// for an orphan policy, as `retention_add_orphan_policy` calls it.
+    #[serde(alias = "grace")]
     retain: String,
     #[serde(default)]
     label: Option<String>,
@@ -86,6 +89,8 @@ pub enum Change {
     },
     Unchanged(Settings),
     Remove(Settings),
+    /// Not declared, and kept: applied without `prune`.
+    Keep(Settings),
 }
 
 /// What applying `declared` over `existing` does: a change per declared
@@ -115,18 +120,22 @@ pub fn plan(declared: &[Settings], existing: &[Settings], prune: bool) -> Vec<Ch
             }
         })
         .collect();
-    if prune {
-        changes.extend(
-            existing
-                .iter()
-                .filter(|e| {
-                    !declared
-                        .iter()
-                        .any(|d| d.relid == e.relid && d.kind == e.kind)
-                })
-                .map(|e| Change::Remove(e.clone())),
-        );
-    }
+    changes.extend(
+        existing
+            .iter()
+            .filter(|e| {
+                !declared
+                    .iter()
+                    .any(|d| d.relid == e.relid && d.kind == e.kind)
+            })
+            .map(|e| {
+                if prune {
+                    Change::Remove(e.clone())
+                } else {
+                    Change::Keep(e.clone())
+                }
+            }),
+    );
     changes
 }
 
@@ -168,10 +177,15 @@ fn differences(existing: &Settings, declared: &Settings) -> Vec<String> {
     out
 }
 
-/// The declared policies with their tables resolved and their windows
+/// The declared policies with their tables resolved (an unqualified name in
+/// the caller's `schemas`, first match, as the search_path finds it) and their windows
 /// written as `interval` output writes them (so `'30d'` and `'30 days'`
 /// are the same, `'1 month'` and `'30 days'` are not: their cutoffs differ).
-fn resolve(client: &SpiClient<'_>, declaration: Declaration) -> Result<Vec<Settings>> {
+fn resolve(
+    client: &SpiClient<'_>,
+    declaration: Declaration,
+    schemas: &[String],
+) -> Result<Vec<Settings>> {
     if declaration.version.is_some_and(|v| v != 1) {
         return Err(RetentionError::InvalidParameter(
             "this pg_retention reads declarations of version 1".into(),
@@ -194,8 +208,16 @@ fn resolve(client: &SpiClient<'_>, declaration: Declaration) -> Result<Vec<Setti
         let found = rows(
             client,
             "SELECT c.oid, c.oid::pg_catalog.regclass::pg_catalog.text, $2::pg_catalog.interval::pg_catalog.text \
-             FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)",
-            &[p.table.as_str().into(), p.retain.as_str().into()],
+             FROM (SELECT pg_catalog.parse_ident($1) AS parts) i, pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+             WHERE c.relname OPERATOR(pg_catalog.=) i.parts[pg_catalog.array_length(i.parts, 1)] \
+               AND CASE WHEN pg_catalog.array_length(i.parts, 1) OPERATOR(pg_catalog.=) 1 \
+                          THEN n.nspname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($3) \
+                        WHEN pg_catalog.array_length(i.parts, 1) OPERATOR(pg_catalog.=) 2 \
+                          THEN n.nspname::pg_catalog.text OPERATOR(pg_catalog.=) i.parts[1] \
+                        ELSE false END \
+             ORDER BY pg_catalog.array_position($3, n.nspname::pg_catalog.text) LIMIT 1",
+            &[p.table.as_str().into(), p.retain.as_str().into(), schemas.to_vec().into()],
             |r| {
                 Ok((
                     get::<pg_sys::Oid>(r, 1)?,
@@ -354,6 +376,7 @@ fn _retention_apply(
     declaration: Option<JsonB>,
     dry_run: Option<bool>,
     prune: Option<bool>,
+    schemas: Option<Vec<Option<String>>>,
 ) -> TableIterator<
     'static,
     (
@@ -372,7 +395,8 @@ fn _retention_apply(
                 RetentionError::InvalidParameter(format!("not a policy declaration: {e}"))
             })?;
             let schema = extension_schema(client)?;
-            let declared = resolve(client, declaration)?;
+            let schemas: Vec<String> = schemas.unwrap_or_default().into_iter().flatten().collect();
+            let declared = resolve(client, declaration, &schemas)?;
             let existing = existing(client, &schema)?;
             let changes = plan(&declared, &existing, prune);
             let mut out = Vec::new();
@@ -385,6 +409,11 @@ fn _retention_apply(
                     }
                     Change::Unchanged(s) => ("unchanged", s, None),
                     Change::Remove(s) => ("remove", s, None),
+                    Change::Keep(s) => (
+                        "keep",
+                        s,
+                        Some("not declared; prune removes it".to_string()),
+                    ),
                 };
                 if !dry_run {
                     match &change {
@@ -394,7 +423,7 @@ fn _retention_apply(
                             add(client, &schema, s)?;
                         }
                         Change::Alter { declared, .. } => alter(client, &schema, declared)?,
-                        Change::Unchanged(_) => {}
+                        Change::Unchanged(_) | Change::Keep(_) => {}
                         Change::Remove(s) => remove(client, &schema, s)?,
                     }
                 }
@@ -463,7 +492,12 @@ mod tests {
                 },
                 Change::Replace(moved.clone()),
                 Change::Add(policy(4, "orphan", "1 day")),
+                Change::Keep(policy(3, "expire", "1 day")),
             ]
+        );
+        assert_eq!(
+            plan(&declared, &existing, false).last(),
+            Some(&Change::Keep(policy(3, "expire", "1 day")))
         );
         assert_eq!(
             plan(&declared, &existing, true).last(),

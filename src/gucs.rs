@@ -117,4 +117,13 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::UNIT_S,
     );
+    // Once the library is loaded, a misspelt pg_retention.* name (in SET,
+    // ALTER ROLE ... SET) is an error instead of a silent placeholder that
+    // no run reads; placeholders set before the load are dropped with a
+    // WARNING. PostgreSQL 15 and later.
+    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+    // SAFETY: a static C string; PostgreSQL copies the prefix.
+    unsafe {
+        pgrx::pg_sys::MarkGUCPrefixReserved(c"pg_retention".as_ptr())
+    };
 }

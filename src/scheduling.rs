@@ -98,7 +98,8 @@ fn progress_of(run: &ActiveRun) -> String {
         .progress
         .counts(&run.setup)
         .iter()
-        .filter(|t| own.contains(&t.relid))
+        // A partition removed whole is the policy's own table's rows.
+        .filter(|t| own.contains(&t.relid) || t.partition.is_some())
         .map(|t| t.deleted)
         .sum();
     let (percent, eta) = progress_estimate(done, expected, run.started.elapsed());

@@ -645,7 +645,7 @@ fn policy_stats(
 
     let time_indexed = leading_index(client, p.relid, std::slice::from_ref(&column.name))?;
     let mut unindexed = Vec::new();
-    for fk in walked_for(setup, p) {
+    for fk in checked_on_delete(setup, p) {
         if !leading_index(client, fk.child, &fk.child_columns)? {
             unindexed.push(format!(
                 "{} ({}) -> {}",
@@ -770,6 +770,26 @@ fn walked_for<'s>(setup: &'s Setup, p: &Policy) -> Vec<&'s ForeignKey> {
             out
         }
     }
+}
+
+/// The foreign keys whose child rows a run's deletes look up: those it
+/// walks, and those PostgreSQL acts on itself as it deletes (SET NULL, SET
+/// DEFAULT, CASCADE of a table not walked) — each looks its child rows up
+/// per deleted row, a scan of the child table without an index.
+fn checked_on_delete<'s>(setup: &'s Setup, p: &Policy) -> Vec<&'s ForeignKey> {
+    let mut out = walked_for(setup, p);
+    let mut deleted_from = vec![p.relid];
+    if p.kind == PolicyKind::Expire {
+        deleted_from.extend(out.iter().map(|fk| fk.child));
+    }
+    for table in deleted_from {
+        for fk in setup.referencing(table) {
+            if !fk.partition_copy && !out.iter().any(|o| o.name == fk.name && o.child == fk.child) {
+                out.push(fk);
+            }
+        }
+    }
+    out
 }
 
 /// Whether some valid, non-partial index of `relid` starts with exactly these

@@ -692,3 +692,35 @@ fn stats_count_expired_rows_up_to_a_cap_then_estimate() {
         .unwrap();
     assert_eq!(count(&mut db, default_sql), 500);
 }
+
+/// Foreign keys PostgreSQL acts on itself as a run deletes (SET NULL, SET
+/// DEFAULT) look their child rows up per deleted row: without an index each
+/// is a scan of the child table, so the stats name them too.
+#[test]
+fn stats_name_unindexed_keys_that_postgres_acts_on() {
+    let mut db = fresh_db("it_stats_set_null");
+    db.batch_execute(
+        "CREATE TABLE sessions (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE audit (id int PRIMARY KEY, session_id int REFERENCES sessions ON DELETE SET NULL);
+         CREATE TABLE pages (id int PRIMARY KEY, session_id int NOT NULL REFERENCES sessions ON DELETE CASCADE);
+         CREATE INDEX ON pages (session_id);
+         SELECT retention_add_policy('sessions', 'ts', '30 days');",
+    )
+    .unwrap();
+    assert_eq!(
+        crate::common::strings(
+            &mut db,
+            "SELECT unnest(unindexed_foreign_keys) FROM retention_stats()"
+        ),
+        ["public.audit_session_id_fkey (session_id) -> \"public\".\"sessions\""]
+    );
+    db.batch_execute("CREATE INDEX ON audit (session_id)")
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT cardinality(unindexed_foreign_keys) FROM retention_stats()"
+        ),
+        0
+    );
+}

@@ -161,6 +161,48 @@ fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
         ),
         ["pg_retention||*/1 * * * *|t|t|0|succeeded|t"]
     );
+    // A role without USAGE on pg_cron's schema is told so.
+    cron_db
+        .batch_execute("DROP ROLE IF EXISTS it_cron_nobody; CREATE ROLE it_cron_nobody;")
+        .unwrap();
+    for call in [
+        "SELECT * FROM retention_jobs()",
+        "SELECT retention_schedule('0 2 * * *')",
+        "SELECT retention_unschedule()",
+    ] {
+        assert_eq!(
+            crate::common::sqlstate_of(&mut cron_db, &format!("SET ROLE it_cron_nobody; {call}")),
+            "42501",
+            "{call}"
+        );
+        cron_db.batch_execute("RESET ROLE").unwrap();
+    }
+    cron_db.batch_execute("DROP ROLE it_cron_nobody").unwrap();
+    // Removing the last policy of a label the caller's job runs warns that
+    // the job fails from now on.
+    let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = std::sync::Arc::clone(&warnings);
+    let mut config: postgres::Config = crate::common::conninfo("postgres").parse().unwrap();
+    config.notice_callback(move |n| {
+        if n.severity() == "WARNING" {
+            sink.lock().unwrap().push(n.message().to_string())
+        }
+    });
+    let mut warned = config.connect(postgres::NoTls).unwrap();
+    warned
+        .batch_execute(
+            "CREATE TABLE cron_solo (id int PRIMARY KEY, ts timestamptz NOT NULL);
+             SELECT retention_add_policy('cron_solo', 'ts', '1 day', label => 'solo');
+             SELECT retention_schedule('0 2 * * *', label => 'solo');
+             SELECT retention_remove_policy('cron_solo');
+             SELECT retention_unschedule('solo');
+             DROP TABLE cron_solo;",
+        )
+        .unwrap();
+    assert_eq!(
+        *warnings.lock().unwrap(),
+        ["label \"solo\" has no policy left; its pg_cron job pg_retention:solo fails from now on"]
+    );
     // The job runs as its scheduler (a superuser here): a role that may
     // create in the extension's schema adds a retention_run taking text,
     // a better match for untyped arguments. The job's command, run as pg_cron

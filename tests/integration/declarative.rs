@@ -96,7 +96,10 @@ fn a_declaration_is_applied_idempotently_and_exported_back() {
             false,
             false
         ),
-        ["replace app.logs expire time_column changes"]
+        [
+            "replace app.logs expire time_column changes",
+            "keep app.jobs expire not declared; prune removes it"
+        ]
     );
     assert_eq!(
         strings(&mut target, "SELECT time_column::text FROM retention_policies WHERE relation = 'app.logs'::regclass"),
@@ -152,4 +155,32 @@ fn a_bad_declaration_is_refused_whole() {
         r#"SELECT * FROM retention_apply('{"policies": [{"table": "app.jobs", "time_column": "ts", "retian": "7 days"}]}')"#,
     );
     assert!(message.contains("unknown field `retian`"), "{message}");
+}
+
+/// A table named without its schema is found on the caller's search_path,
+/// as `retention_add_policy('logs', ...)` finds it; an orphan policy's
+/// window may be called `grace`, as `retention_add_orphan_policy` calls it.
+#[test]
+fn names_are_found_on_the_search_path_and_grace_is_an_orphan_window() {
+    let mut db = fresh_db("it_declared_search_path");
+    db.batch_execute(TABLES).unwrap();
+    db.batch_execute("SET search_path = app, public").unwrap();
+    assert_eq!(
+        apply(
+            &mut db,
+            r#"{"policies": [{"table": "logs", "time_column": "ts", "retain": "30 days"},
+                             {"table": "\"Owners\"", "kind": "orphan", "time_column": "created", "grace": "1 day"}]}"#,
+            false,
+            false
+        ),
+        ["add app.logs expire", "add app.\"Owners\" orphan"]
+    );
+    db.batch_execute("RESET search_path").unwrap();
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s %s', relation, kind, retain) FROM retention_policies ORDER BY id"
+        ),
+        ["app.logs expire 30 days", "app.\"Owners\" orphan 1 day"]
+    );
 }

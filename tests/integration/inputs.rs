@@ -99,6 +99,8 @@ fn bad_inputs_are_refused_with_their_sqlstate_and_change_nothing() {
         ("CALL retention_run(yield_ratio => 'NaN')", "22023"),
         ("CALL retention_run(yield_ratio => 1001)", "22023"),
         ("SET pg_retention.batch_pause = '-1'", "22023"),
+        // A misspelt setting, once the library is loaded (PostgreSQL 15+).
+        ("SET pg_retention.yield_ratoi = 0", "42602"),
         ("SET pg_retention.yield_ratio = -0.5", "22023"),
         ("SET pg_retention.max_rows_per_run = 'lots'", "22023"),
         ("SET pg_retention.lock_timeout = '99999999999'", "22023"),
