@@ -597,10 +597,17 @@ fn check_owners(client: &SpiClient<'_>, p: &Policy, tables: &[RelId]) -> Result<
         return Ok(());
     }
     let owner = owner_name(p.owner);
+    // Membership in a superuser is superuser: never the advice.
+    // SAFETY: reads the catalog for a role oid.
+    let remedy = if unsafe { pgrx::pg_sys::superuser_arg(p.owner) } {
+        "give the tables one owner".to_string()
+    } else {
+        format!("give the tables one owner (or make their owner a member of {owner})")
+    };
     Err(RetentionError::InsufficientPrivilege(format!(
         "the policy on {} reaches {}, whose owner lacks the privileges of {owner}, the owner of {}: \
          a run acts as {owner} on every table a policy reaches, so that owner's triggers and index \
-         expressions would run as {owner}; give the tables one owner (or make their owner a member of {owner})",
+         expressions would run as {owner}; {remedy}",
         p.relation.as_deref().unwrap_or("?"),
         foreign.join(", "),
         p.relation.as_deref().unwrap_or("?"),
