@@ -102,11 +102,7 @@ fn _retention_execute(
             if claim_policies(client, &schema, id, &mut setup, LockScope::Transaction)? {
                 return Ok(id);
             }
-            let expected: Vec<Option<i64>> = setup
-                .policies
-                .iter()
-                .map(|p| stats::expected_rows(client, &setup, p))
-                .collect();
+            let expected = stats::expected_rows_of(client, &setup);
             history::record_policies(client, &schema, id, &setup.policies, &expected)?;
 
             let mut deleter =

@@ -227,11 +227,7 @@ fn _retention_run_begin(
                 release_run_locks();
                 return Ok(id);
             }
-            let expected: Vec<Option<i64>> = setup
-                .policies
-                .iter()
-                .map(|p| stats::expected_rows(client, &setup, p))
-                .collect();
+            let expected = stats::expected_rows_of(client, &setup);
             history::record_policies(client, &schema, id, &setup.policies, &expected)?;
             let expected_rows = expected.iter().copied().sum::<Option<i64>>();
             pgrx::notice!(

@@ -880,5 +880,14 @@ pub fn expected_rows(client: &mut SpiClient<'_>, setup: &Setup, p: &Policy) -> O
     }
 }
 
+/// [`expected_rows`] of every policy of a run, in its order.
+pub fn expected_rows_of(client: &mut SpiClient<'_>, setup: &Setup) -> Vec<Option<i64>> {
+    setup
+        .policies
+        .iter()
+        .map(|p| expected_rows(client, setup, p))
+        .collect()
+}
+
 /// How long the estimate at a run's start waits for a table's lock.
 const EXPECTED_ROWS_LOCK_WAIT_MS: i32 = 100;

@@ -104,3 +104,18 @@ pub fn status_and_deleted(db: &mut Client, sql: &str) -> (String, i64) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     (row.get(0), row.get(1))
 }
+
+/// A connection that keeps every notice it receives, as "SEVERITY message".
+pub fn connect_keeping_notices(
+    db: &str,
+) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&notices);
+    let mut config: postgres::Config = conninfo(db).parse().unwrap();
+    config.notice_callback(move |n| {
+        sink.lock()
+            .unwrap()
+            .push(format!("{} {}", n.severity(), n.message()))
+    });
+    (config.connect(NoTls).unwrap(), notices)
+}

@@ -136,21 +136,11 @@ fn bad_inputs_are_refused_with_their_sqlstate_and_change_nothing() {
 /// more often a missing unit than a wish.
 #[test]
 fn a_window_without_a_unit_is_warned_about() {
-    let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = std::sync::Arc::clone(&warnings);
     let mut db = fresh_db("it_inputs_unitless");
     db.batch_execute("CREATE TABLE jobs (id int PRIMARY KEY, ts timestamptz NOT NULL)")
         .unwrap();
     drop(db);
-    let mut config: postgres::Config = crate::common::conninfo("it_inputs_unitless")
-        .parse()
-        .unwrap();
-    config.notice_callback(move |notice| {
-        sink.lock()
-            .unwrap()
-            .push(format!("{} {}", notice.severity(), notice.message()))
-    });
-    let mut db = config.connect(postgres::NoTls).unwrap();
+    let (mut db, warnings) = crate::common::connect_keeping_notices("it_inputs_unitless");
     db.batch_execute("SELECT retention_add_policy('jobs', 'ts', '60')")
         .unwrap();
     db.batch_execute("SELECT retention_alter_policy('jobs', retain => '2 days')")
@@ -172,8 +162,6 @@ fn a_window_without_a_unit_is_warned_about() {
 /// it was; reset clears a label or a batch size (NULL arguments keep them).
 #[test]
 fn policies_are_managed_idempotently() {
-    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = std::sync::Arc::clone(&notices);
     let mut db = fresh_db("it_inputs_idempotent");
     db.batch_execute(
         "CREATE TABLE jobs (id int PRIMARY KEY, ts timestamptz NOT NULL);
@@ -181,15 +169,7 @@ fn policies_are_managed_idempotently() {
     )
     .unwrap();
     drop(db);
-    let mut config: postgres::Config = crate::common::conninfo("it_inputs_idempotent")
-        .parse()
-        .unwrap();
-    config.notice_callback(move |notice| {
-        sink.lock()
-            .unwrap()
-            .push(format!("{} {}", notice.severity(), notice.message()))
-    });
-    let mut db = config.connect(postgres::NoTls).unwrap();
+    let (mut db, notices) = crate::common::connect_keeping_notices("it_inputs_idempotent");
     let listing = "SELECT format('%s %s %s %s %s', kind, retain, label, batch_size, enabled) FROM retention_policies ORDER BY id";
     let id = count(
         &mut db,

@@ -2,21 +2,11 @@
 //! expected rows, `retention_progress` from another session, and the
 //! narrow history views.
 
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use crate::common::{conninfo, count, fresh_db, strings};
+use crate::common::{connect_keeping_notices, count, fresh_db, strings};
 use crate::run::wait_for;
-
-/// A connection that keeps the NOTICEs it receives.
-fn connect_keeping_notices(db: &str) -> (postgres::Client, Arc<Mutex<Vec<String>>>) {
-    let notices = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&notices);
-    let mut config: postgres::Config = conninfo(db).parse().unwrap();
-    config.notice_callback(move |n| sink.lock().unwrap().push(n.message().to_string()));
-    (config.connect(postgres::NoTls).unwrap(), notices)
-}
 
 #[test]
 fn another_session_follows_a_run_in_retention_progress() {
@@ -57,11 +47,11 @@ fn another_session_follows_a_run_in_retention_progress() {
     let notices = notices.lock().unwrap();
     assert_eq!(
         notices[0],
-        "pg_retention run 1: 1 policy, about 3000 expired rows of their own tables (planner's estimate; dependent rows come on top)"
+        "NOTICE pg_retention run 1: 1 policy, about 3000 expired rows of their own tables (planner's estimate; dependent rows come on top)"
     );
     assert_eq!(
         notices.last().unwrap(),
-        "pg_retention run 1 succeeded: 3000 rows deleted"
+        "NOTICE pg_retention run 1 succeeded: 3000 rows deleted"
     );
 }
 
