@@ -327,14 +327,18 @@ fn a_writer_waiting_for_a_row_a_batch_deleted_never_fails_on_a_deadlock() {
         // batch deleted, uncommitted, cannot be locked without waiting.
         let first = deleted_by_the_waiting_batch(&mut writer, first, held);
         // Waits for the run's batch, which deleted `first`, until it gives
-        // up.
-        let updated = writer
+        // up; it does not fail (no 40P01). When the batch gives up, its
+        // retry (skipping the held row) and the woken writer race for
+        // `first`: the writer updates it, or finds it deleted by the retry
+        // when the run's backend got there first, which a busy machine makes
+        // likely (seen with the whole suite on two cores). Either way it
+        // must not fail.
+        writer
             .execute(
                 &format!("UPDATE spread SET pad = 'w' WHERE id = {first}"),
                 &[],
             )
-            .unwrap();
-        assert_eq!(updated, 1, "{layout:?}");
+            .unwrap_or_else(|e| panic!("{layout:?}: the writer failed: {e}"));
         writer.batch_execute("COMMIT").unwrap();
         run.join().unwrap().unwrap();
         db.batch_execute("CALL retention_run(1000)").unwrap();
