@@ -62,8 +62,15 @@ CONF
         rm -f "$dir/data/postmaster.pid"
       fi
     fi
+    # The port asked for wins over the one the data directory was made
+    # with (a cluster of this name made earlier on another port): a running
+    # one on another port is restarted on this one.
+    if as_server_user "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 \
+      && [ "$(sed -n 4p "$dir/data/postmaster.pid" 2>/dev/null)" != "$port" ]; then
+      as_server_user "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    fi
     if ! as_server_user "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-      as_server_user "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+      as_server_user "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $port" -w -t 60 start >/dev/null
     fi
     ;;
   stop)
