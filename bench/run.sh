@@ -12,7 +12,12 @@
 #   --citus     instead: on a Citus coordinator and two workers (scripts/citus.sh),
 #               retention_run against hand-written Citus DELETEs [--shards N];
 #               writes docs/bench/citus.md (or --out FILE)
-# It fails if the methods do not delete the same rows.
+#   --inflow    instead: the largest steady inflow (rows/s) a scheduled, yielding
+#               CALL retention_run keeps up with beside pgbench writers
+#               (bench/inflow.py) [--rates R1,R2,... --duration S --smoke];
+#               writes docs/bench/inflow.md (or --out FILE)
+# It fails if the methods do not delete the same rows (--inflow: if a run leaves
+# rows that had expired before it, or the rows do not add up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -33,6 +38,9 @@ if [ "${1:-}" = "--zoo" ]; then
 elif [ "${1:-}" = "--partitions" ]; then
   shift
   python3 bench/partitions.py "$@"
+elif [ "${1:-}" = "--inflow" ]; then
+  shift
+  PG_RETENTION_VIA_RUN_SH=1 python3 bench/inflow.py "$@"
 elif [ "${1:-}" = "--citus" ]; then
   shift
   bash scripts/citus.sh start

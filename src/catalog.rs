@@ -1254,6 +1254,21 @@ impl PreparedStatements {
         if !self.enabled {
             return rows_mut(client, sql, args, map);
         }
+        self.prepare(client, sql, args)?;
+        let table = client.update(&self.plans[sql], None, args)?;
+        let out = table.map(|row| map(&row)).collect();
+        free_last_result();
+        out
+    }
+
+    /// Prepares `sql` once (argument types taken from the first call's
+    /// arguments).
+    fn prepare(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        sql: &str,
+        args: &[DatumWithOid<'_>],
+    ) -> std::result::Result<(), SpiError> {
         if !self.plans.contains_key(sql) {
             let types: Vec<pgrx::pg_sys::PgOid> = args
                 .iter()
@@ -1262,10 +1277,25 @@ impl PreparedStatements {
             let statement = client.prepare_mut(sql, &types)?.keep();
             self.plans.insert(sql.to_string(), statement);
         }
-        let table = client.update(&self.plans[sql], None, args)?;
-        let out = table.map(|row| map(&row)).collect();
+        Ok(())
+    }
+
+    /// Runs a statement that returns no rows (a DELETE without RETURNING)
+    /// through its prepared plan; returns the rows it processed.
+    pub fn processed(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        sql: &str,
+        args: &[DatumWithOid<'_>],
+    ) -> std::result::Result<i64, SpiError> {
+        let processed = if self.enabled {
+            self.prepare(client, sql, args)?;
+            client.update(&self.plans[sql], None, args)?.len()
+        } else {
+            client.update(sql, None, args)?.len()
+        };
         free_last_result();
-        out
+        Ok(i64::try_from(processed).unwrap_or(i64::MAX))
     }
 }
 

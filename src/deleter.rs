@@ -810,11 +810,11 @@ impl<'a> Deleter<'a> {
         // re-check, and the delete would cascade to it.
         if policy.kind == PolicyKind::Expire && !clears_dependents(setup, policy) && !self.lock_free
         {
-            let args = root_args();
             if range.is_some() {
                 let lock = self.progress.lock_rows_next;
-                return self.root_batch_sweep_statement(client, &batch, &args, lock);
+                return self.root_batch_sweep_statement(client, &batch, root_args(), lock);
             }
+            let args = root_args();
             let by_ctid = setup.deletes_by_ctid(policy.relid);
             let lock = self.progress.lock_rows_next || !by_ctid;
             return self.root_batch_single_statement(
@@ -923,27 +923,58 @@ impl<'a> Deleter<'a> {
         })
     }
 
-    /// A sweep's batch in one statement ([`RootBatch::sweep_delete_sql`]).
+    /// A sweep's batch: with row locks in one statement
+    /// ([`RootBatch::sweep_locked_delete_sql`]); without, where it ends
+    /// ([`RootBatch::sweep_end_sql`]), then the range's expired rows up to
+    /// there ([`RootBatch::sweep_range_delete_sql`]). The history's oldest
+    /// and newest are those of the rows the batch found expired.
     fn root_batch_sweep_statement(
         &mut self,
         client: &mut SpiClient<'_>,
         batch: &RootBatch<'_>,
-        args: &[DatumWithOid<'_>],
+        mut args: Vec<DatumWithOid<'_>>,
         lock: bool,
     ) -> Result<RootProgress> {
         let statements = &mut self.progress.statements;
-        let found = waiting_briefly_unless(lock, || {
-            statements.rows(client, &batch.sweep_delete_sql(lock), args, |r| {
-                Ok((
-                    get::<i64>(r, 1)?.unwrap_or_default(),
-                    summary_row_at(r, 2)?,
-                    get::<pgrx::pg_sys::ItemPointerData>(r, 5)?,
-                ))
-            })
-        })
-        .map_err(internal)?;
-        let (selected, (deleted, oldest, newest), last) =
-            found.into_iter().next().unwrap_or_default();
+        let (selected, (deleted, oldest, newest), last) = if lock {
+            statements
+                .rows(client, &batch.sweep_locked_delete_sql(), &args, |r| {
+                    Ok((
+                        get::<i64>(r, 1)?.unwrap_or_default(),
+                        summary_row_at(r, 2)?,
+                        get::<pgrx::pg_sys::ItemPointerData>(r, 5)?,
+                    ))
+                })
+                .map_err(internal)?
+                .into_iter()
+                .next()
+                .unwrap_or_default()
+        } else {
+            let (selected, oldest, newest, last) = statements
+                .rows(client, &batch.sweep_end_sql(), &args, |r| {
+                    Ok((
+                        get::<i64>(r, 1)?.unwrap_or_default(),
+                        get::<i64>(r, 2)?,
+                        get::<i64>(r, 3)?,
+                        get::<pgrx::pg_sys::ItemPointerData>(r, 4)?,
+                    ))
+                })
+                .map_err(internal)?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let deleted = match last {
+                Some(end) => {
+                    args.push(end.into());
+                    waiting_briefly_unless(false, || {
+                        statements.processed(client, &batch.sweep_range_delete_sql(), &args)
+                    })
+                    .map_err(internal)?
+                }
+                None => 0,
+            };
+            (selected, (deleted, oldest, newest), last)
+        };
         self.tally(batch.table.relid, deleted, oldest, newest);
         Ok(RootProgress {
             selected,
@@ -1356,15 +1387,21 @@ impl<'a> Deleter<'a> {
             .collect::<Result<_>>()?;
         let values: Columns = positions.iter().map(|i| parent_rows[*i].clone()).collect();
         let leaf = !setup.has_walked_children(edge.child);
+        let by_ctid = setup.deletes_by_ctid(edge.child);
         let sql = if leaf {
-            sqlgen::child_delete_sql(child, edge, setup.deletes_by_ctid(edge.child))
+            sqlgen::child_delete_sql(child, edge, by_ctid)
         } else {
             sqlgen::child_select_sql(child, edge, !self.lock_free)
         };
-        // Usually all of a chunk's leaf children fit one statement: the first
-        // statement of a chunk deletes them in one pass over the foreign key's
-        // index; only when there are more does it fall back to `sql`.
-        let one_pass_sql = leaf.then(|| sqlgen::child_delete_all_sql(child, edge));
+        // Usually all of a chunk's leaf children fit one statement. Deleted
+        // by ctid, `sql` is that statement: one pass over the foreign key's
+        // index and a TID scan, and it tells whether more are left. Deleted by
+        // key (a table with inheritance children, Citus), `sql` probes the
+        // key's index once per row: the chunk's first statement then deletes
+        // them in one pass over the foreign key's index instead, after
+        // counting that they fit, and only when there are more falls back to
+        // `sql`.
+        let one_pass_sql = (leaf && !by_ctid).then(|| sqlgen::child_delete_all_sql(child, edge));
         let child_types = if leaf {
             Vec::new()
         } else {
@@ -1397,9 +1434,9 @@ impl<'a> Deleter<'a> {
                     (n, found <= statement_limit)
                 } else if leaf {
                     let (n, selected) = self.delete_counted(client, edge.child, &sql, &args)?;
-                    // A row kept by the re-check (changed meanwhile) is
-                    // looked at again by the next statement.
-                    (n, selected < statement_limit)
+                    // It selected one more than it may delete: at most the
+                    // limit, and it has seen every child of the chunk.
+                    (n, selected <= statement_limit)
                 } else {
                     let memory = &self.progress.memory.batch;
                     let selected = self
