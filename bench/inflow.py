@@ -88,6 +88,8 @@ def call(retain, settings, max_seconds):
                            "SELECT status, deleted, extract(epoch FROM duration) FROM retention_history"
                            f" WHERE label = '{LABEL}' ORDER BY id DESC LIMIT 1;"
                            "SELECT current_setting('pg_retention.yield_ratio'), current_setting('pg_retention.max_lag');"
+                           # A parallel count would take the writers' CPU.
+                           "SET max_parallel_workers_per_gather = 0;"
                            f"SELECT count(*), coalesce(extract(epoch FROM now() - interval '{retain} seconds' - min(ts)), 0)"
                            f" FROM inflow_log WHERE ts < now() - interval '{retain} seconds';")
     history, gucs, backlog = out.strip().splitlines()

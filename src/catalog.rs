@@ -953,6 +953,15 @@ impl Setup {
         self.plan.child_edges(relid).next().is_some()
     }
 
+    /// Whether a batch of `relid` locked by a statement can be deleted by the
+    /// `ctid`s of its rows in that statement: a `ctid` names a row of one
+    /// ordinary table (no inheritance children, not partitioned), and Citus
+    /// cannot route it.
+    pub fn deletes_by_ctid(&self, relid: RelId) -> bool {
+        let shape = self.shape(relid);
+        shape.plain_table && !shape.has_inheritors && !self.citus
+    }
+
     /// The children of `relid` for a one-statement root batch
     /// ([`crate::sqlgen::RootBatch::fused_sql`]), all left to their
     /// `ON DELETE CASCADE`; `None` when its batches need the general walk.
@@ -966,15 +975,6 @@ impl Setup {
     /// the statement's snapshot and its row locks would be missed by a delete
     /// in the statement and then fail the foreign key check, where a cascade
     /// deletes it like any other.
-    /// Whether a batch of `relid` locked by a statement can be deleted by the
-    /// `ctid`s of its rows in that statement: a `ctid` names a row of one
-    /// ordinary table (no inheritance children, not partitioned), and Citus
-    /// cannot route it.
-    pub fn deletes_by_ctid(&self, relid: RelId) -> bool {
-        let shape = self.shape(relid);
-        shape.plain_table && !shape.has_inheritors && !self.citus
-    }
-
     pub fn fused_children(&self, relid: RelId) -> Option<Vec<FusedChild<'_>>> {
         let parent = self.shape(relid);
         // The one statement deletes the batch by ctid from this table only.

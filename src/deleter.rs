@@ -1073,9 +1073,6 @@ impl<'a> Deleter<'a> {
         }))
     }
 
-    /// Deletes every row that references the given parent rows through a
-    /// walked foreign key, and their own dependents first. `false` when the
-    /// step's budget ran out before all were gone.
     /// Removes one partition whole, in a subtransaction of its own, as the
     /// policy's table owner, and records it. A partition that cannot be
     /// removed (its locks busy past `pg_retention.partition_lock_timeout`,
@@ -1346,6 +1343,9 @@ impl<'a> Deleter<'a> {
         }
     }
 
+    /// Deletes every row that references the given parent rows through a
+    /// walked foreign key, and their own dependents first. `false` when the
+    /// step's budget ran out before all were gone.
     fn clear_dependents(
         &mut self,
         client: &mut SpiClient<'_>,
@@ -1501,9 +1501,6 @@ impl<'a> Deleter<'a> {
         Ok(true)
     }
 
-    /// Deletes the rows whose key values are given (the first columns of
-    /// `rows`), re-checking what `recheck` says with `recheck_args`; returns
-    /// how many it deleted.
     /// Runs a child statement that returns the deleted summary then a count
     /// ([`sqlgen::child_delete_all_sql`], [`sqlgen::child_delete_sql`]);
     /// tallies the deleted rows and returns how many, with the count.
@@ -1529,6 +1526,9 @@ impl<'a> Deleter<'a> {
         Ok((n, counted))
     }
 
+    /// Deletes the rows whose key values are given (the first columns of
+    /// `rows`), re-checking what `recheck` says with `recheck_args`; returns
+    /// how many it deleted.
     fn delete_by_keys(
         &mut self,
         client: &mut SpiClient<'_>,
@@ -1580,8 +1580,6 @@ fn xact_tuples_deleted(relid: RelId) -> i64 {
     .unwrap_or_default()
 }
 
-/// Whether a policy's root batches clear dependents before they are deleted
-/// (else each batch is selected and deleted in one statement).
 /// Locks a relation by its oid (a partition's name may have changed hands
 /// since it was listed; a referenced table's owner may be another role,
 /// whose table detaching locks all the same), waiting under the session's
@@ -1632,6 +1630,8 @@ fn with_partition_lock_timeout<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Whether a policy's root batches clear dependents before they are deleted
+/// (else each batch is selected and deleted in one statement).
 fn clears_dependents(setup: &Setup, policy: &Policy) -> bool {
     policy.kind == PolicyKind::Expire && setup.has_walked_children(policy.relid)
 }
