@@ -509,9 +509,35 @@ pub fn deleted_tables(
         }
     };
     for &table in &tables {
-        row_key(client, table, &relation_name(client, table)?)?;
+        let name = relation_name(client, table)?;
+        row_key(client, table, &name)?;
+        refuse_delete_rules(client, table, &name)?;
     }
     Ok(tables)
+}
+
+/// A rule on DELETE makes a DELETE do something else (an INSTEAD rule) or
+/// more (an ALSO rule), and PostgreSQL refuses most rules in the
+/// data-modifying WITH clauses most of the run's statements are, but not in
+/// a plain DELETE (a sweep's): a policy reaching such a table is refused
+/// whole (0A000), at add time and at every run, rather than deleting by some
+/// statements and doing the rule's action by others.
+fn refuse_delete_rules(client: &SpiClient<'_>, relid: RelId, display: &str) -> Result<()> {
+    let rules = rows(
+        client,
+        "SELECT pg_catalog.quote_ident(r.rulename) FROM pg_catalog.pg_rewrite r \
+         WHERE r.ev_class OPERATOR(pg_catalog.=) $1 AND r.ev_type OPERATOR(pg_catalog.=) '4' ORDER BY r.rulename",
+        &[pgrx::pg_sys::Oid::from(relid).into()],
+        |r| get::<String>(r, 1),
+    )
+    .map_err(internal)?;
+    match rules.into_iter().flatten().next() {
+        Some(rule) => Err(RetentionError::Unsupported(format!(
+            "table {display} has a rule on DELETE ({rule}); pg_retention deletes rows itself and \
+             cannot apply rules: drop the rule (DROP RULE {rule} ON {display}) or the policy"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A policy's batches cover the tables inheriting from its table (but those

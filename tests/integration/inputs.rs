@@ -257,3 +257,50 @@ fn policies_are_managed_idempotently() {
         ]
     );
 }
+
+#[test]
+fn a_table_with_a_rule_on_delete_is_refused_at_add_and_at_every_run() {
+    let mut db = fresh_db("it_inputs_rules");
+    db.batch_execute(
+        "CREATE TABLE soft (id int PRIMARY KEY, ts timestamptz NOT NULL, gone bool NOT NULL DEFAULT false);
+         INSERT INTO soft SELECT g, now() - g * interval '1 day' FROM generate_series(1, 20) g;
+         CREATE RULE soft_delete AS ON DELETE TO soft DO INSTEAD UPDATE soft SET gone = true WHERE id = OLD.id;
+         CREATE TABLE later (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO later SELECT g, now() - g * interval '1 day' FROM generate_series(1, 20) g;
+         CREATE TABLE later_log (id int);
+         SELECT retention_add_policy('later', 'ts', '5 days');
+         CREATE RULE \"Keep Log\" AS ON DELETE TO later DO ALSO INSERT INTO later_log VALUES (OLD.id);",
+    )
+    .unwrap();
+    let refused = db
+        .batch_execute("SELECT retention_add_policy('soft', 'ts', '5 days')")
+        .unwrap_err();
+    let refused = refused.as_db_error().unwrap();
+    assert_eq!(refused.code().code(), "0A000");
+    assert_eq!(
+        refused.message(),
+        "table public.soft has a rule on DELETE (soft_delete); pg_retention deletes rows itself and \
+         cannot apply rules: drop the rule (DROP RULE soft_delete ON public.soft) or the policy"
+    );
+    // A rule added after the policy: every run refuses the policy, and
+    // neither deletes a row nor runs the rule's action.
+    for _ in 0..2 {
+        let failed = sqlstate_of(&mut db, "CALL retention_run(1000)");
+        assert_eq!(failed, "0A000");
+    }
+    assert_eq!(count(&mut db, "SELECT count(*) FROM later"), 20);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM later_log"), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM soft WHERE gone"), 0);
+    let errors: Vec<String> = db
+        .query(
+            "SELECT status || ': ' || error FROM cleanup_runs ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected = "failed: public.later (expire policy 1): table public.later has a rule on DELETE (\"Keep Log\"); pg_retention deletes rows itself and \
+                    cannot apply rules: drop the rule (DROP RULE \"Keep Log\" ON public.later) or the policy";
+    assert_eq!(errors, vec![expected.to_string(), expected.to_string()]);
+}
