@@ -129,15 +129,20 @@ def variant_settings(variant):
     return ""
 
 
+def writers_for(opts):
+    """Seconds the writers run: the warm-up, the schedule and one more
+    interval, which the last CALL may use; no CALL outlives them
+    (max_duration)."""
+    return int(WARMUP + opts["duration"] + opts["interval"] + 1)
+
+
 def measure(rate, variant, opts):
     """One rate, one variant: the writers and the schedule side by side."""
     retain, interval, duration, k, clients = (opts[x] for x in ("retain", "interval", "duration", "k", "clients"))
     settings = variant_settings(variant)
     filled = fill(rate, retain, interval)
     first_id = last_run_id()
-    # Writers run through the warm-up, the schedule and one more interval,
-    # which the last CALL may use; no CALL outlives them (max_duration).
-    writer_seconds = int(WARMUP + duration + interval + 1.5)
+    writer_seconds = writers_for(opts)
     tps = rate / k
     proc = subprocess.Popen(
         ["pgbench", "-n", "-c", str(clients), "-j", str(clients), "-T", str(writer_seconds), "-R", f"{tps:.3f}",
@@ -219,12 +224,22 @@ def measure(rate, variant, opts):
 KEPT = {True: "yes", False: "no", None: "-"}
 
 
-def largest_kept(results):
-    """The largest rate kept up below the smallest one not, and that one."""
+def largest_kept(results, interval=None):
+    """The largest rate kept up below the smallest one not, and that one;
+    with `interval`, kept up only if every CALL was done within it."""
+    def ok(r):
+        return r["kept"] and (interval is None or r["longest"] <= interval)
     rates = sorted(results, key=lambda r: r["rate"])
-    lost = next((r["rate"] for r in rates if not r["kept"]), None)
-    kept = [r["rate"] for r in rates if r["kept"] and (lost is None or r["rate"] < lost)]
+    lost = next((r["rate"] for r in rates if not ok(r)), None)
+    kept = [r["rate"] for r in rates if ok(r) and (lost is None or r["rate"] < lost)]
     return (kept[-1] if kept else None), lost
+
+
+def kept_mark(r, interval):
+    if not r["kept"]:
+        return "no"
+    # Bounded, but the CALLs ran back to back: the schedule slipped.
+    return "**yes**" if r["longest"] <= interval else "yes, CALLs back to back"
 
 
 def fmt_rate(x):
@@ -250,17 +265,19 @@ def report(results, opts, command, machine, gucs):
         f"of rows at that rate (the table at steady state, one interval's inflow expired); {opts['clients']} pgbench "
         f"clients inserting {opts['k']} rows per transaction at `-R rate / {opts['k']}` "
         f"(`bench/inflow_writer.sql`): {WARMUP:g} s, then {opts['duration']:g} s beside the schedule, then "
-        f"{interval + 1.5:g} s more, which the last CALL may use. The schedule: "
+        f"{writers_for(opts) - WARMUP - opts['duration']:g} s more, which the last CALL may use. The schedule: "
         f"`CALL retention_run(1000, label => 'inflow')` every {interval:g} s, "
         "each in a new session as pg_cron runs a job, sleeping only the remainder (a CALL that overran is "
         "followed by the next at once; `max_duration` ends the last with the writers). "
-        f"`{DEFAULT}`: the server's settings ({gucs}); "
-        f"`{NO_YIELD}`: the same CALLs never yielding; `max_lag = N s`: `SET pg_retention.max_lag` before each CALL; "
-        f"`{ALONE}`: no CALLs, for the writers' latency.",
+        + "; ".join([f"`{DEFAULT}`: the server's settings ({gucs})"]
+                    + [f"`{NO_YIELD}`: the same CALLs never yielding" for v in variants if v == NO_YIELD]
+                    + [f"`{v}`: `SET pg_retention.max_lag` so before each CALL" for v in variants if v.startswith("max_lag")]
+                    + [f"`{ALONE}`: no CALLs, for the writers' latency" for v in variants if v == ALONE]) + ".",
         "",
         "Expired: the rows with `ts < now() - retain` right after each CALL, mean of the first and of the last "
         "third of the CALLs. **Kept up**: the last third's mean is not above the first third's by more than one "
-        f"interval's inflow ({interval:g} s at the inserted rate). Busy: the CALLs' time (from `retention_history`) "
+        f"interval's inflow ({interval:g} s at the inserted rate); 'CALLs back to back': kept up, but some CALL took "
+        "longer than the interval, so the next started late (the run was busy all the time). Busy: the CALLs' time (from `retention_history`) "
         "over the schedule's; yields: what they slept giving way to the writers, and batches: the batches' own "
         "time (both from the DEBUG1 line per batch). Writers: transactions/s, latency average and pgbench's "
         "rate-limit schedule lag (how late transactions started, on average).",
@@ -278,14 +295,18 @@ def report(results, opts, command, machine, gucs):
             f"| {r['variant']} | {r['rate']:,} | {r['inserted']:,.0f} | {r['deleted']:,} | {len(r['calls'])}{stopped} | "
             f"{r['longest']:.1f} | {r['busy']:.1f} / {r['span']:.1f} | {r['yield_s']:.1f} | {r['batch_s']:.2f} | "
             f"{r['p50']:.1f} / {r['p99']:.1f} | {r['first']:,.0f} / {r['last']:,.0f} | {r['calls'][-1]['lag']:.1f} | {w} | "
-            f"{'**yes**' if r['kept'] else 'no'} |")
+            f"{kept_mark(r, interval)} |")
     lines.append("")
     for v in variants:
         if v == ALONE:
             continue
-        best, lost = largest_kept([r for r in results if r["variant"] == v])
+        runs = [r for r in results if r["variant"] == v]
+        best, lost = largest_kept(runs)
+        on_time, _ = largest_kept(runs, interval)
         lines.append(f"- {v}: **largest rate kept up: {fmt_rate(best)}**"
-                     + (f"; not kept up at {fmt_rate(lost)}" if lost else "; every rate measured kept up") + ".")
+                     + (f"; not kept up at {fmt_rate(lost)}" if lost else "; every rate measured kept up")
+                     + ("" if on_time == best else f"; with every CALL done within its {interval:g} s: {fmt_rate(on_time)}")
+                     + ".")
     lines += [
         "",
         "Per CALL (its start in s from the schedule's start: seconds, rows deleted → expired rows right after), "
