@@ -477,10 +477,13 @@ impl<'a> Deleter<'a> {
         // one root row: a full root batch could hold far more rows than one
         // step deletes, and every step would re-lock it and re-walk its
         // dependents.
+        // A root whose dependents, as measured, exceed the budget takes
+        // several steps whatever the statements: a one-statement batch
+        // (`sized`, below) would count them only to find they do not fit.
         let (limit, sized) = match (self.budget, self.progress.fanout.get(&policy.id)) {
             (Some(budget), Some(rows_per_root)) if *rows_per_root > 1.0 => (
                 ((budget as f64 / rows_per_root).floor() as i64).clamp(1, batch_limit),
-                true,
+                *rows_per_root <= budget as f64,
             ),
             (Some(_), None) if clears_dependents(setup, policy) => (1, false),
             _ => (batch_limit, false),
@@ -1556,7 +1559,8 @@ impl<'a> Deleter<'a> {
 }
 
 /// The limits of one step: root rows in its batch, rows per statement, and
-/// whether the root limit was sized from the measured fan-out.
+/// whether the root limit was sized from the measured fan-out with each
+/// root's dependents fitting the step's budget.
 #[derive(Clone, Copy)]
 struct Limits {
     root: i64,
