@@ -19,7 +19,7 @@ For each inflow rate (rows/s), on the emptied table:
 The run keeps up when that backlog stays bounded: the mean of the last third
 of the samples is not above the first third's by more than one interval's
 inflow (as inserted). Each rate is also run with yield_ratio = 0 (unless
---no-reference), with `SET pg_retention.max_lag = 'N s'` before each CALL
+--no-reference), with `SET pg_retention.max_lag = 'Ns'` before each CALL
 (--max-lag N), with no CALLs at all (--alone: the writers' own latency), and
 the default once more between the largest rate it kept up with and the
 smallest it did not (unless --no-bisect). After each rate a last CALL,
@@ -271,7 +271,7 @@ def report(results, opts, command, machine, gucs):
         "followed by the next at once; `max_duration` ends the last with the writers). "
         + "; ".join([f"`{DEFAULT}`: the server's settings ({gucs})"]
                     + [f"`{NO_YIELD}`: the same CALLs never yielding" for v in variants if v == NO_YIELD]
-                    + [f"`{v}`: `SET pg_retention.max_lag` so before each CALL" for v in variants if v.startswith("max_lag")]
+                    + [f"`{v}`: the same after `{variant_settings(v)[:-1]}`" for v in variants if v.startswith("max_lag")]
                     + [f"`{ALONE}`: no CALLs, for the writers' latency" for v in variants if v == ALONE]) + ".",
         "",
         "Expired: the rows with `ts < now() - retain` right after each CALL, mean of the first and of the last "
