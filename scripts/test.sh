@@ -106,3 +106,5 @@ echo "==> schema zoo smoke test (tiny scale; in every shape the methods must lea
 bash bench/run.sh --zoo --scale 0.02 --rounds 1 --out "$(mktemp)"
 echo "==> partition benchmark smoke test (tiny scale; drop, rows and plain DELETEs must leave the same rows)"
 bash bench/run.sh --partitions --scale 0.05 --rounds 1 --writers 0 --out "$(mktemp)"
+echo "==> inflow smoke test (1,000 rows/s for 10 s beside a scheduled, yielding run, which must keep up)"
+bash bench/run.sh --inflow --smoke
