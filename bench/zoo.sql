@@ -197,6 +197,25 @@ BEGIN
       $$DELETE FROM z_uuid.device WHERE ts < now() - interval '50 days';$$,
       '{z_uuid.device,z_uuid.reading}', NULL, NULL);
 
+    -- 11. Groups of identical times in a table that cannot be swept: a log
+    -- partitioned by HASH of its key (not by time, so no partition goes
+    -- whole), each import stamped with one now(); 21 imports, keys
+    -- uncorrelated with time.
+    n := greatest(100, (150000 * scale)::bigint);
+    DROP SCHEMA IF EXISTS z_pgroups CASCADE; CREATE SCHEMA z_pgroups;
+    CREATE TABLE z_pgroups.log (id bigint PRIMARY KEY, ts timestamptz NOT NULL, payload text NOT NULL)
+      PARTITION BY HASH (id);
+    CREATE TABLE z_pgroups.log_0 PARTITION OF z_pgroups.log FOR VALUES WITH (MODULUS 3, REMAINDER 0);
+    CREATE TABLE z_pgroups.log_1 PARTITION OF z_pgroups.log FOR VALUES WITH (MODULUS 3, REMAINDER 1);
+    CREATE TABLE z_pgroups.log_2 PARTITION OF z_pgroups.log FOR VALUES WITH (MODULUS 3, REMAINDER 2);
+    INSERT INTO z_pgroups.log SELECT (i * 2654435761) % 4294967311,
+        now() - interval '100 days 12 hours' + ((i - 1) * 21 / n) * interval '5 days', 'line ' || i
+      FROM generate_series(1, n) i;
+    CREATE INDEX ON z_pgroups.log (ts);
+    PERFORM retention_add_policy('z_pgroups.log', 'ts', '50 days', 'partitioned_groups');
+    INSERT INTO zoo_shapes VALUES ('partitioned_groups', 'log hash-partitioned by key, 21 groups of identical times',
+      $$DELETE FROM z_pgroups.log WHERE ts < now() - interval '50 days';$$, '{z_pgroups.log}', NULL, NULL);
+
     -- 10. Orphans: posts expire; tags referenced by no remaining post go.
     n := greatest(100, (200000 * scale)::bigint);
     DROP SCHEMA IF EXISTS z_orphan CASCADE; CREATE SCHEMA z_orphan;
