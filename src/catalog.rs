@@ -522,7 +522,7 @@ pub fn deleted_tables(
 /// a plain DELETE (a sweep's): a policy reaching such a table is refused
 /// whole (0A000), at add time and at every run, rather than deleting by some
 /// statements and doing the rule's action by others.
-fn refuse_delete_rules(client: &SpiClient<'_>, relid: RelId, display: &str) -> Result<()> {
+pub fn refuse_delete_rules(client: &SpiClient<'_>, relid: RelId, display: &str) -> Result<()> {
     let rules = rows(
         client,
         "SELECT pg_catalog.quote_ident(r.rulename) FROM pg_catalog.pg_rewrite r \

@@ -16,7 +16,8 @@ use pgrx::datum::DatumWithOid;
 use pgrx::spi::SpiClient;
 
 use crate::catalog::{
-    get, internal, rows_mut, PartitionAction, Policy, PolicyKind, PreparedStatements, Setup,
+    get, internal, refuse_delete_rules, relation_name, rows_mut, PartitionAction, Policy,
+    PolicyKind, PreparedStatements, Setup,
 };
 use crate::errors::{Result, RetentionError};
 use crate::history::TableCount;
@@ -477,13 +478,13 @@ impl<'a> Deleter<'a> {
         // one root row: a full root batch could hold far more rows than one
         // step deletes, and every step would re-lock it and re-walk its
         // dependents.
-        // A root whose dependents, as measured, exceed the budget takes
-        // several steps whatever the statements: a one-statement batch
+        // A root whose dependents, as measured, exceed a statement's rows
+        // takes several statements whatever happens: a one-statement batch
         // (`sized`, below) would count them only to find they do not fit.
         let (limit, sized) = match (self.budget, self.progress.fanout.get(&policy.id)) {
             (Some(budget), Some(rows_per_root)) if *rows_per_root > 1.0 => (
                 ((budget as f64 / rows_per_root).floor() as i64).clamp(1, batch_limit),
-                *rows_per_root <= budget as f64,
+                *rows_per_root <= batch_limit as f64,
             ),
             (Some(_), None) if clears_dependents(setup, policy) => (1, false),
             _ => (batch_limit, false),
@@ -953,19 +954,24 @@ impl<'a> Deleter<'a> {
                 .next()
                 .unwrap_or_default()
         } else {
-            let (selected, oldest, newest, last) = statements
+            let (selected, oldest, newest, last, has_rule) = statements
                 .rows(client, &batch.sweep_end_sql(), &args, |r| {
                     Ok((
                         get::<i64>(r, 1)?.unwrap_or_default(),
                         get::<i64>(r, 2)?,
                         get::<i64>(r, 3)?,
                         get::<pgrx::pg_sys::ItemPointerData>(r, 4)?,
+                        get::<bool>(r, 5)?.unwrap_or_default(),
                     ))
                 })
                 .map_err(internal)?
                 .into_iter()
                 .next()
                 .unwrap_or_default();
+            if has_rule {
+                let relid = batch.table.relid;
+                refuse_delete_rules(client, relid, &relation_name(client, relid)?)?;
+            }
             let deleted = match last {
                 Some(end) => {
                     args.push(end.into());
@@ -975,6 +981,13 @@ impl<'a> Deleter<'a> {
                     .map_err(internal)?
                 }
                 None => 0,
+            };
+            // The times are those of the rows found expired; a batch that
+            // deleted none of them (taken by others meanwhile) has no range.
+            let (oldest, newest) = if deleted > 0 {
+                (oldest, newest)
+            } else {
+                (None, None)
             };
             (selected, (deleted, oldest, newest), last)
         };
@@ -1404,7 +1417,7 @@ impl<'a> Deleter<'a> {
         // them in one pass over the foreign key's index instead, after
         // counting that they fit, and only when there are more falls back to
         // `sql`.
-        let one_pass_sql = (leaf && !by_ctid).then(|| sqlgen::child_delete_all_sql(child, edge));
+        let one_pass_sql = leaf.then(|| sqlgen::child_delete_all_sql(child, edge));
         let child_types = if leaf {
             Vec::new()
         } else {
@@ -1429,17 +1442,31 @@ impl<'a> Deleter<'a> {
             args.push(statement_limit.into());
             let mut statements = 0;
             let mut rows_in_chunk = 0;
+            let mut one_pass_next = !by_ctid;
             loop {
                 statements += 1;
-                let one_pass = one_pass_sql.as_deref().filter(|_| statements == 1);
+                let one_pass = one_pass_sql
+                    .as_deref()
+                    .filter(|_| std::mem::take(&mut one_pass_next));
                 let (got, cleared) = if let Some(one_pass) = one_pass {
                     let (n, found) = self.delete_counted(client, edge.child, one_pass, &args)?;
                     (n, found <= statement_limit)
                 } else if leaf {
                     let (n, selected) = self.delete_counted(client, edge.child, &sql, &args)?;
-                    // It selected one more than it may delete: at most the
-                    // limit, and it has seen every child of the chunk.
-                    (n, selected <= statement_limit)
+                    if n < selected.min(statement_limit) {
+                        // A row it selected was not deleted: another
+                        // session deleted it, or updated it, and the delete's
+                        // re-check kept the new version (a TID scan re-checks
+                        // its ctid on some releases) though it may still
+                        // reference a parent of the chunk. The next statement
+                        // deletes by foreign key, which follows it.
+                        one_pass_next = true;
+                        (n, false)
+                    } else {
+                        // It selected one more than it may delete: at most
+                        // the limit, and it has seen every child of the chunk.
+                        (n, selected <= statement_limit)
+                    }
                 } else {
                     let memory = &self.progress.memory.batch;
                     let selected = self
@@ -1560,7 +1587,7 @@ impl<'a> Deleter<'a> {
 
 /// The limits of one step: root rows in its batch, rows per statement, and
 /// whether the root limit was sized from the measured fan-out with each
-/// root's dependents fitting the step's budget.
+/// root's dependents fitting one statement.
 #[derive(Clone, Copy)]
 struct Limits {
     root: i64,

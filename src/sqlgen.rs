@@ -461,14 +461,23 @@ impl RootBatch<'_> {
     /// A sweep's batch without row locks, first of two statements: where the
     /// batch ends. Reads the range's expired rows up to the `$2`-th in
     /// physical order and returns one row: how many (at most `$2`), the
-    /// oldest and newest of their times, and the last one's `ctid` (NULL
-    /// when there are none). Nothing is locked or written.
+    /// oldest and newest of their times, the last one's `ctid` (NULL when
+    /// there are none), and whether the table has a rule on DELETE. Nothing
+    /// is locked or written. The rule test runs in a snapshot taken after
+    /// the statement locked the table, and no rule can be added (`CREATE
+    /// RULE` locks it exclusively) until the step commits: so the second
+    /// statement, a plain DELETE that a rule would rewrite, runs only on a
+    /// table seen without one (the run's start checks every table too, but
+    /// a rule may come between its steps).
     pub fn sweep_end_sql(&self) -> String {
         format!(
-            "SELECT pg_catalog.count(*), {oldest}, {newest}, pg_catalog.max(b.__retention_ctid) \
+            "SELECT pg_catalog.count(*), {oldest}, {newest}, pg_catalog.max(b.__retention_ctid), \
+                    EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) '{relid}'::pg_catalog.oid \
+                                                                AND r.ev_type OPERATOR(pg_catalog.=) '4') \
              FROM (SELECT {time} AS __retention_time, t.ctid AS __retention_ctid FROM ONLY {tbl} t WHERE {w} ORDER BY t.ctid LIMIT $2) b",
             oldest = epoch_us("pg_catalog.min(b.__retention_time)"),
             newest = epoch_us("pg_catalog.max(b.__retention_time)"),
+            relid = self.table.relid,
             time = col("t", &self.time.name),
             tbl = self.table.qualified,
             w = self.where_clause(),

@@ -304,3 +304,56 @@ fn a_table_with_a_rule_on_delete_is_refused_at_add_and_at_every_run() {
                     cannot apply rules: drop the rule (DROP RULE \"Keep Log\" ON public.later) or the policy";
     assert_eq!(errors, vec![expected.to_string(), expected.to_string()]);
 }
+
+/// A rule on DELETE created while a run goes on (here by a trigger of the
+/// table the run deletes from first): the sweep checks again before each of
+/// its DELETEs, and the policy fails instead of running the rule's action.
+#[test]
+fn a_rule_created_during_a_run_fails_its_policy_before_any_delete() {
+    let mut db = fresh_db("it_inputs_rule_later");
+    db.batch_execute(
+        "CREATE TABLE first_log (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE second_log (id int PRIMARY KEY, ts timestamptz NOT NULL, gone bool NOT NULL DEFAULT false);
+         INSERT INTO first_log SELECT g, now() - (g % 20) * interval '10 days' - interval '12 hours' FROM generate_series(1, 2000) g;
+         INSERT INTO second_log SELECT g, now() - (g % 20) * interval '10 days' - interval '12 hours' FROM generate_series(1, 2000) g;
+         ANALYZE first_log, second_log;
+         CREATE FUNCTION add_rule() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NOT EXISTS (SELECT FROM pg_rewrite WHERE rulename = 'soft' AND ev_class = 'public.second_log'::regclass) THEN
+             CREATE RULE soft AS ON DELETE TO public.second_log DO INSTEAD UPDATE public.second_log SET gone = true WHERE id = OLD.id;
+           END IF;
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER add_rule AFTER DELETE ON first_log FOR EACH STATEMENT EXECUTE FUNCTION add_rule();
+         SELECT retention_add_policy('first_log', 'ts', '100 days');
+         SELECT retention_add_policy('second_log', 'ts', '100 days');
+         SET pg_retention.yield_ratio = 0;",
+    )
+    .unwrap();
+    let expired = "SELECT count(*) FROM second_log WHERE ts < now() - interval '100 days'";
+    let before = count(&mut db, expired);
+    assert_eq!(sqlstate_of(&mut db, "CALL retention_run(1000)"), "0A000");
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM first_log WHERE ts < now() - interval '100 days'"
+        ),
+        0
+    );
+    assert_eq!(count(&mut db, expired), before);
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM second_log WHERE gone"),
+        0
+    );
+    let error: String = db
+        .query_one(
+            "SELECT error FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        error.contains("table public.second_log has a rule on DELETE (soft)"),
+        "{error}"
+    );
+}
