@@ -36,6 +36,15 @@ LANGUAGE sql STABLE AS $$
          + CASE WHEN f * 100 < 100 - cutoff_days THEN interval '-12 hours' ELSE interval '12 hours' END
 $$;
 
+-- n log rows in 21 imports, each stamped with one time (a job's now()), the
+-- first 100 days ago and a new one every 5 days; keys uncorrelated with time.
+CREATE OR REPLACE FUNCTION zoo_import_rows(n bigint) RETURNS TABLE (id bigint, ts timestamptz, payload text)
+LANGUAGE sql STABLE AS $$
+  SELECT (i * 2654435761) % 4294967311,
+         now() - interval '100 days 12 hours' + ((i - 1) * 21 / n) * interval '5 days', 'line ' || i
+    FROM generate_series(1, n) i
+$$;
+
 CREATE OR REPLACE FUNCTION zoo_create(scale float8 DEFAULT 1) RETURNS void
 LANGUAGE plpgsql AS $zoo$
 DECLARE
@@ -82,9 +91,7 @@ BEGIN
     -- now(); 21 imports, keys uncorrelated with time.
     DROP SCHEMA IF EXISTS z_groups CASCADE; CREATE SCHEMA z_groups;
     CREATE TABLE z_groups.log (id bigint PRIMARY KEY, ts timestamptz NOT NULL, payload text NOT NULL);
-    INSERT INTO z_groups.log SELECT (i * 2654435761) % 4294967311,
-        now() - interval '100 days 12 hours' + ((i - 1) * 21 / n) * interval '5 days', 'line ' || i
-      FROM generate_series(1, n) i;
+    INSERT INTO z_groups.log SELECT * FROM zoo_import_rows(n);
     CREATE INDEX ON z_groups.log (ts);
     PERFORM retention_add_policy('z_groups.log', 'ts', '50 days', 'import_groups');
     INSERT INTO zoo_shapes VALUES ('import_groups', 'log table, 21 groups of identical times, keys uncorrelated',
@@ -208,9 +215,7 @@ BEGIN
     CREATE TABLE z_pgroups.log_0 PARTITION OF z_pgroups.log FOR VALUES WITH (MODULUS 3, REMAINDER 0);
     CREATE TABLE z_pgroups.log_1 PARTITION OF z_pgroups.log FOR VALUES WITH (MODULUS 3, REMAINDER 1);
     CREATE TABLE z_pgroups.log_2 PARTITION OF z_pgroups.log FOR VALUES WITH (MODULUS 3, REMAINDER 2);
-    INSERT INTO z_pgroups.log SELECT (i * 2654435761) % 4294967311,
-        now() - interval '100 days 12 hours' + ((i - 1) * 21 / n) * interval '5 days', 'line ' || i
-      FROM generate_series(1, n) i;
+    INSERT INTO z_pgroups.log SELECT * FROM zoo_import_rows(n);
     CREATE INDEX ON z_pgroups.log (ts);
     PERFORM retention_add_policy('z_pgroups.log', 'ts', '50 days', 'partitioned_groups');
     INSERT INTO zoo_shapes VALUES ('partitioned_groups', 'log hash-partitioned by key, 21 groups of identical times',

@@ -975,7 +975,7 @@ impl<'a> Deleter<'a> {
             let deleted = match last {
                 Some(end) => {
                     args.push(end.into());
-                    waiting_briefly_unless(false, || {
+                    waiting_briefly_unless(lock, || {
                         statements.processed(client, &batch.sweep_range_delete_sql(), &args)
                     })
                     .map_err(internal)?
