@@ -988,6 +988,16 @@ impl Setup {
         shape.plain_table && !shape.has_inheritors && !self.citus
     }
 
+    /// Whether a heap sweep ([`crate::strategy`]) can find `relid`'s expired
+    /// rows by `ctid` in the heaps that hold them: an ordinary table that no
+    /// table inherits from, or a partitioned table (in its leaf partitions)
+    /// whose policy deletes from no other table; never on Citus.
+    pub fn may_sweep(&self, relid: RelId) -> bool {
+        let shape = self.shape(relid);
+        self.deletes_by_ctid(relid)
+            || (shape.partitioned && !self.citus && !self.has_walked_children(relid))
+    }
+
     /// The children of `relid` for a one-statement root batch
     /// ([`crate::sqlgen::RootBatch::fused_sql`]), all left to their
     /// `ON DELETE CASCADE`; `None` when its batches need the general walk.
@@ -1186,6 +1196,7 @@ fn load_shape(
         carried,
         time_column,
         plain_table: relkind == "r",
+        partitioned: relkind == "p",
         has_inheritors,
         excluded_inheritors: Vec::new(),
     })

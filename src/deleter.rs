@@ -27,7 +27,7 @@ use crate::security::{
     as_table_owner, deferred_constraints_immediate, with_citus_sequential, with_lock_timeout,
 };
 use crate::sqlgen::{self, BatchStart, Column, FusedChild, Recheck, RootBatch, TableShape};
-use crate::strategy::{self, HeapSweep, Tid};
+use crate::strategy::{self, Heap, Sweep, Tid};
 use crate::subxact::{in_subtransaction, BatchFailure};
 use crate::values::{OwnedContext, TypeInfo, Value, ValueColumn};
 
@@ -144,6 +144,9 @@ struct RootProgress {
     selected: i64,
     /// Time and key of the batch's last row (in the batch's memory).
     last: Option<Vec<Value>>,
+    /// False when the batch is to be taken again: it cleared only part of
+    /// its dependents, or its sweep ended before it (its leaf partition no
+    /// longer sweepable: the next step takes it by keyset).
     complete: bool,
     /// Every row of the batch had the same time.
     one_time: bool,
@@ -166,8 +169,9 @@ enum Start<'s> {
     First,
     After(&'s [Value]),
     Keys(&'s ValueColumn, std::ops::Range<usize>),
-    /// A heap sweep's range: rows strictly between the two `tid`s.
-    Sweep(Tid, Tid),
+    /// A heap sweep's range: rows of the heap strictly between the two
+    /// `tid`s.
+    Sweep(Heap, Tid, Tid),
 }
 
 /// The rest of a group of rows sharing one time, in key order, taken by key
@@ -198,7 +202,7 @@ pub struct Progress {
     last_batch_one_time: bool,
     /// The current policy's heap sweep, when its batches sweep the heap
     /// instead of taking a keyset ([`crate::strategy`]).
-    sweep: Option<HeapSweep>,
+    sweep: Option<Sweep>,
     /// The current policy's partitions still to remove whole, before its
     /// batches ([`crate::partitions`]).
     whole_partitions: VecDeque<WholePartition>,
@@ -453,8 +457,8 @@ impl<'a> Deleter<'a> {
                     self.progress.whole_partitions.len()
                 );
             }
-            let how = match self.progress.sweep {
-                Some(sweep) => format!("batches sweep its {} pages in physical order", sweep.end),
+            let how = match &self.progress.sweep {
+                Some(sweep) => sweep.describe(),
                 None => "batches take the oldest rows first, by keyset".to_string(),
             };
             pgrx::debug1!(
@@ -504,16 +508,26 @@ impl<'a> Deleter<'a> {
             let end = (g.taken + limit as usize).min(g.keys.len());
             (g.taken..end, end - g.taken)
         });
-        let sweep_range = match self.progress.sweep.map(|s| s.range()) {
-            Some(None) => {
-                self.progress.skip_policy();
-                return Ok(());
+        let sweep_range = match self.progress.sweep.as_mut() {
+            Some(sweep) => {
+                let then_keyset = sweep.then_keyset;
+                match sweep.next_range() {
+                    Some((heap, from, to)) => Some((heap.clone(), from, to)),
+                    // Swept: the partitions left to their index follow, by keyset.
+                    None if then_keyset => {
+                        self.progress.sweep = None;
+                        None
+                    }
+                    None => {
+                        self.progress.skip_policy();
+                        return Ok(());
+                    }
+                }
             }
-            Some(range) => range,
             None => None,
         };
         let start = match (sweep_range, &group, &keys, &after) {
-            (Some((from, to)), ..) => Start::Sweep(from, to),
+            (Some((heap, from, to)), ..) => Start::Sweep(heap, from, to),
             (_, Some(g), Some((range, _)), _) => Start::Keys(&g.keys, range.clone()),
             (_, _, _, Some(after)) => Start::After(after),
             _ => Start::First,
@@ -535,7 +549,7 @@ impl<'a> Deleter<'a> {
         let unlocked_batch = !self.progress.lock_rows_next
             && policy.kind == PolicyKind::Expire
             && !clears_dependents(setup, policy)
-            && setup.deletes_by_ctid(policy.relid);
+            && (setup.deletes_by_ctid(policy.relid) || self.progress.sweep.is_some());
         let mut batch = || {
             in_subtransaction(|| {
                 as_table_owner(policy.owner, || {
@@ -703,6 +717,7 @@ impl<'a> Deleter<'a> {
             time: setup.policy_column(policy.id),
             start: BatchStart::Keys,
             extra: None,
+            guard: None,
         };
         let memory = OwnedContext::new(c"pg_retention same-time keys");
         let key_type = key.ty;
@@ -774,8 +789,26 @@ impl<'a> Deleter<'a> {
                 sqlgen::not_in_tables("x", left),
             )),
         };
+        // A sweep's batch in a leaf partition reads and deletes from the
+        // partition itself (`ONLY leaf`), under its guard.
+        let leaf;
+        let (table, guard) = match start {
+            Start::Sweep(heap, ..) if heap.relid != policy.relid => {
+                leaf = TableShape {
+                    relid: heap.relid,
+                    qualified: heap.qualified.clone(),
+                    plain_table: true,
+                    partitioned: false,
+                    has_inheritors: false,
+                    excluded_inheritors: Vec::new(),
+                    ..shape.clone()
+                };
+                (&leaf, heap.guard.clone())
+            }
+            _ => (shape, None),
+        };
         let batch = RootBatch {
-            table: shape,
+            table,
             time,
             start: match start {
                 Start::First => BatchStart::First,
@@ -784,6 +817,7 @@ impl<'a> Deleter<'a> {
                 Start::Sweep(..) => BatchStart::Sweep,
             },
             extra,
+            guard,
         };
         let start_values: Vec<Value> = match start {
             Start::First | Start::Sweep(..) => Vec::new(),
@@ -793,7 +827,7 @@ impl<'a> Deleter<'a> {
             }
         };
         let range = match start {
-            Start::Sweep(from, to) => Some((*from, *to)),
+            Start::Sweep(_, from, to) => Some((*from, *to)),
             _ => None,
         };
         let root_args = || {
@@ -814,9 +848,9 @@ impl<'a> Deleter<'a> {
         // re-check, and the delete would cascade to it.
         if policy.kind == PolicyKind::Expire && !clears_dependents(setup, policy) && !self.lock_free
         {
-            if range.is_some() {
+            if let Start::Sweep(..) = start {
                 let lock = self.progress.lock_rows_next;
-                return self.root_batch_sweep_statement(client, &batch, root_args(), lock);
+                return self.root_batch_sweep_statement(client, policy, &batch, root_args(), lock);
             }
             let args = root_args();
             let by_ctid = setup.deletes_by_ctid(policy.relid);
@@ -931,22 +965,27 @@ impl<'a> Deleter<'a> {
     /// ([`RootBatch::sweep_locked_delete_sql`]); without, where it ends
     /// ([`RootBatch::sweep_end_sql`]), then the range's expired rows up to
     /// there ([`RootBatch::sweep_range_delete_sql`]). The history's oldest
-    /// and newest are those of the rows the batch found expired.
+    /// and newest are those of the rows the batch found expired, counted
+    /// for the policy's table. A leaf partition found no longer sweepable
+    /// ends the sweep: the batch is taken again by keyset, through the
+    /// policy's table.
     fn root_batch_sweep_statement(
         &mut self,
         client: &mut SpiClient<'_>,
+        policy: &Policy,
         batch: &RootBatch<'_>,
         mut args: Vec<DatumWithOid<'_>>,
         lock: bool,
     ) -> Result<RootProgress> {
         let statements = &mut self.progress.statements;
-        let (selected, (deleted, oldest, newest), last) = if lock {
+        let (selected, (deleted, oldest, newest), last, sweepable) = if lock {
             statements
                 .rows(client, &batch.sweep_locked_delete_sql(), &args, |r| {
                     Ok((
                         get::<i64>(r, 1)?.unwrap_or_default(),
                         summary_row_at(r, 2)?,
                         get::<pgrx::pg_sys::ItemPointerData>(r, 5)?,
+                        get::<bool>(r, 6)?.unwrap_or_default(),
                     ))
                 })
                 .map_err(internal)?
@@ -954,7 +993,7 @@ impl<'a> Deleter<'a> {
                 .next()
                 .unwrap_or_default()
         } else {
-            let (selected, oldest, newest, last, has_rule) = statements
+            let (selected, oldest, newest, last, has_rule, sweepable) = statements
                 .rows(client, &batch.sweep_end_sql(), &args, |r| {
                     Ok((
                         get::<i64>(r, 1)?.unwrap_or_default(),
@@ -962,25 +1001,26 @@ impl<'a> Deleter<'a> {
                         get::<i64>(r, 3)?,
                         get::<pgrx::pg_sys::ItemPointerData>(r, 4)?,
                         get::<bool>(r, 5)?.unwrap_or_default(),
+                        get::<bool>(r, 6)?.unwrap_or_default(),
                     ))
                 })
                 .map_err(internal)?
                 .into_iter()
                 .next()
                 .unwrap_or_default();
-            if has_rule {
+            if has_rule && sweepable {
                 let relid = batch.table.relid;
                 refuse_delete_rules(client, relid, &relation_name(client, relid)?)?;
             }
             let deleted = match last {
-                Some(end) => {
+                Some(end) if sweepable => {
                     args.push(end.into());
                     waiting_briefly_unless(lock, || {
                         statements.processed(client, &batch.sweep_range_delete_sql(), &args)
                     })
                     .map_err(internal)?
                 }
-                None => 0,
+                _ => 0,
             };
             // The times are those of the rows found expired; a batch that
             // deleted none of them (taken by others meanwhile) has no range.
@@ -989,9 +1029,21 @@ impl<'a> Deleter<'a> {
             } else {
                 (None, None)
             };
-            (selected, (deleted, oldest, newest), last)
+            (selected, (deleted, oldest, newest), last, sweepable)
         };
-        self.tally(batch.table.relid, deleted, oldest, newest);
+        if !sweepable {
+            pgrx::debug1!(
+                "pg_retention: {} (expire): partition {} can no longer be swept; the rest goes by keyset",
+                self.setup.name(policy.relid),
+                batch.table.qualified
+            );
+            self.progress.sweep = None;
+            return Ok(RootProgress {
+                complete: false,
+                ..RootProgress::EMPTY
+            });
+        }
+        self.tally(policy.relid, deleted, oldest, newest);
         Ok(RootProgress {
             selected,
             last: None,
@@ -1124,6 +1176,9 @@ impl<'a> Deleter<'a> {
         };
         match outcome {
             Ok(removed) => {
+                if let Some(sweep) = self.progress.sweep.as_mut() {
+                    sweep.forget(&partition.members);
+                }
                 for (rel, t) in pending {
                     self.progress
                         .done
@@ -1162,6 +1217,9 @@ impl<'a> Deleter<'a> {
                     "left whole for the next run: {} (SQLSTATE {})",
                     f.message, f.sqlstate
                 ));
+                if let Some(sweep) = self.progress.sweep.as_mut() {
+                    sweep.forget(&partition.members);
+                }
                 self.progress
                     .left_partitions
                     .extend(partition.members.iter().copied());

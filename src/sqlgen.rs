@@ -53,6 +53,8 @@ pub struct TableShape {
     /// An ordinary table (not partitioned, not foreign): its deletes, also
     /// those of a cascade, are counted in its own statistics entry.
     pub plain_table: bool,
+    /// A partitioned table: its rows live in its leaf partitions.
+    pub partitioned: bool,
     /// Other tables inherit from it (`pg_class.relhassubclass`; it may stay
     /// true after they are gone).
     pub has_inheritors: bool,
@@ -273,6 +275,10 @@ pub struct RootBatch<'a> {
     pub time: &'a Column,
     pub start: BatchStart,
     pub extra: Option<(String, String)>,
+    /// A sweep's batch in a leaf partition: the condition under which the
+    /// partition may still be swept ([`leaf_sweep_guard`]), checked by
+    /// every statement of the batch; `None` elsewhere.
+    pub guard: Option<String>,
 }
 
 impl RootBatch<'_> {
@@ -316,7 +322,21 @@ impl RootBatch<'_> {
             w.push_str(" AND ");
             w.push_str(extra);
         }
+        w.push_str(&self.guarded());
         w
+    }
+
+    /// ` AND guard` for a sweep's batch in a leaf partition, else nothing.
+    fn guarded(&self) -> String {
+        self.guard
+            .as_ref()
+            .map(|g| format!(" AND {g}"))
+            .unwrap_or_default()
+    }
+
+    /// The guard as a column: whether the batch's heap may still be swept.
+    fn guard_column(&self) -> &str {
+        self.guard.as_deref().unwrap_or("true")
     }
 
     fn order(&self) -> String {
@@ -440,14 +460,16 @@ impl RootBatch<'_> {
     /// hold, and the delete takes them by the `ctid`s they had when locked
     /// (as [`RootBatch::delete_sql`]; a row updated while it was locked is
     /// returned at its new place, perhaps outside the range). Returns one
-    /// row: rows selected, rows deleted, oldest and newest deleted, and the
-    /// last `ctid` selected inside the range.
+    /// row: rows selected, rows deleted, oldest and newest deleted, the
+    /// last `ctid` selected inside the range, and the batch's guard (true
+    /// when it has none).
     pub fn sweep_locked_delete_sql(&self) -> String {
         let t = self.table;
         format!(
             "WITH b AS MATERIALIZED (SELECT {time} AS __retention_time, t.ctid AS __retention_ctid FROM ONLY {tbl} t WHERE {w} ORDER BY t.ctid LIMIT $2 FOR UPDATE OF t SKIP LOCKED), \
              d AS (DELETE FROM ONLY {tbl} x WHERE x.ctid {eq} ANY (ARRAY(SELECT b.__retention_ctid FROM b)) AND {xtime} {lt} $1 RETURNING {xtime} AS __retention_time) \
-             SELECT (SELECT pg_catalog.count(*) FROM b), ds.*, (SELECT pg_catalog.max(b.__retention_ctid) FROM b WHERE b.__retention_ctid {lt} $4) FROM ({summary}) ds",
+             SELECT (SELECT pg_catalog.count(*) FROM b), ds.*, (SELECT pg_catalog.max(b.__retention_ctid) FROM b WHERE b.__retention_ctid {lt} $4), {guard} FROM ({summary}) ds",
+            guard = self.guard_column(),
             time = col("t", &self.time.name),
             tbl = t.qualified,
             w = self.where_clause(),
@@ -462,8 +484,8 @@ impl RootBatch<'_> {
     /// batch ends. Reads the range's expired rows up to the `$2`-th in
     /// physical order and returns one row: how many (at most `$2`), the
     /// oldest and newest of their times, the last one's `ctid` (NULL when
-    /// there are none), and whether the table has a rule on DELETE. Nothing
-    /// is locked or written. The rule test runs in a snapshot taken after
+    /// there are none), whether the table has a rule on DELETE, and the
+    /// batch's guard (true when it has none). Nothing is locked or written. The rule test runs in a snapshot taken after
     /// the statement locked the table, and no rule can be added (`CREATE
     /// RULE` locks it exclusively) until the step commits: so the second
     /// statement, a plain DELETE that a rule would rewrite, runs only on a
@@ -473,11 +495,13 @@ impl RootBatch<'_> {
         format!(
             "SELECT pg_catalog.count(*), {oldest}, {newest}, pg_catalog.max(b.__retention_ctid), \
                     EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) '{relid}'::pg_catalog.oid \
-                                                                AND r.ev_type OPERATOR(pg_catalog.=) '4') \
+                                                                AND r.ev_type OPERATOR(pg_catalog.=) '4'), \
+                    {guard} \
              FROM (SELECT {time} AS __retention_time, t.ctid AS __retention_ctid FROM ONLY {tbl} t WHERE {w} ORDER BY t.ctid LIMIT $2) b",
             oldest = epoch_us("pg_catalog.min(b.__retention_time)"),
             newest = epoch_us("pg_catalog.max(b.__retention_time)"),
             relid = self.table.relid,
+            guard = self.guard_column(),
             time = col("t", &self.time.name),
             tbl = self.table.qualified,
             w = self.where_clause(),
@@ -498,7 +522,8 @@ impl RootBatch<'_> {
     /// time). `$2` and `$4` are the first statement's, unused.
     pub fn sweep_range_delete_sql(&self) -> String {
         format!(
-            "DELETE FROM ONLY {tbl} x WHERE x.ctid {gt} $3 AND x.ctid {le} $5 AND {xtime} {lt} $1",
+            "DELETE FROM ONLY {tbl} x WHERE x.ctid {gt} $3 AND x.ctid {le} $5 AND {xtime} {lt} $1{guarded}",
+            guarded = self.guarded(),
             tbl = self.table.qualified,
             xtime = col("x", &self.time.name),
             gt = op(">"),
@@ -662,28 +687,100 @@ impl RootBatch<'_> {
     }
 }
 
-/// The plan PostgreSQL makes for finding every row of `table` older than
-/// `$1` by `time` (EXPLAIN's lines): how it would read them decides how a
-/// policy's batches select their rows ([`crate::strategy::choose`]).
+/// PostgreSQL's plan for finding every expired row of `table` (`$1` the
+/// cutoff), as JSON with each scan's relation and schema: which heaps it
+/// reads, how, and how many rows it expects from each
+/// ([`crate::strategy::planned_scans`]).
 pub fn expired_rows_plan_sql(table: &TableShape, time: &Column) -> String {
     format!(
-        "EXPLAIN SELECT t.ctid FROM ONLY {} t WHERE {} {} $1{}",
-        table.qualified,
+        "EXPLAIN (VERBOSE, FORMAT JSON) SELECT t.ctid FROM {} t WHERE {} {} $1{}",
+        fk_table(table),
         col("t", &time.name),
         op("<"),
         table.own_rows("t")
     )
 }
 
-/// The heap's size in blocks, rows per page and rows by the statistics, of
-/// the table whose oid is `$1`.
-pub fn heap_size_sql() -> String {
+/// The heaps that may hold the rows of the table whose oid is `$1`: every
+/// table of its partition tree, or the table itself when it has none (an
+/// ordinary table that is no partition). Per table: oid, parent's oid, whether it is a leaf, whether it is
+/// an ordinary table, schema and name, size in blocks, rows and pages by
+/// the statistics, whether deleting from it directly does what deleting
+/// through `$1` does ([`deletes_as_through`]), and whether it is being
+/// detached.
+pub fn heap_candidates_sql() -> String {
     format!(
-        "SELECT pg_catalog.pg_relation_size(c.oid) {div} pg_catalog.current_setting('block_size')::pg_catalog.int8, \
-         CASE WHEN c.relpages {gt} 0 THEN c.reltuples::pg_catalog.float8 {div} c.relpages::pg_catalog.float8 ELSE 0 END, \
-         c.reltuples::pg_catalog.float8 FROM pg_catalog.pg_class c WHERE c.oid {eq} $1",
+        "SELECT p.relid::pg_catalog.oid, p.parentrelid::pg_catalog.oid, p.isleaf, c.relkind {eq} 'r', n.nspname::pg_catalog.text, c.relname::pg_catalog.text, \
+                pg_catalog.pg_relation_size(c.oid) {div} pg_catalog.current_setting('block_size')::pg_catalog.int8, \
+                c.reltuples::pg_catalog.float8, c.relpages::pg_catalog.float8, {same}, \
+                EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid {eq} c.oid AND i.inhdetachpending) \
+         FROM (SELECT t.relid, t.parentrelid, t.isleaf FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) t \
+               UNION ALL SELECT $1::pg_catalog.regclass, NULL::pg_catalog.regclass, true \
+               WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass))) p \
+         JOIN pg_catalog.pg_class c ON c.oid {eq} p.relid \
+         JOIN pg_catalog.pg_namespace n ON n.oid {eq} c.relnamespace",
+        same = deletes_as_through("c.oid", "$1::pg_catalog.oid"),
+        eq = op("="),
         div = op("/"),
-        gt = op(">"),
+    )
+}
+
+/// Whether deleting rows of partition `leaf` directly (`DELETE FROM ONLY
+/// leaf`, as the current user) does what deleting them through the
+/// partitioned table `root` does (both SQL expressions of type oid): the
+/// same owner, who may read and delete the partition; row-level security
+/// active on neither (through `root`, only `root`'s applies; directly, only
+/// the partition's); no statement-level or transition-table DELETE trigger
+/// on either (through `root`, only `root`'s fire; directly, only the
+/// partition's; row triggers fire on the partition either way); and no
+/// rule on DELETE on the partition (it would rewrite a direct delete only).
+/// Its subqueries' aliases (`lc`, `rc`, `tg`, `r`) must not be those of
+/// `leaf` or `root`.
+pub fn deletes_as_through(leaf: &str, root: &str) -> String {
+    format!(
+        "((SELECT lc.relowner FROM pg_catalog.pg_class lc WHERE lc.oid {eq} {leaf}) \
+              {eq} (SELECT rc.relowner FROM pg_catalog.pg_class rc WHERE rc.oid {eq} {root}) \
+          AND pg_catalog.has_table_privilege({leaf}, 'SELECT, DELETE') \
+          AND NOT pg_catalog.row_security_active({leaf}::pg_catalog.regclass) \
+          AND NOT pg_catalog.row_security_active({root}::pg_catalog.regclass) \
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger tg \
+               WHERE tg.tgrelid {eq} ANY (ARRAY[{leaf}, {root}]) AND NOT tg.tgisinternal \
+                 AND (tg.tgtype::pg_catalog.int4 {and} 8) {ne} 0 \
+                 AND ((tg.tgtype::pg_catalog.int4 {and} 1) {eq} 0 OR tg.tgoldtable IS NOT NULL)) \
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class {eq} {leaf} \
+               AND r.ev_type {eq} '4'))",
+        eq = op("="),
+        ne = op("<>"),
+        and = op("&"),
+    )
+}
+
+/// True while partition `leaf` may still be swept as part of partitioned
+/// table `root`: every link of `links` (partition, parent) from `leaf` up
+/// to `root` is still in `pg_inherits` and not being detached, and
+/// [`deletes_as_through`] holds. Evaluated by each statement of a sweep's
+/// batch in its own snapshot, taken after the statement locked `leaf`: a
+/// partition detached (or a trigger, rule or row-level security added) by
+/// a transaction that committed before is seen.
+pub fn leaf_sweep_guard(leaf: RelId, root: RelId, links: &[(RelId, RelId)]) -> String {
+    let linked: Vec<String> = links
+        .iter()
+        .map(|(child, parent)| {
+            format!(
+                "(i.inhrelid {eq} '{child}'::pg_catalog.oid AND i.inhparent {eq} '{parent}'::pg_catalog.oid)",
+                eq = op("=")
+            )
+        })
+        .collect();
+    format!(
+        "((SELECT pg_catalog.count(*) FROM pg_catalog.pg_inherits i WHERE NOT i.inhdetachpending AND ({linked})) {eq} {n} \
+          AND {same})",
+        linked = linked.join(" OR "),
+        n = links.len(),
+        same = deletes_as_through(
+            &format!("'{leaf}'::pg_catalog.oid"),
+            &format!("'{root}'::pg_catalog.oid")
+        ),
         eq = op("="),
     )
 }
@@ -1022,6 +1119,7 @@ mod tests {
             key,
             time_column: Some(column("ts", "timestamp with time zone")),
             plain_table: true,
+            partitioned: false,
             has_inheritors: false,
             excluded_inheritors: Vec::new(),
         }
@@ -1049,6 +1147,7 @@ mod tests {
             time: &time,
             start: BatchStart::First,
             extra: None,
+            guard: None,
         };
         assert_eq!(
             first.select_sql(true),
@@ -1159,6 +1258,7 @@ mod tests {
             time: &time,
             start: BatchStart::After,
             extra: None,
+            guard: None,
         };
         let children = [
             FusedChild {
