@@ -322,15 +322,24 @@ impl RootBatch<'_> {
             w.push_str(" AND ");
             w.push_str(extra);
         }
-        w.push_str(&self.guarded());
+        w.push_str(&self.guarded("t"));
         w
     }
 
-    /// ` AND guard` for a sweep's batch in a leaf partition, else nothing.
-    fn guarded(&self) -> String {
+    /// For a sweep's batch in a leaf partition, its guard, and only rows of
+    /// that partition (by oid, on `alias`): should the partition's name
+    /// come to name another table during the run (renamed, and another
+    /// created under its name), no row of that table matches. Else nothing.
+    fn guarded(&self, alias: &str) -> String {
         self.guard
             .as_ref()
-            .map(|g| format!(" AND {g}"))
+            .map(|g| {
+                format!(
+                    " AND {alias}.tableoid {} '{}'::pg_catalog.oid AND {g}",
+                    op("="),
+                    self.table.relid
+                )
+            })
             .unwrap_or_default()
     }
 
@@ -523,7 +532,7 @@ impl RootBatch<'_> {
     pub fn sweep_range_delete_sql(&self) -> String {
         format!(
             "DELETE FROM ONLY {tbl} x WHERE x.ctid {gt} $3 AND x.ctid {le} $5 AND {xtime} {lt} $1{guarded}",
-            guarded = self.guarded(),
+            guarded = self.guarded("x"),
             tbl = self.table.qualified,
             xtime = col("x", &self.time.name),
             gt = op(">"),
@@ -1191,6 +1200,34 @@ mod tests {
              WHERE t.\"kickoff\" OPERATOR(pg_catalog.=) $1 \
              AND t.\"id\" OPERATOR(pg_catalog.>) $2 ORDER BY t.\"id\" LIMIT $3"
         );
+    }
+
+    #[test]
+    fn a_sweep_in_a_partition_takes_only_its_rows_under_its_guard() {
+        let t = shape("events_1", &["id"]);
+        let time = column("ts", "timestamp with time zone");
+        let leaf = RootBatch {
+            table: &t,
+            time: &time,
+            start: BatchStart::Sweep,
+            extra: None,
+            guard: Some("GUARD".into()),
+        };
+        let only_its_rows = "tableoid OPERATOR(pg_catalog.=) '1'::pg_catalog.oid AND GUARD";
+        assert!(leaf.sweep_end_sql().contains(&format!("t.{only_its_rows}")));
+        assert!(leaf.sweep_end_sql().contains("'4'), GUARD FROM"));
+        assert!(leaf
+            .sweep_range_delete_sql()
+            .ends_with(&format!("AND x.{only_its_rows}")));
+        assert!(leaf
+            .sweep_locked_delete_sql()
+            .contains(&format!("t.{only_its_rows}")));
+        let table = RootBatch {
+            guard: None,
+            ..leaf
+        };
+        assert!(!table.sweep_range_delete_sql().contains("tableoid"));
+        assert!(table.sweep_end_sql().contains("'4'), true FROM"));
     }
 
     #[test]

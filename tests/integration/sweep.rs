@@ -662,3 +662,50 @@ fn partitions_left_to_the_index_are_done_by_keyset_after_the_sweep() {
         total - before
     );
 }
+
+#[test]
+fn a_table_taking_a_swept_partitions_name_during_a_run_keeps_its_rows() {
+    let name = "it_sweep_renamed";
+    // The first row deleted from the first partition renames the last and
+    // creates a table of the same shape and rows under its name.
+    let mut db = hashed_db(
+        name,
+        "it_sweep_renamed_owner",
+        "CREATE FUNCTION take_name() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NOT EXISTS (SELECT FROM pg_class WHERE relname = 'hashed_2_old') THEN
+             ALTER TABLE public.hashed_2 RENAME TO hashed_2_old;
+             CREATE TABLE public.hashed_2 AS SELECT * FROM public.hashed_2_old;
+           END IF;
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER take_name AFTER DELETE ON hashed_0 FOR EACH ROW EXECUTE FUNCTION take_name();",
+    );
+    let in_last = count(&mut db, "SELECT count(*) FROM hashed_2");
+    let messages = messages_of(name, "CALL retention_run(1000)");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("public.hashed (expire): batches sweep 3 of its partitions")),
+        "{messages:?}"
+    );
+    // The impostor is untouched; the renamed partition waits for the next run.
+    assert_eq!(count(&mut db, "SELECT count(*) FROM hashed_2"), in_last);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM pg_inherits WHERE inhrelid = 'hashed_2'::regclass"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM ONLY hashed_0 WHERE ts < now() - interval '30 days'"
+        ),
+        0
+    );
+    db.batch_execute("CALL retention_run(1000)").unwrap();
+    assert_eq!(count(&mut db, HASHED_EXPIRED), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM hashed_2"), in_last);
+}
