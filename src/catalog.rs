@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::pg_sys;
 use pgrx::spi::{SpiClient, SpiError, SpiHeapTupleData};
 
 use crate::errors::{Result, RetentionError};
@@ -651,6 +652,9 @@ pub struct Setup {
     /// Orphan-policy tables, children first.
     pub orphan_order: Vec<RelId>,
     pub shapes: HashMap<RelId, TableShape>,
+    /// The names the run's statements give the tables orphan tests read
+    /// (those it deletes from are named by their shapes).
+    read_names: HashMap<RelId, String>,
     pub names: HashMap<RelId, String>,
     /// Each policy's time column with its type.
     pub policy_columns: HashMap<i64, Column>,
@@ -811,6 +815,7 @@ impl Setup {
             policy_ancestors,
             partition_ancestors,
             orphan_tests: HashMap::new(),
+            read_names: HashMap::new(),
             track_counts,
             citus,
             citus_tables,
@@ -820,6 +825,11 @@ impl Setup {
         for relid in setup.orphan_order.clone() {
             let test = setup.build_orphan_test(client, relid)?;
             setup.orphan_tests.insert(relid, test);
+            let read: Vec<RelId> = setup.referencing(relid).map(|fk| fk.child).collect();
+            for child in read {
+                let name = setup.qualified(client, child)?;
+                setup.read_names.insert(child, name);
+            }
         }
         Ok(setup)
     }
@@ -1067,6 +1077,45 @@ impl Setup {
         }
     }
 
+    /// Locks the tables `policy`'s batch deletes from (ROW EXCLUSIVE) and
+    /// reads (ACCESS SHARE) by oid, then checks that each still has the name
+    /// the run's statements give it. Statements name tables; a table
+    /// renamed during the run, and another created under its name (a table
+    /// swap), would otherwise receive the rest of the run's statements. Once
+    /// locked, a table cannot be renamed until the step ends, and no other
+    /// table can take a name it holds. Run at the start of every batch.
+    pub fn pin_tables(&self, policy: &Policy) -> Result<()> {
+        let (deleted, read) = self.tables_of(policy);
+        let modes = deleted
+            .iter()
+            .map(|r| (*r, pg_sys::RowExclusiveLock))
+            .chain(read.iter().map(|r| (*r, pg_sys::AccessShareLock)));
+        for (relid, mode) in modes {
+            let named = match self.shapes.get(&relid) {
+                Some(shape) => shape.qualified.as_str(),
+                None => self.read_names.get(&relid).map_or("", String::as_str),
+            };
+            // SAFETY: a lock on a relation oid (none is taken on a dropped
+            // one's name); the syscache lookups return palloc'd copies or
+            // NULL for a relation that no longer exists.
+            let now = unsafe {
+                pg_sys::LockRelationOid(pg_sys::Oid::from(relid), mode as pg_sys::LOCKMODE);
+                current_qualified(relid)
+            };
+            if now.as_deref() != Some(named) {
+                return Err(RetentionError::UndefinedTable(format!(
+                    "table {} was renamed or dropped during the run ({}); its policy stops for this run, and the next run plans anew",
+                    self.name(relid),
+                    match &now {
+                        Some(now) => format!("it is now {now}"),
+                        None => "it no longer exists".to_string(),
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Whose privileges a run deletes `relid`'s rows with: the owner of the
     /// first expire policy (by id) whose deletions reach the table, else of
     /// the table's orphan policy.
@@ -1157,6 +1206,27 @@ impl Setup {
         let (schema, table, _, _) = describe_relation(client, relid)?;
         Ok(quote_qualified(&schema, &table))
     }
+}
+
+/// The quoted `"schema"."table"` of relation `relid` as the catalog has it
+/// now (after invalidations), or `None` when it is gone.
+///
+/// # Safety
+/// In a transaction; reads the syscache.
+unsafe fn current_qualified(relid: RelId) -> Option<String> {
+    let oid = pg_sys::Oid::from(relid);
+    let table = pg_sys::get_rel_name(oid);
+    if table.is_null() {
+        return None;
+    }
+    let schema = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(oid));
+    if schema.is_null() {
+        return None;
+    }
+    Some(quote_qualified(
+        &std::ffi::CStr::from_ptr(schema).to_string_lossy(),
+        &std::ffi::CStr::from_ptr(table).to_string_lossy(),
+    ))
 }
 
 fn load_shape(

@@ -553,6 +553,7 @@ impl<'a> Deleter<'a> {
         let mut batch = || {
             in_subtransaction(|| {
                 as_table_owner(policy.owner, || {
+                    setup.pin_tables(policy)?;
                     let limits = Limits {
                         root: limit,
                         statement: batch_limit,

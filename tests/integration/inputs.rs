@@ -357,3 +357,55 @@ fn a_rule_created_during_a_run_fails_its_policy_before_any_delete() {
         "{error}"
     );
 }
+
+#[test]
+fn a_table_swapped_in_during_a_run_keeps_its_rows() {
+    // A trigger on the first policy's table swaps the second's table for a
+    // copy under its name (as a DBA swapping tables would) before the
+    // second policy's first batch: the copy is no policy's table.
+    let mut db = fresh_db("it_inputs_swapped");
+    db.batch_execute(
+        "CREATE TABLE first_log (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         CREATE TABLE second_log (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO first_log SELECT g, now() - (g % 20) * interval '10 days' - interval '12 hours' FROM generate_series(1, 2000) g;
+         INSERT INTO second_log SELECT g, now() - (g % 20) * interval '10 days' - interval '12 hours' FROM generate_series(1, 2000) g;
+         CREATE INDEX ON second_log (ts);
+         ANALYZE first_log, second_log;
+         CREATE FUNCTION swap_second() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NOT EXISTS (SELECT FROM pg_class WHERE relname = 'second_log_old') THEN
+             ALTER TABLE public.second_log RENAME TO second_log_old;
+             CREATE TABLE public.second_log (LIKE public.second_log_old INCLUDING ALL);
+             INSERT INTO public.second_log SELECT * FROM public.second_log_old;
+           END IF;
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER swap_second AFTER DELETE ON first_log FOR EACH STATEMENT EXECUTE FUNCTION swap_second();
+         SELECT retention_add_policy('first_log', 'ts', '100 days');
+         SELECT retention_add_policy('second_log', 'ts', '100 days');",
+    )
+    .unwrap();
+    assert_eq!(sqlstate_of(&mut db, "CALL retention_run(1000)"), "42P01");
+    assert_eq!(count(&mut db, "SELECT count(*) FROM second_log"), 2000);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM second_log_old"), 2000);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM first_log WHERE ts < now() - interval '100 days'"
+        ),
+        0
+    );
+    let error: String = db
+        .query_one(
+            "SELECT error FROM cleanup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        error.contains(
+            "table public.second_log was renamed or dropped during the run (it is now \"public\".\"second_log_old\")"
+        ),
+        "{error}"
+    );
+}
