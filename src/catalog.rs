@@ -1208,6 +1208,26 @@ impl Setup {
     }
 }
 
+/// Locks, by oid, the partitions on the way from a leaf partition up to a
+/// policy's table (`links`, leaf first), top-down and the leaf last, ROW
+/// EXCLUSIVE, as a delete through the table does (the table itself is
+/// locked by [`Setup::pin_tables`]); returns the leaf's name now, which
+/// can no longer change until the step ends, or `None` when it is gone.
+pub fn lock_partition_path(links: &[(RelId, RelId)]) -> Option<String> {
+    for (child, _) in links.iter().rev() {
+        // SAFETY: a lock on a relation oid, released at the step's end.
+        unsafe {
+            pg_sys::LockRelationOid(
+                pg_sys::Oid::from(*child),
+                pg_sys::RowExclusiveLock as pg_sys::LOCKMODE,
+            )
+        };
+    }
+    let (leaf, _) = links.first()?;
+    // SAFETY: in the step's transaction.
+    unsafe { current_qualified(*leaf) }
+}
+
 /// The quoted `"schema"."table"` of relation `relid` as the catalog has it
 /// now (after invalidations), or `None` when it is gone.
 ///

@@ -791,13 +791,17 @@ impl<'a> Deleter<'a> {
             )),
         };
         // A sweep's batch in a leaf partition reads and deletes from the
-        // partition itself (`ONLY leaf`), under its guard.
+        // partition itself (`ONLY leaf`, by its name now that it is
+        // locked), under its guard.
         let leaf;
         let (table, guard) = match start {
             Start::Sweep(heap, ..) if heap.relid != policy.relid => {
+                let Some(qualified) = crate::catalog::lock_partition_path(&heap.links) else {
+                    return Ok(self.end_sweep(policy, &heap.qualified));
+                };
                 leaf = TableShape {
                     relid: heap.relid,
-                    qualified: heap.qualified.clone(),
+                    qualified,
                     plain_table: true,
                     partitioned: false,
                     has_inheritors: false,
@@ -1033,16 +1037,7 @@ impl<'a> Deleter<'a> {
             (selected, (deleted, oldest, newest), last, sweepable)
         };
         if !sweepable {
-            pgrx::debug1!(
-                "pg_retention: {} (expire): partition {} can no longer be swept; the rest goes by keyset",
-                self.setup.name(policy.relid),
-                batch.table.qualified
-            );
-            self.progress.sweep = None;
-            return Ok(RootProgress {
-                complete: false,
-                ..RootProgress::EMPTY
-            });
+            return Ok(self.end_sweep(policy, &batch.table.qualified));
         }
         self.tally(policy.relid, deleted, oldest, newest);
         Ok(RootProgress {
@@ -1052,6 +1047,21 @@ impl<'a> Deleter<'a> {
             one_time: false,
             last_tid: last.map(tid_of),
         })
+    }
+
+    /// Ends the policy's sweep before a batch in `partition`, which can no
+    /// longer be swept (detached, dropped, or no longer deleted from as
+    /// through its table): the batch is taken again by keyset.
+    fn end_sweep(&mut self, policy: &Policy, partition: &str) -> RootProgress {
+        pgrx::debug1!(
+            "pg_retention: {} (expire): partition {partition} can no longer be swept; the rest goes by keyset",
+            self.setup.name(policy.relid),
+        );
+        self.progress.sweep = None;
+        RootProgress {
+            complete: false,
+            ..RootProgress::EMPTY
+        }
     }
 
     fn root_batch_single_statement(

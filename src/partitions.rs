@@ -181,8 +181,9 @@ fn table_of<'s>(
 /// Under REPEATABLE READ or SERIALIZABLE every statement sees the
 /// transaction's first snapshot: a partition could not be checked again
 /// as it is once locked (a trigger added meanwhile would stay unseen).
-/// Such a transaction deletes the rows in batches.
-fn transaction_snapshot_is_fixed() -> bool {
+/// Such a transaction deletes the rows in batches, and sweeps no
+/// partition ([`crate::strategy`]).
+pub fn transaction_snapshot_is_fixed() -> bool {
     // SAFETY: reads the backend's isolation level, set for the transaction.
     unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as std::ffi::c_int }
 }

@@ -322,24 +322,15 @@ impl RootBatch<'_> {
             w.push_str(" AND ");
             w.push_str(extra);
         }
-        w.push_str(&self.guarded("t"));
+        w.push_str(&self.guarded());
         w
     }
 
-    /// For a sweep's batch in a leaf partition, its guard, and only rows of
-    /// that partition (by oid, on `alias`): should the partition's name
-    /// come to name another table during the run (renamed, and another
-    /// created under its name), no row of that table matches. Else nothing.
-    fn guarded(&self, alias: &str) -> String {
+    /// ` AND guard` for a sweep's batch in a leaf partition, else nothing.
+    fn guarded(&self) -> String {
         self.guard
             .as_ref()
-            .map(|g| {
-                format!(
-                    " AND {alias}.tableoid {} '{}'::pg_catalog.oid AND {g}",
-                    op("="),
-                    self.table.relid
-                )
-            })
+            .map(|g| format!(" AND {g}"))
             .unwrap_or_default()
     }
 
@@ -532,7 +523,7 @@ impl RootBatch<'_> {
     pub fn sweep_range_delete_sql(&self) -> String {
         format!(
             "DELETE FROM ONLY {tbl} x WHERE x.ctid {gt} $3 AND x.ctid {le} $5 AND {xtime} {lt} $1{guarded}",
-            guarded = self.guarded("x"),
+            guarded = self.guarded(),
             tbl = self.table.qualified,
             xtime = col("x", &self.time.name),
             gt = op(">"),
@@ -715,13 +706,14 @@ pub fn expired_rows_plan_sql(table: &TableShape, time: &Column) -> String {
 /// ordinary table that is no partition). Per table: oid, parent's oid, whether it is a leaf, whether it is
 /// an ordinary table, schema and name, size in blocks, rows and pages by
 /// the statistics, whether deleting from it directly does what deleting
-/// through `$1` does ([`deletes_as_through`]), and whether it is being
-/// detached.
+/// through `$1` does ([`deletes_as_through`]) and no one but `$1`'s owner
+/// and superusers can rename its schema ([`schema_controlled_by_table_owner`]),
+/// and whether it is being detached.
 pub fn heap_candidates_sql() -> String {
     format!(
         "SELECT p.relid::pg_catalog.oid, p.parentrelid::pg_catalog.oid, p.isleaf, c.relkind {eq} 'r', n.nspname::pg_catalog.text, c.relname::pg_catalog.text, \
                 pg_catalog.pg_relation_size(c.oid) {div} pg_catalog.current_setting('block_size')::pg_catalog.int8, \
-                c.reltuples::pg_catalog.float8, c.relpages::pg_catalog.float8, {same}, \
+                c.reltuples::pg_catalog.float8, c.relpages::pg_catalog.float8, ({same} AND {schema_trusted}), \
                 EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid {eq} c.oid AND i.inhdetachpending) \
          FROM (SELECT t.relid, t.parentrelid, t.isleaf FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) t \
                UNION ALL SELECT $1::pg_catalog.regclass, NULL::pg_catalog.regclass, true \
@@ -729,34 +721,55 @@ pub fn heap_candidates_sql() -> String {
          JOIN pg_catalog.pg_class c ON c.oid {eq} p.relid \
          JOIN pg_catalog.pg_namespace n ON n.oid {eq} c.relnamespace",
         same = deletes_as_through("c.oid", "$1::pg_catalog.oid"),
+        schema_trusted = schema_controlled_by_table_owner("c", "$1::pg_catalog.oid"),
         eq = op("="),
         div = op("/"),
+    )
+}
+
+/// Whether no role but the owner of `root` (an oid expression) and
+/// superusers can act as the owner of relation `alias`'s schema (and so
+/// rename it, and put another table under the relation's name): every role
+/// that can log in and is a member of the schema's owning role, directly
+/// or not (for `pg_database_owner`, the database's owner), is one of them.
+fn schema_controlled_by_table_owner(alias: &str, root: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT FROM pg_catalog.pg_roles ro, pg_catalog.pg_namespace ns \
+          WHERE ns.oid {eq} {alias}.relnamespace AND ro.rolcanlogin AND NOT ro.rolsuper \
+            AND ro.oid {ne} (SELECT rc.relowner FROM pg_catalog.pg_class rc WHERE rc.oid {eq} {root}) \
+            AND pg_catalog.pg_has_role(ro.oid, ns.nspowner, 'MEMBER'))",
+        eq = op("="),
+        ne = op("<>"),
     )
 }
 
 /// Whether deleting rows of partition `leaf` directly (`DELETE FROM ONLY
 /// leaf`, as the current user) does what deleting them through the
 /// partitioned table `root` does (both SQL expressions of type oid): the
-/// same owner, who may read and delete the partition; row-level security
+/// same owner, who may read, lock and delete the partition and use its
+/// schema, and still delete from `root`; row-level security
 /// active on neither (through `root`, only `root`'s applies; directly, only
 /// the partition's); no statement-level or transition-table DELETE trigger
 /// on either (through `root`, only `root`'s fire; directly, only the
 /// partition's; row triggers fire on the partition either way); and no
-/// rule on DELETE on the partition (it would rewrite a direct delete only).
+/// rule on DELETE on either (the partition's would rewrite a direct delete
+/// only; the table's, one through it only).
 /// Its subqueries' aliases (`lc`, `rc`, `tg`, `r`) must not be those of
 /// `leaf` or `root`.
 pub fn deletes_as_through(leaf: &str, root: &str) -> String {
     format!(
         "((SELECT lc.relowner FROM pg_catalog.pg_class lc WHERE lc.oid {eq} {leaf}) \
               {eq} (SELECT rc.relowner FROM pg_catalog.pg_class rc WHERE rc.oid {eq} {root}) \
-          AND pg_catalog.has_table_privilege({leaf}, 'SELECT, DELETE') \
+          AND pg_catalog.has_table_privilege({leaf}, 'SELECT') AND pg_catalog.has_table_privilege({leaf}, 'DELETE') \
+          AND pg_catalog.has_table_privilege({leaf}, 'UPDATE') AND pg_catalog.has_table_privilege({root}, 'DELETE') \
+          AND pg_catalog.has_schema_privilege((SELECT lc.relnamespace FROM pg_catalog.pg_class lc WHERE lc.oid {eq} {leaf}), 'USAGE') \
           AND NOT pg_catalog.row_security_active({leaf}::pg_catalog.regclass) \
           AND NOT pg_catalog.row_security_active({root}::pg_catalog.regclass) \
           AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger tg \
                WHERE tg.tgrelid {eq} ANY (ARRAY[{leaf}, {root}]) AND NOT tg.tgisinternal \
                  AND (tg.tgtype::pg_catalog.int4 {and} 8) {ne} 0 \
                  AND ((tg.tgtype::pg_catalog.int4 {and} 1) {eq} 0 OR tg.tgoldtable IS NOT NULL)) \
-          AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class {eq} {leaf} \
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class {eq} ANY (ARRAY[{leaf}, {root}]) \
                AND r.ev_type {eq} '4'))",
         eq = op("="),
         ne = op("<>"),
@@ -1203,7 +1216,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sweep_in_a_partition_takes_only_its_rows_under_its_guard() {
+    fn a_sweep_in_a_partition_is_under_its_guard() {
         let t = shape("events_1", &["id"]);
         let time = column("ts", "timestamp with time zone");
         let leaf = RootBatch {
@@ -1213,20 +1226,17 @@ mod tests {
             extra: None,
             guard: Some("GUARD".into()),
         };
-        let only_its_rows = "tableoid OPERATOR(pg_catalog.=) '1'::pg_catalog.oid AND GUARD";
-        assert!(leaf.sweep_end_sql().contains(&format!("t.{only_its_rows}")));
+        let in_range = "t.ctid OPERATOR(pg_catalog.<) $4 AND GUARD ORDER BY";
+        assert!(leaf.sweep_end_sql().contains(in_range));
         assert!(leaf.sweep_end_sql().contains("'4'), GUARD FROM"));
-        assert!(leaf
-            .sweep_range_delete_sql()
-            .ends_with(&format!("AND x.{only_its_rows}")));
-        assert!(leaf
-            .sweep_locked_delete_sql()
-            .contains(&format!("t.{only_its_rows}")));
+        assert!(leaf.sweep_range_delete_sql().ends_with(" AND GUARD"));
+        assert!(leaf.sweep_locked_delete_sql().contains(in_range));
+        assert!(leaf.sweep_locked_delete_sql().contains(", GUARD FROM ("));
         let table = RootBatch {
             guard: None,
             ..leaf
         };
-        assert!(!table.sweep_range_delete_sql().contains("tableoid"));
+        assert!(!table.sweep_range_delete_sql().contains("GUARD"));
         assert!(table.sweep_end_sql().contains("'4'), true FROM"));
     }
 

@@ -135,6 +135,9 @@ pub struct Heap {
     /// For a leaf partition, the condition under which it may still be
     /// swept ([`sqlgen::leaf_sweep_guard`]); `None` for the policy's table.
     pub guard: Option<String>,
+    /// For a leaf partition, the (partition, parent) links from it up to the
+    /// policy's table; empty for the policy's table.
+    pub links: Vec<(RelId, RelId)>,
 }
 
 /// A policy's sweep: its heaps one after the other, each in physical
@@ -317,14 +320,17 @@ pub fn choose(
     policy: &Policy,
     default_batch_size: i64,
 ) -> Result<Option<Sweep>> {
+    let shape = setup.shape(policy.relid);
+    // A partition is checked by each statement in its own snapshot: not
+    // under REPEATABLE READ or SERIALIZABLE, where all see the first one.
     if !crate::gucs::HEAP_SWEEP.get()
         || policy.kind != PolicyKind::Expire
         || !setup.may_sweep(policy.relid)
         || setup.lock_free(policy.relid)
+        || (shape.partitioned && crate::partitions::transaction_snapshot_is_fixed())
     {
         return Ok(None);
     }
-    let shape = setup.shape(policy.relid);
     let time = setup.policy_column(policy.id);
     let Some(candidates) = candidates(client, policy.relid, &shape.excluded_inheritors)? else {
         return Ok(None);
@@ -423,6 +429,7 @@ fn candidates(
                         blocks: u32::try_from(blocks).unwrap_or(u32::MAX),
                         guard: (relid != root)
                             .then(|| sqlgen::leaf_sweep_guard(relid, root, &links)),
+                        links,
                     },
                     schema,
                     name,
@@ -517,6 +524,7 @@ mod tests {
             qualified: format!("\"public\".\"p{relid}\""),
             blocks,
             guard: Some(format!("guard {relid}")),
+            links: vec![(relid, 0)],
         }
     }
 
