@@ -1084,13 +1084,32 @@ impl Setup {
     /// swap), would otherwise receive the rest of the run's statements. Once
     /// locked, a table cannot be renamed until the step ends, and no other
     /// table can take a name it holds. Run at the start of every batch.
+    /// Children first, the policy's table last: the order a batch's deletes
+    /// take their `ROW EXCLUSIVE` locks in.
     pub fn pin_tables(&self, policy: &Policy) -> Result<()> {
         let (deleted, read) = self.tables_of(policy);
-        let modes = deleted
+        let modes = read
             .iter()
-            .map(|r| (*r, pg_sys::RowExclusiveLock))
-            .chain(read.iter().map(|r| (*r, pg_sys::AccessShareLock)));
-        for (relid, mode) in modes {
+            .map(|r| (*r, pg_sys::AccessShareLock))
+            .chain(deleted.iter().rev().map(|r| (*r, pg_sys::RowExclusiveLock)));
+        self.pin(modes)
+    }
+
+    /// [`Setup::pin_tables`] for the tables `policy` deletes from but its
+    /// own: before a partition removed whole loses its dependents (its own
+    /// table is locked, and its partition named anew, by the removal).
+    pub fn pin_dependents(&self, policy: &Policy) -> Result<()> {
+        let (deleted, _) = self.tables_of(policy);
+        let modes = deleted
+            .into_iter()
+            .rev()
+            .filter(|r| *r != policy.relid)
+            .map(|r| (r, pg_sys::RowExclusiveLock));
+        self.pin(modes)
+    }
+
+    fn pin(&self, tables: impl Iterator<Item = (RelId, u32)>) -> Result<()> {
+        for (relid, mode) in tables {
             let named = match self.shapes.get(&relid) {
                 Some(shape) => shape.qualified.as_str(),
                 None => self.read_names.get(&relid).map_or("", String::as_str),

@@ -1329,6 +1329,7 @@ impl<'a> Deleter<'a> {
             )));
         }
         if clears_dependents(setup, policy) {
+            setup.pin_dependents(policy)?;
             self.clear_partition_dependents(client, policy, partition, statement_limit)?;
         }
         // Detaching checks that no row references the partition's rows any

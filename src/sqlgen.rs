@@ -322,15 +322,24 @@ impl RootBatch<'_> {
             w.push_str(" AND ");
             w.push_str(extra);
         }
-        w.push_str(&self.guarded());
+        w.push_str(&self.guarded("t"));
         w
     }
 
-    /// ` AND guard` for a sweep's batch in a leaf partition, else nothing.
-    fn guarded(&self) -> String {
+    /// For a sweep's batch in a leaf partition, its guard, and only rows of
+    /// that partition (by oid, on `alias`): the partition is named, and a
+    /// schema renamed meanwhile (which locks none of its tables) could put
+    /// another table under that name. Else nothing.
+    fn guarded(&self, alias: &str) -> String {
         self.guard
             .as_ref()
-            .map(|g| format!(" AND {g}"))
+            .map(|g| {
+                format!(
+                    " AND {alias}.tableoid {} '{}'::pg_catalog.oid AND {g}",
+                    op("="),
+                    self.table.relid
+                )
+            })
             .unwrap_or_default()
     }
 
@@ -523,7 +532,7 @@ impl RootBatch<'_> {
     pub fn sweep_range_delete_sql(&self) -> String {
         format!(
             "DELETE FROM ONLY {tbl} x WHERE x.ctid {gt} $3 AND x.ctid {le} $5 AND {xtime} {lt} $1{guarded}",
-            guarded = self.guarded(),
+            guarded = self.guarded("x"),
             tbl = self.table.qualified,
             xtime = col("x", &self.time.name),
             gt = op(">"),
@@ -706,14 +715,13 @@ pub fn expired_rows_plan_sql(table: &TableShape, time: &Column) -> String {
 /// ordinary table that is no partition). Per table: oid, parent's oid, whether it is a leaf, whether it is
 /// an ordinary table, schema and name, size in blocks, rows and pages by
 /// the statistics, whether deleting from it directly does what deleting
-/// through `$1` does ([`deletes_as_through`]) and no one but `$1`'s owner
-/// and superusers can rename its schema ([`schema_controlled_by_table_owner`]),
-/// and whether it is being detached.
+/// through `$1` does ([`deletes_as_through`]), and whether it is being
+/// detached.
 pub fn heap_candidates_sql() -> String {
     format!(
         "SELECT p.relid::pg_catalog.oid, p.parentrelid::pg_catalog.oid, p.isleaf, c.relkind {eq} 'r', n.nspname::pg_catalog.text, c.relname::pg_catalog.text, \
                 pg_catalog.pg_relation_size(c.oid) {div} pg_catalog.current_setting('block_size')::pg_catalog.int8, \
-                c.reltuples::pg_catalog.float8, c.relpages::pg_catalog.float8, ({same} AND {schema_trusted}), \
+                c.reltuples::pg_catalog.float8, c.relpages::pg_catalog.float8, {same}, \
                 EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid {eq} c.oid AND i.inhdetachpending) \
          FROM (SELECT t.relid, t.parentrelid, t.isleaf FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) t \
                UNION ALL SELECT $1::pg_catalog.regclass, NULL::pg_catalog.regclass, true \
@@ -721,21 +729,21 @@ pub fn heap_candidates_sql() -> String {
          JOIN pg_catalog.pg_class c ON c.oid {eq} p.relid \
          JOIN pg_catalog.pg_namespace n ON n.oid {eq} c.relnamespace",
         same = deletes_as_through("c.oid", "$1::pg_catalog.oid"),
-        schema_trusted = schema_controlled_by_table_owner("c", "$1::pg_catalog.oid"),
         eq = op("="),
         div = op("/"),
     )
 }
 
-/// Whether no role but the owner of `root` (an oid expression) and
-/// superusers can act as the owner of relation `alias`'s schema (and so
+/// Whether no role but the owner of `root` and superusers (both oid
+/// expressions) can act as the owner of relation `leaf`'s schema (and so
 /// rename it, and put another table under the relation's name): every role
 /// that can log in and is a member of the schema's owning role, directly
 /// or not (for `pg_database_owner`, the database's owner), is one of them.
-fn schema_controlled_by_table_owner(alias: &str, root: &str) -> String {
+fn schema_controlled_by_table_owner(leaf: &str, root: &str) -> String {
     format!(
         "NOT EXISTS (SELECT FROM pg_catalog.pg_roles ro, pg_catalog.pg_namespace ns \
-          WHERE ns.oid {eq} {alias}.relnamespace AND ro.rolcanlogin AND NOT ro.rolsuper \
+          WHERE ns.oid {eq} (SELECT lc.relnamespace FROM pg_catalog.pg_class lc WHERE lc.oid {eq} {leaf}) \
+            AND ro.rolcanlogin AND NOT ro.rolsuper \
             AND ro.oid {ne} (SELECT rc.relowner FROM pg_catalog.pg_class rc WHERE rc.oid {eq} {root}) \
             AND pg_catalog.pg_has_role(ro.oid, ns.nspowner, 'MEMBER'))",
         eq = op("="),
@@ -753,7 +761,9 @@ fn schema_controlled_by_table_owner(alias: &str, root: &str) -> String {
 /// on either (through `root`, only `root`'s fire; directly, only the
 /// partition's; row triggers fire on the partition either way); and no
 /// rule on DELETE on either (the partition's would rewrite a direct delete
-/// only; the table's, one through it only).
+/// only; the table's, one through it only); and no one but the owner and
+/// superusers can rename the partition's schema
+/// ([`schema_controlled_by_table_owner`]): the partition is named.
 /// Its subqueries' aliases (`lc`, `rc`, `tg`, `r`) must not be those of
 /// `leaf` or `root`.
 pub fn deletes_as_through(leaf: &str, root: &str) -> String {
@@ -770,7 +780,9 @@ pub fn deletes_as_through(leaf: &str, root: &str) -> String {
                  AND (tg.tgtype::pg_catalog.int4 {and} 8) {ne} 0 \
                  AND ((tg.tgtype::pg_catalog.int4 {and} 1) {eq} 0 OR tg.tgoldtable IS NOT NULL)) \
           AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class {eq} ANY (ARRAY[{leaf}, {root}]) \
-               AND r.ev_type {eq} '4'))",
+               AND r.ev_type {eq} '4') \
+          AND {schema})",
+        schema = schema_controlled_by_table_owner(leaf, root),
         eq = op("="),
         ne = op("<>"),
         and = op("&"),
@@ -1226,10 +1238,12 @@ mod tests {
             extra: None,
             guard: Some("GUARD".into()),
         };
-        let in_range = "t.ctid OPERATOR(pg_catalog.<) $4 AND GUARD ORDER BY";
+        let in_range = "t.ctid OPERATOR(pg_catalog.<) $4 AND t.tableoid OPERATOR(pg_catalog.=) '1'::pg_catalog.oid AND GUARD ORDER BY";
         assert!(leaf.sweep_end_sql().contains(in_range));
         assert!(leaf.sweep_end_sql().contains("'4'), GUARD FROM"));
-        assert!(leaf.sweep_range_delete_sql().ends_with(" AND GUARD"));
+        assert!(leaf
+            .sweep_range_delete_sql()
+            .ends_with(" AND x.tableoid OPERATOR(pg_catalog.=) '1'::pg_catalog.oid AND GUARD"));
         assert!(leaf.sweep_locked_delete_sql().contains(in_range));
         assert!(leaf.sweep_locked_delete_sql().contains(", GUARD FROM ("));
         let table = RootBatch {
