@@ -464,6 +464,28 @@ fn hashed_db(name: &str, owner: &str, setup: &str) -> postgres::Client {
 
 const HASHED_EXPIRED: &str = "SELECT count(*) FROM hashed WHERE ts < now() - interval '30 days'";
 
+/// A row trigger on `hashed_0` (one fires on the partition either way, and
+/// does not keep the table from a sweep) that runs `body` for every row a
+/// run deletes there: something happening during a run.
+fn during_the_first_partitions_deletes(body: &str) -> String {
+    format!(
+        "CREATE FUNCTION during_run() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN {body} RETURN NULL; END $$;
+         CREATE TRIGGER during_run AFTER DELETE ON hashed_0 FOR EACH ROW EXECUTE FUNCTION during_run();"
+    )
+}
+
+/// Asserts that one of a run's `messages` contains `said`.
+fn assert_said(messages: &[String], said: &str) {
+    assert!(
+        messages.iter().any(|m| m.contains(said)),
+        "{said}: {messages:?}"
+    );
+}
+
+const SWEEPS_HASHED: &str = "public.hashed (expire): batches sweep 3 of its partitions";
+const KEYSET_HASHED: &str = "public.hashed (expire): batches take the oldest rows first, by keyset";
+
 #[test]
 fn a_partitioned_table_is_swept_partition_by_partition_exactly() {
     let name = "it_sweep_hashed";
@@ -480,12 +502,7 @@ fn a_partitioned_table_is_swept_partition_by_partition_exactly() {
     let total = count(&mut db, "SELECT count(*) FROM hashed");
     assert_eq!(expired, 14000);
     let messages = messages_of(name, "CALL retention_run(1000)");
-    assert!(
-        messages
-            .iter()
-            .any(|m| m.contains("public.hashed (expire): batches sweep 3 of its partitions")),
-        "{messages:?}"
-    );
+    assert_said(&messages, SWEEPS_HASHED);
     assert_eq!(count(&mut db, HASHED_EXPIRED), 0);
     assert_eq!(
         count(&mut db, "SELECT count(*) FROM hashed"),
@@ -556,11 +573,7 @@ fn a_partition_deleted_from_otherwise_than_through_its_table_is_not_swept() {
         .unwrap();
         let total = count(&mut db, "SELECT count(*) FROM hashed");
         let messages = messages_of(&name, "CALL retention_run(1000)");
-        assert!(
-            messages.iter().any(|m| m
-                .contains("public.hashed (expire): batches take the oldest rows first, by keyset")),
-            "{case}: {messages:?}"
-        );
+        assert_said(&messages, KEYSET_HASHED);
         assert_eq!(count(&mut db, HASHED_EXPIRED), 0, "{case}");
         assert_eq!(
             count(&mut db, "SELECT count(*) FROM hashed"),
@@ -576,19 +589,15 @@ fn a_partition_deleted_from_otherwise_than_through_its_table_is_not_swept() {
 #[test]
 fn a_partition_detached_during_a_run_keeps_its_rows() {
     let name = "it_sweep_detached";
-    // The first row deleted from the first partition detaches the last (a
-    // row trigger: a statement trigger would keep the table from a sweep).
+    // The first row deleted from the first partition detaches the last.
     let mut db = hashed_db(
         name,
         "it_sweep_detached_owner",
-        "CREATE FUNCTION detach_last() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-           IF EXISTS (SELECT FROM pg_inherits WHERE inhrelid = 'public.hashed_2'::regclass) THEN
-             ALTER TABLE public.hashed DETACH PARTITION public.hashed_2;
-           END IF;
-           RETURN NULL;
-         END $$;
-         CREATE TRIGGER detach_last AFTER DELETE ON hashed_0 FOR EACH ROW EXECUTE FUNCTION detach_last();",
+        &during_the_first_partitions_deletes(
+            "IF EXISTS (SELECT FROM pg_inherits WHERE inhrelid = 'public.hashed_2'::regclass) THEN
+               ALTER TABLE public.hashed DETACH PARTITION public.hashed_2;
+             END IF;",
+        ),
     );
     let kept = count(
         &mut db,
@@ -596,17 +605,10 @@ fn a_partition_detached_during_a_run_keeps_its_rows() {
     );
     assert!(kept > 4000, "{kept}");
     let messages = messages_of(name, "CALL retention_run(1000)");
-    assert!(
-        messages
-            .iter()
-            .any(|m| m.contains("public.hashed (expire): batches sweep 3 of its partitions")),
-        "{messages:?}"
-    );
-    assert!(
-        messages.iter().any(|m| m.contains(
-            "partition \"public\".\"hashed_2\" can no longer be swept; the rest goes by keyset"
-        )),
-        "{messages:?}"
+    assert_said(&messages, SWEEPS_HASHED);
+    assert_said(
+        &messages,
+        "partition \"public\".\"hashed_2\" can no longer be swept; the rest goes by keyset",
     );
     assert_eq!(
         count(
@@ -679,24 +681,16 @@ fn a_table_taking_a_swept_partitions_name_during_a_run_keeps_its_rows() {
     let mut db = hashed_db(
         name,
         "it_sweep_renamed_owner",
-        "CREATE FUNCTION take_name() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-           IF NOT EXISTS (SELECT FROM pg_class WHERE relname = 'hashed_2_old') THEN
-             ALTER TABLE public.hashed_2 RENAME TO hashed_2_old;
-             CREATE TABLE public.hashed_2 AS SELECT * FROM public.hashed_2_old;
-           END IF;
-           RETURN NULL;
-         END $$;
-         CREATE TRIGGER take_name AFTER DELETE ON hashed_0 FOR EACH ROW EXECUTE FUNCTION take_name();",
+        &during_the_first_partitions_deletes(
+            "IF NOT EXISTS (SELECT FROM pg_class WHERE relname = 'hashed_2_old') THEN
+               ALTER TABLE public.hashed_2 RENAME TO hashed_2_old;
+               CREATE TABLE public.hashed_2 AS SELECT * FROM public.hashed_2_old;
+             END IF;",
+        ),
     );
     let in_last = count(&mut db, "SELECT count(*) FROM hashed_2");
     let messages = messages_of(name, "CALL retention_run(1000)");
-    assert!(
-        messages
-            .iter()
-            .any(|m| m.contains("public.hashed (expire): batches sweep 3 of its partitions")),
-        "{messages:?}"
-    );
+    assert_said(&messages, SWEEPS_HASHED);
     // The newcomer is untouched; the renamed partition, swept by its new
     // name, lost its expired rows like the others.
     assert_eq!(count(&mut db, "SELECT count(*) FROM hashed_2"), in_last);
@@ -720,12 +714,6 @@ fn in_a_repeatable_read_transaction_a_partitioned_table_is_not_swept() {
         name,
         "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT retention_execute(1000); COMMIT;",
     );
-    assert!(
-        messages
-            .iter()
-            .any(|m| m
-                .contains("public.hashed (expire): batches take the oldest rows first, by keyset")),
-        "{messages:?}"
-    );
+    assert_said(&messages, KEYSET_HASHED);
     assert_eq!(count(&mut db, HASHED_EXPIRED), 0);
 }
