@@ -830,3 +830,10 @@ AS $$ SELECT * FROM @extschema@._retention_apply($1, $2, $3, pg_catalog.current_
 COMMENT ON FUNCTION retention_export(text) IS 'The policies (of a label) as a JSON declaration that retention_apply reads';
 COMMENT ON FUNCTION retention_apply(jsonb, boolean, boolean) IS 'Makes the policies what the declaration says (dry_run, the default: only says what would change; prune: removes undeclared policies)';
 COMMENT ON FUNCTION _retention_apply(jsonb, boolean, boolean, text[]) IS 'internal: use retention_apply';
+
+-- 0.6.0: the row budget of a heap sweep's batch (src/sweep_budget.rs). Table
+-- owners call it inside the run's DELETEs, so it keeps EXECUTE for PUBLIC;
+-- outside a run's statement it admits nothing.
+COMMENT ON FUNCTION _retention_sweep_take(tid, timestamptz) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';
+COMMENT ON FUNCTION _retention_sweep_take(tid, timestamp) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';
+COMMENT ON FUNCTION _retention_sweep_take(tid, date) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';

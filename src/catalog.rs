@@ -541,6 +541,26 @@ pub fn refuse_delete_rules(client: &SpiClient<'_>, relid: RelId, display: &str) 
     }
 }
 
+/// Whether table `relid` has rules (`pg_class.relhasrules`), read from the
+/// catalog cache: up to date once the table is locked, as no rule can be
+/// added or dropped without locking it exclusively.
+pub fn has_rules(relid: RelId) -> bool {
+    // SAFETY: a syscache lookup by oid; the tuple is released before return.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(pg_sys::Oid::from(relid)),
+        );
+        if tuple.is_null() {
+            return false;
+        }
+        let rules =
+            (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relhasrules;
+        pg_sys::ReleaseSysCache(tuple);
+        rules
+    }
+}
+
 /// A policy's batches cover the tables inheriting from its table (but those
 /// with a policy of their own), and its walk clears the dependents of its
 /// table's own rows only: a covered inheritance child that a walked foreign

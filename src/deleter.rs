@@ -797,7 +797,7 @@ impl<'a> Deleter<'a> {
         let (table, guard) = match start {
             Start::Sweep(heap, ..) if heap.relid != policy.relid => {
                 let Some(qualified) = crate::catalog::lock_partition_path(&heap.links) else {
-                    return Ok(self.end_sweep(policy, &heap.qualified));
+                    return Ok(self.end_sweep(policy, &no_longer_sweepable(&heap.qualified)));
                 };
                 leaf = TableShape {
                     relid: heap.relid,
@@ -853,9 +853,25 @@ impl<'a> Deleter<'a> {
         // re-check, and the delete would cascade to it.
         if policy.kind == PolicyKind::Expire && !clears_dependents(setup, policy) && !self.lock_free
         {
-            if let Start::Sweep(..) = start {
-                let lock = self.progress.lock_rows_next;
-                return self.root_batch_sweep_statement(client, policy, &batch, root_args(), lock);
+            if let Start::Sweep(_, from, to) = start {
+                // A rule on the heap would rewrite the batch's DELETE before
+                // any of its conditions is read: looked for first, the heap
+                // locked by the batch's start, so that none can come before
+                // the DELETE. A partition with one is no longer swept.
+                let heap = batch.table.relid;
+                if crate::catalog::has_rules(heap) {
+                    if heap != policy.relid {
+                        return Ok(
+                            self.end_sweep(policy, &no_longer_sweepable(&batch.table.qualified))
+                        );
+                    }
+                    refuse_delete_rules(client, heap, &relation_name(client, heap)?)?;
+                }
+                if self.progress.lock_rows_next {
+                    return self.root_batch_sweep_locked(client, policy, &batch, root_args());
+                }
+                let budget = (root_limit, (*from, *to));
+                return self.root_batch_sweep_budgeted(client, policy, &batch, root_args(), budget);
             }
             let args = root_args();
             let by_ctid = setup.deletes_by_ctid(policy.relid);
@@ -966,78 +982,36 @@ impl<'a> Deleter<'a> {
         })
     }
 
-    /// A sweep's batch: with row locks in one statement
-    /// ([`RootBatch::sweep_locked_delete_sql`]); without, where it ends
-    /// ([`RootBatch::sweep_end_sql`]), then the range's expired rows up to
-    /// there ([`RootBatch::sweep_range_delete_sql`]). The history's oldest
-    /// and newest are those of the rows the batch found expired, counted
-    /// for the policy's table. A leaf partition found no longer sweepable
-    /// ends the sweep: the batch is taken again by keyset, through the
-    /// policy's table.
-    fn root_batch_sweep_statement(
+    /// A sweep's batch with row locks, in one statement
+    /// ([`RootBatch::sweep_locked_delete_sql`]). The history's oldest and
+    /// newest are those of the rows the batch found expired, counted for
+    /// the policy's table. A leaf partition found no longer sweepable ends
+    /// the sweep: the batch is taken again by keyset, through the policy's
+    /// table.
+    fn root_batch_sweep_locked(
         &mut self,
         client: &mut SpiClient<'_>,
         policy: &Policy,
         batch: &RootBatch<'_>,
-        mut args: Vec<DatumWithOid<'_>>,
-        lock: bool,
+        args: Vec<DatumWithOid<'_>>,
     ) -> Result<RootProgress> {
-        let statements = &mut self.progress.statements;
-        let (selected, (deleted, oldest, newest), last, sweepable) = if lock {
-            statements
-                .rows(client, &batch.sweep_locked_delete_sql(), &args, |r| {
-                    Ok((
-                        get::<i64>(r, 1)?.unwrap_or_default(),
-                        summary_row_at(r, 2)?,
-                        get::<pgrx::pg_sys::ItemPointerData>(r, 5)?,
-                        get::<bool>(r, 6)?.unwrap_or_default(),
-                    ))
-                })
-                .map_err(internal)?
-                .into_iter()
-                .next()
-                .unwrap_or_default()
-        } else {
-            let (selected, oldest, newest, last, has_rule, sweepable) = statements
-                .rows(client, &batch.sweep_end_sql(), &args, |r| {
-                    Ok((
-                        get::<i64>(r, 1)?.unwrap_or_default(),
-                        get::<i64>(r, 2)?,
-                        get::<i64>(r, 3)?,
-                        get::<pgrx::pg_sys::ItemPointerData>(r, 4)?,
-                        get::<bool>(r, 5)?.unwrap_or_default(),
-                        get::<bool>(r, 6)?.unwrap_or_default(),
-                    ))
-                })
-                .map_err(internal)?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
-            if has_rule && sweepable {
-                let relid = batch.table.relid;
-                refuse_delete_rules(client, relid, &relation_name(client, relid)?)?;
-            }
-            let deleted = match last {
-                Some(end) if sweepable => {
-                    args.push(end.into());
-                    waiting_briefly_unless(lock, || {
-                        statements.processed(client, &batch.sweep_range_delete_sql(), &args)
-                    })
-                    .map_err(internal)?
-                }
-                _ => 0,
-            };
-            // The times are those of the rows found expired; a batch that
-            // deleted none of them (taken by others meanwhile) has no range.
-            let (oldest, newest) = if deleted > 0 {
-                (oldest, newest)
-            } else {
-                (None, None)
-            };
-            (selected, (deleted, oldest, newest), last, sweepable)
-        };
+        let (selected, (deleted, oldest, newest), last, sweepable) = self
+            .progress
+            .statements
+            .rows(client, &batch.sweep_locked_delete_sql(), &args, |r| {
+                Ok((
+                    get::<i64>(r, 1)?.unwrap_or_default(),
+                    summary_row_at(r, 2)?,
+                    get::<pgrx::pg_sys::ItemPointerData>(r, 5)?,
+                    get::<bool>(r, 6)?.unwrap_or_default(),
+                ))
+            })
+            .map_err(internal)?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
         if !sweepable {
-            return Ok(self.end_sweep(policy, &batch.table.qualified));
+            return Ok(self.end_sweep(policy, &no_longer_sweepable(&batch.table.qualified)));
         }
         self.tally(policy.relid, deleted, oldest, newest);
         Ok(RootProgress {
@@ -1049,12 +1023,64 @@ impl<'a> Deleter<'a> {
         })
     }
 
-    /// Ends the policy's sweep before a batch in `partition`, which can no
-    /// longer be swept (detached, dropped, or no longer deleted from as
-    /// through its table): the batch is taken again by keyset.
-    fn end_sweep(&mut self, policy: &Policy, partition: &str) -> RootProgress {
+    /// A sweep's batch without row locks, in one statement
+    /// ([`RootBatch::sweep_budget_delete_sql`]): the range's expired rows,
+    /// as many as its budget admits ([`crate::sweep_budget`]). The next
+    /// batch starts before the first row refused. A statement that deleted
+    /// nothing tells whether its guard held by the guard alone.
+    fn root_batch_sweep_budgeted(
+        &mut self,
+        client: &mut SpiClient<'_>,
+        policy: &Policy,
+        batch: &RootBatch<'_>,
+        args: Vec<DatumWithOid<'_>>,
+        (limit, range): (i64, (Tid, Tid)),
+    ) -> Result<RootProgress> {
+        let statements = &mut self.progress.statements;
+        let sql = batch.sweep_budget_delete_sql(&self.setup.schema);
+        let (deleted, taken) = crate::sweep_budget::with_budget(limit, range, || {
+            with_lock_timeout(row_wait_ms(), || statements.processed(client, &sql, &args))
+        });
+        let deleted = deleted.map_err(internal)?;
+        if deleted == 0 {
+            if let Some(guard) = &batch.guard {
+                if !guard_holds(client, guard)? {
+                    return Ok(self.end_sweep(policy, &no_longer_sweepable(&batch.table.qualified)));
+                }
+            }
+        }
+        let (oldest, newest) = match taken.range() {
+            Some((oldest, newest)) if deleted > 0 => {
+                (Some(summary_us(oldest)), Some(summary_us(newest)))
+            }
+            _ => (None, None),
+        };
+        self.tally(policy.relid, deleted, oldest, newest);
+        // The next batch starts just before the first row refused. A row
+        // refused first in the range (the budget spent before it, by rows
+        // checked again after an update or by a trigger's calls) would leave
+        // the sweep where it is: the keyset takes over.
+        let last = taken
+            .first_refused
+            .map(|(block, offset)| (block, offset.saturating_sub(1)));
+        if last.is_some_and(|last| last <= range.0) {
+            let why = format!("the sweep of {} stopped moving", batch.table.qualified);
+            return Ok(self.end_sweep(policy, &why));
+        }
+        Ok(RootProgress {
+            selected: taken.rows,
+            last: None,
+            complete: true,
+            one_time: false,
+            last_tid: last,
+        })
+    }
+
+    /// Ends the policy's sweep before a batch, for the reason `why`: the
+    /// batch is taken again by keyset, and so is the rest of the policy.
+    fn end_sweep(&mut self, policy: &Policy, why: &str) -> RootProgress {
         pgrx::debug1!(
-            "pg_retention: {} (expire): partition {partition} can no longer be swept; the rest goes by keyset",
+            "pg_retention: {} (expire): {why}; the rest goes by keyset",
             self.setup.name(policy.relid),
         );
         self.progress.sweep = None;
@@ -1797,6 +1823,32 @@ fn unix_us(ts: pgrx::datum::TimestampWithTimeZone) -> Option<i64> {
         return None;
     }
     ts.into_inner().checked_add(POSTGRES_EPOCH_US)
+}
+
+/// Why a sweep ends before a batch in `partition`: detached, dropped, or
+/// no longer deleted from as through its table.
+fn no_longer_sweepable(partition: &str) -> String {
+    format!("partition {partition} can no longer be swept")
+}
+
+/// A time as the batches' summaries give it: microseconds since the Unix
+/// epoch, the infinities as [`sqlgen::NEG_INFINITY_US`] and
+/// [`sqlgen::INFINITY_US`].
+fn summary_us(ts: pgrx::datum::TimestampWithTimeZone) -> i64 {
+    if ts.is_neg_infinity() {
+        sqlgen::NEG_INFINITY_US
+    } else {
+        unix_us(ts).unwrap_or(sqlgen::INFINITY_US)
+    }
+}
+
+/// Whether a sweep's `guard` holds now.
+fn guard_holds(client: &SpiClient<'_>, guard: &str) -> Result<bool> {
+    let held = crate::catalog::rows(client, &format!("SELECT {guard}"), &[], |r| {
+        get::<bool>(r, 1)
+    })
+    .map_err(internal)?;
+    Ok(held.into_iter().flatten().next().unwrap_or(false))
 }
 
 fn tid_datum((block, offset): Tid) -> pgrx::pg_sys::ItemPointerData {

@@ -20,6 +20,7 @@ pub mod sqlgen;
 mod stats;
 mod strategy;
 mod subxact;
+mod sweep_budget;
 mod values;
 
 ::pgrx::pg_module_magic!();

@@ -185,6 +185,32 @@ fn deleted_summary_and(time: Option<&Column>, extra: &str) -> String {
     }
 }
 
+/// Whether the current user (a table's owner) may call the sweep budget's
+/// function for a time column of type `$1` (its oid): EXECUTE on it and
+/// USAGE on the extension's schema. No row when it is missing. Found by
+/// catalog rather than by name: looking a name up in a schema the user may
+/// not use fails rather than answers.
+pub fn sweep_budget_callable_sql() -> String {
+    format!(
+        "SELECT pg_catalog.has_function_privilege(p.oid, 'EXECUTE') AND pg_catalog.has_schema_privilege(p.pronamespace, 'USAGE') \
+         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_extension e ON e.extnamespace {eq} p.pronamespace \
+         WHERE e.extname {eq} 'pg_retention' AND p.proname {eq} '_retention_sweep_take' AND p.pronargs {eq} 2 \
+           AND p.proargtypes[0] {eq} 'pg_catalog.tid'::pg_catalog.regtype AND p.proargtypes[1] {eq} $1",
+        eq = op("=")
+    )
+}
+
+/// The type of a policy's time column (timestamptz, timestamp or date), by
+/// its qualified name.
+fn time_type_sql(type_oid: u32) -> &'static str {
+    use pgrx::pg_sys::{DATEOID, TIMESTAMPOID};
+    match type_oid {
+        t if t == TIMESTAMPOID.to_u32() => "pg_catalog.timestamp",
+        t if t == DATEOID.to_u32() => "pg_catalog.date",
+        _ => "pg_catalog.timestamptz",
+    }
+}
+
 /// A time as microseconds since the epoch (comparable in Rust whatever the
 /// column type); `-infinity` and `infinity` as the smallest and largest
 /// int8 ([`NEG_INFINITY_US`], [`INFINITY_US`]), which the history turns back
@@ -489,55 +515,21 @@ impl RootBatch<'_> {
         )
     }
 
-    /// A sweep's batch without row locks, first of two statements: where the
-    /// batch ends. Reads the range's expired rows up to the `$2`-th in
-    /// physical order and returns one row: how many (at most `$2`), the
-    /// oldest and newest of their times, the last one's `ctid` (NULL when
-    /// there are none), whether the table has a rule on DELETE, and the
-    /// batch's guard (true when it has none). Nothing is locked or written. The rule test runs in a snapshot taken after
-    /// the statement locked the table, and no rule can be added (`CREATE
-    /// RULE` locks it exclusively) until the step commits: so the second
-    /// statement, a plain DELETE that a rule would rewrite, runs only on a
-    /// table seen without one (the run's start checks every table too, but
-    /// a rule may come between its steps).
-    pub fn sweep_end_sql(&self) -> String {
+    /// A sweep's batch without row locks, in one statement: deletes the
+    /// range's expired rows as long as the statement's row budget admits
+    /// them ([`crate::sweep_budget`]), each row's lock taken as it deletes
+    /// it (waiting for a row another session holds). The budget's call
+    /// comes last among the conditions (its cost says so), its arguments
+    /// cast to exactly the types of one of its functions in the extension's
+    /// `schema`. Every row is deleted by its current version, re-checked as
+    /// expired by the delete. `$2` is unused (the budget holds the limit).
+    pub fn sweep_budget_delete_sql(&self, schema: &str) -> String {
         format!(
-            "SELECT pg_catalog.count(*), {oldest}, {newest}, pg_catalog.max(b.__retention_ctid), \
-                    EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) '{relid}'::pg_catalog.oid \
-                                                                AND r.ev_type OPERATOR(pg_catalog.=) '4'), \
-                    {guard} \
-             FROM (SELECT {time} AS __retention_time, t.ctid AS __retention_ctid FROM ONLY {tbl} t WHERE {w} ORDER BY t.ctid LIMIT $2) b",
-            oldest = epoch_us("pg_catalog.min(b.__retention_time)"),
-            newest = epoch_us("pg_catalog.max(b.__retention_time)"),
-            relid = self.table.relid,
-            guard = self.guard_column(),
-            time = col("t", &self.time.name),
+            "DELETE FROM ONLY {tbl} t WHERE {w} AND {schema}._retention_sweep_take(t.ctid, {time}::{ty})",
             tbl = self.table.qualified,
             w = self.where_clause(),
-        )
-    }
-
-    /// The second statement of a sweep's batch without row locks: deletes
-    /// the expired rows after `$3` up to the batch's end `$5` (found by
-    /// [`RootBatch::sweep_end_sql`]) in one TID range scan, each row's lock
-    /// taken as it deletes it (waiting for a row another session holds).
-    /// Every row is deleted by its current version, re-checked as expired
-    /// by the delete (a row made young meanwhile stays); a row moved by an
-    /// update past the batch's end waits for a later batch or run. One
-    /// write per row instead of two (a row lock, then the delete), and no
-    /// second visit of each row by its `ctid`. No RETURNING: the rows
-    /// deleted are the statement's own count, and a RETURNING clause would
-    /// fetch every deleted row again (measured: a third of the batch's
-    /// time). `$2` and `$4` are the first statement's, unused.
-    pub fn sweep_range_delete_sql(&self) -> String {
-        format!(
-            "DELETE FROM ONLY {tbl} x WHERE x.ctid {gt} $3 AND x.ctid {le} $5 AND {xtime} {lt} $1{guarded}",
-            guarded = self.guarded("x"),
-            tbl = self.table.qualified,
-            xtime = col("x", &self.time.name),
-            gt = op(">"),
-            le = op("<="),
-            lt = op("<"),
+            time = col("t", &self.time.name),
+            ty = time_type_sql(self.time.type_oid),
         )
     }
 
@@ -1238,20 +1230,50 @@ mod tests {
             extra: None,
             guard: Some("GUARD".into()),
         };
-        let in_range = "t.ctid OPERATOR(pg_catalog.<) $4 AND t.tableoid OPERATOR(pg_catalog.=) '1'::pg_catalog.oid AND GUARD ORDER BY";
-        assert!(leaf.sweep_end_sql().contains(in_range));
-        assert!(leaf.sweep_end_sql().contains("'4'), GUARD FROM"));
+        let in_range = "t.ctid OPERATOR(pg_catalog.<) $4 AND t.tableoid OPERATOR(pg_catalog.=) '1'::pg_catalog.oid AND GUARD";
+        assert_eq!(
+            leaf.sweep_budget_delete_sql("\"ext\""),
+            format!(
+                "DELETE FROM ONLY \"public\".\"events_1\" t WHERE t.\"ts\" OPERATOR(pg_catalog.<) $1 \
+                 AND t.ctid OPERATOR(pg_catalog.>) $3 AND {in_range} \
+                 AND \"ext\"._retention_sweep_take(t.ctid, t.\"ts\"::pg_catalog.timestamptz)"
+            )
+        );
         assert!(leaf
-            .sweep_range_delete_sql()
-            .ends_with(" AND x.tableoid OPERATOR(pg_catalog.=) '1'::pg_catalog.oid AND GUARD"));
-        assert!(leaf.sweep_locked_delete_sql().contains(in_range));
+            .sweep_locked_delete_sql()
+            .contains(&format!("{in_range} ORDER BY")));
         assert!(leaf.sweep_locked_delete_sql().contains(", GUARD FROM ("));
         let table = RootBatch {
             guard: None,
             ..leaf
         };
-        assert!(!table.sweep_range_delete_sql().contains("GUARD"));
-        assert!(table.sweep_end_sql().contains("'4'), true FROM"));
+        assert!(!table.sweep_budget_delete_sql("\"ext\"").contains("GUARD"));
+        assert!(table.sweep_locked_delete_sql().contains(", true FROM ("));
+    }
+
+    #[test]
+    fn the_sweep_budget_is_called_with_the_time_as_its_exact_type() {
+        let t = shape("events", &["id"]);
+        for (type_oid, cast) in [
+            (pgrx::pg_sys::DATEOID, "pg_catalog.date"),
+            (pgrx::pg_sys::TIMESTAMPOID, "pg_catalog.timestamp"),
+            (pgrx::pg_sys::TIMESTAMPTZOID, "pg_catalog.timestamptz"),
+        ] {
+            let time = Column {
+                type_oid: type_oid.to_u32(),
+                ..column("ts", "any")
+            };
+            let batch = RootBatch {
+                table: &t,
+                time: &time,
+                start: BatchStart::Sweep,
+                extra: None,
+                guard: None,
+            };
+            assert!(batch.sweep_budget_delete_sql("s").ends_with(&format!(
+                " AND s._retention_sweep_take(t.ctid, t.\"ts\"::{cast})"
+            )));
+        }
     }
 
     #[test]

@@ -332,6 +332,9 @@ pub fn choose(
         return Ok(None);
     }
     let time = setup.policy_column(policy.id);
+    if !budget_callable(client, time.type_oid)? {
+        return Ok(None);
+    }
     let Some(candidates) = candidates(client, policy.relid, &shape.excluded_inheritors)? else {
         return Ok(None);
     };
@@ -364,6 +367,19 @@ pub fn choose(
         first_pages,
         then_keyset,
     ))
+}
+
+/// Whether the table's owner (the current user) may call the function a
+/// sweep's batches call ([`crate::sweep_budget`]): without it, the keyset.
+fn budget_callable(client: &mut SpiClient<'_>, time_type: u32) -> Result<bool> {
+    let callable = crate::catalog::rows(
+        client,
+        &sqlgen::sweep_budget_callable_sql(),
+        &[pgrx::pg_sys::Oid::from(time_type).into()],
+        |r| r.get::<bool>(1),
+    )
+    .map_err(internal)?;
+    Ok(callable.into_iter().flatten().next().unwrap_or(false))
 }
 
 /// The heaps that hold `root`'s rows: itself, or its leaf partitions but

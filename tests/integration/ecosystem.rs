@@ -135,7 +135,7 @@ fn upgrade_from_0_1_0_keeps_policies_and_history_and_matches_a_fresh_install() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, "0.5.0");
+    assert_eq!(version, "0.6.0");
     assert_eq!(
         strings(&mut db, "SELECT format('%s %s %s %s', relation, kind, retain, label) FROM retention_policies ORDER BY id"),
         policies_before
@@ -325,6 +325,61 @@ fn upgrade_from_0_4_0_keeps_policies_history_and_calls() {
 
     let upgraded = extension_objects(&mut db);
     let mut fresh = empty_db("it_upgrade_040_fresh");
+    fresh
+        .batch_execute("CREATE EXTENSION pg_retention VERSION '0.5.0'")
+        .unwrap();
+    assert_eq!(extension_objects(&mut fresh), upgraded);
+}
+
+/// 0.6.0 adds the functions a heap sweep's DELETE calls: after the update,
+/// a table whose expired rows are spread over its heap is swept (with the
+/// new functions) and the run deletes exactly its expired rows; the objects
+/// are a fresh install's.
+#[test]
+fn upgrade_from_0_5_0_sweeps_with_the_new_functions() {
+    let mut db = empty_db("it_upgrade_050");
+    db.batch_execute("CREATE EXTENSION pg_retention VERSION '0.5.0'")
+        .unwrap();
+    db.batch_execute(TABLES).unwrap();
+    db.batch_execute(POLICIES).unwrap();
+    let deleted_before = count(&mut db, "SELECT total_deleted FROM retention_execute()");
+    assert!(deleted_before > 0);
+
+    db.batch_execute("ALTER EXTENSION pg_retention UPDATE TO '0.6.0'")
+        .unwrap();
+    // Every other row expired, spread over every page: a sweep.
+    db.batch_execute(
+        "CREATE TABLE spread (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO spread SELECT g, now() - (g % 2) * interval '10 days' FROM generate_series(1, 3000) g;
+         ANALYZE spread;
+         SELECT retention_add_policy('spread', 'ts', '5 days', 'spread');",
+    )
+    .unwrap();
+    let (mut session, notices) = crate::common::connect_keeping_notices("it_upgrade_050");
+    session
+        .batch_execute("SET client_min_messages = debug1")
+        .unwrap();
+    session
+        .batch_execute("CALL retention_run(1000, label => 'spread')")
+        .unwrap();
+    let notices = notices.lock().unwrap().clone();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("public.spread (expire): batches sweep its")),
+        "{notices:?}"
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), 1500);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM spread WHERE ts < now() - interval '5 days'"
+        ),
+        0
+    );
+
+    let upgraded = extension_objects(&mut db);
+    let mut fresh = empty_db("it_upgrade_050_fresh");
     fresh
         .batch_execute("CREATE EXTENSION pg_retention")
         .unwrap();

@@ -717,3 +717,180 @@ fn in_a_repeatable_read_transaction_a_partitioned_table_is_not_swept() {
     assert_said(&messages, KEYSET_HASHED);
     assert_eq!(count(&mut db, HASHED_EXPIRED), 0);
 }
+
+/// The sizes of a run's batches, from its DEBUG1 messages.
+fn batch_sizes(messages: &[String]) -> Vec<i64> {
+    messages
+        .iter()
+        .filter_map(|m| {
+            let rest = m.split(" deleted ").nth(1)?;
+            m.contains("batch ")
+                .then(|| rest.split(' ').next()?.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// A swept batch is one DELETE whose row budget admits `batch_size` rows
+/// (src/sweep_budget.rs): no batch deletes more, the run deletes every
+/// expired row and no other, and the history's oldest and newest are those
+/// of the expired rows, whatever the time column's type. The first half of
+/// the heap holds few expired rows (one in 50), the second only expired ones.
+#[test]
+fn a_swept_batch_deletes_at_most_its_batch_size_and_records_the_expired_times() {
+    for ty in ["timestamptz", "timestamp", "date"] {
+        let name = format!("it_sweep_budget_{ty}");
+        let mut db = fresh_db(&name);
+        db.batch_execute(&format!(
+            "CREATE TABLE typed (id int PRIMARY KEY, ts {ty} NOT NULL, pad text NOT NULL DEFAULT 'x');
+             INSERT INTO typed (id, ts)
+               SELECT g, (now() - CASE WHEN g > 2500 OR g % 50 = 0 THEN 31 + g % 60 ELSE g % 29 END * interval '1 day'
+                               - interval '12 hours')::{ty}
+               FROM generate_series(1, 5000) g;
+             ANALYZE typed;
+             SELECT retention_add_policy('typed', 'ts', '30 days');
+             CREATE TABLE expected AS
+               SELECT count(*) AS n, min(ts)::timestamptz AS oldest, max(ts)::timestamptz AS newest
+               FROM typed WHERE ts < now() - interval '30 days';"
+        ))
+        .unwrap();
+        let expired = count(&mut db, "SELECT n FROM expected");
+        let total = count(&mut db, "SELECT count(*) FROM typed");
+        assert_eq!(expired, 2550, "{ty}");
+        let messages = messages_of(&name, "CALL retention_run(300)");
+        assert_said(&messages, "public.typed (expire): batches sweep its");
+        let sizes = batch_sizes(&messages);
+        assert_eq!(sizes.iter().sum::<i64>(), expired, "{ty}: {sizes:?}");
+        // The ranges grow over the sparse first half; the first one into
+        // the dense second half holds far more than a batch.
+        assert_eq!(sizes.iter().max(), Some(&300), "{ty}: {sizes:?}");
+        assert_eq!(
+            count(
+                &mut db,
+                "SELECT count(*) FROM typed WHERE ts < now() - interval '30 days'"
+            ),
+            0,
+            "{ty}"
+        );
+        assert_eq!(
+            count(&mut db, "SELECT count(*) FROM typed"),
+            total - expired,
+            "{ty}"
+        );
+        assert_eq!(
+            strings(
+                &mut db,
+                "SELECT format('%s %s %s', r.total_deleted,
+                               (r.tables->0->>'oldest')::timestamptz = e.oldest,
+                               (r.tables->0->>'newest')::timestamptz = e.newest)
+                 FROM cleanup_runs r, expected e"
+            ),
+            [format!("{expired} t t")],
+            "{ty}"
+        );
+    }
+}
+
+/// The sweep's DELETE calls the extension's budget function with its
+/// arguments cast to that function's exact types: functions another role
+/// with CREATE on the extension's schema puts beside it (polymorphic,
+/// variadic) are never called in its place.
+#[test]
+fn functions_planted_beside_the_sweep_budget_are_not_called() {
+    let mut db = spread_db("it_sweep_planted");
+    db.batch_execute(
+        "DROP ROLE IF EXISTS it_sweep_planter; CREATE ROLE it_sweep_planter;
+         GRANT CREATE ON SCHEMA public TO it_sweep_planter;
+         CREATE TABLE called (who text); GRANT INSERT ON called TO PUBLIC;
+         SET ROLE it_sweep_planter;
+         CREATE FUNCTION public._retention_sweep_take(tid, anyelement) RETURNS bool LANGUAGE plpgsql
+           AS $$ BEGIN INSERT INTO public.called VALUES (current_user); RETURN true; END $$;
+         CREATE FUNCTION public._retention_sweep_take(tid, timestamptz, VARIADIC text[]) RETURNS bool LANGUAGE plpgsql
+           AS $$ BEGIN INSERT INTO public.called VALUES (current_user); RETURN true; END $$;
+         CREATE FUNCTION public._retention_sweep_take(tid, anycompatible) RETURNS bool LANGUAGE plpgsql
+           AS $$ BEGIN INSERT INTO public.called VALUES (current_user); RETURN true; END $$;
+         RESET ROLE;",
+    )
+    .unwrap();
+    let total = count(&mut db, "SELECT count(*) FROM spread");
+    let messages = messages_of("it_sweep_planted", "CALL retention_run(1000)");
+    assert_said(&messages, "public.spread (expire): batches sweep its");
+    assert_eq!(count(&mut db, EXPIRED), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), total - 14000);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM called"), 0);
+}
+
+/// A table's owner without USAGE on the extension's schema cannot call the
+/// budget function: its policy takes the keyset, and every expired row
+/// goes. Given USAGE, it is swept.
+#[test]
+fn an_owner_who_cannot_call_the_sweep_budget_gets_the_keyset() {
+    for (case, grant, strategy) in [
+        (
+            "no_usage",
+            "SELECT 1",
+            "batches take the oldest rows first, by keyset",
+        ),
+        (
+            "usage",
+            "GRANT USAGE ON SCHEMA ext TO it_sweep_ext_usage_owner",
+            "batches sweep its",
+        ),
+    ] {
+        let name = format!("it_sweep_ext_{case}");
+        let mut db = crate::common::empty_db(&name);
+        db.batch_execute(&format!(
+            "CREATE SCHEMA ext; CREATE EXTENSION pg_retention SCHEMA ext;
+             DROP ROLE IF EXISTS it_sweep_ext_{case}_owner; CREATE ROLE it_sweep_ext_{case}_owner;
+             CREATE TABLE spread (id int PRIMARY KEY, ts timestamptz NOT NULL, pad text NOT NULL DEFAULT 'x');
+             INSERT INTO spread (id, ts)
+               SELECT g, now() - ((g * 7919) % 100) * interval '1 day' - interval '12 hours' FROM generate_series(1, 20000) g;
+             ANALYZE spread;
+             ALTER TABLE spread OWNER TO it_sweep_ext_{case}_owner;
+             SELECT ext.retention_add_policy('spread', 'ts', '30 days');
+             {grant};"
+        ))
+        .unwrap();
+        let messages = messages_of(&name, "CALL ext.retention_run(1000)");
+        assert_said(&messages, &format!("public.spread (expire): {strategy}"));
+        assert_eq!(count(&mut db, EXPIRED), 0, "{case}");
+        assert_eq!(
+            count(&mut db, "SELECT count(*) FROM spread"),
+            6000,
+            "{case}"
+        );
+        assert_eq!(
+            strings(&mut db, "SELECT status FROM ext.cleanup_runs"),
+            ["succeeded"],
+            "{case}"
+        );
+    }
+}
+
+/// A table owner's trigger that spends the budget of the statement that
+/// deletes from its table (calling the function itself) cannot make the
+/// sweep skip rows: a batch whose first refused row is the range's first
+/// ends the sweep, and the keyset deletes the rest. Every expired row goes,
+/// and no other.
+#[test]
+fn a_trigger_spending_the_sweep_budget_leaves_the_rest_to_the_keyset() {
+    let mut db = spread_db("it_sweep_spent");
+    db.batch_execute(
+        "CREATE FUNCTION spend() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           FOR i IN 1..1000 LOOP PERFORM public._retention_sweep_take('(0,1)', OLD.ts); END LOOP;
+           RETURN OLD;
+         END $$;
+         CREATE TRIGGER spend BEFORE DELETE ON spread FOR EACH ROW EXECUTE FUNCTION spend();",
+    )
+    .unwrap();
+    let total = count(&mut db, "SELECT count(*) FROM spread");
+    let messages = messages_of("it_sweep_spent", "CALL retention_run(1000)");
+    assert_said(&messages, "public.spread (expire): batches sweep its");
+    assert_said(
+        &messages,
+        "the sweep of \"public\".\"spread\" stopped moving; the rest goes by keyset",
+    );
+    assert_eq!(count(&mut db, EXPIRED), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), total - 14000);
+}

@@ -1,0 +1,218 @@
+//! A heap sweep's batch in one statement. The DELETE over a range of pages
+//! (`ctid` between two tids, time before the cutoff) ends with a call of
+//! `_retention_sweep_take(ctid, time)`, which admits rows until the batch's
+//! `batch_size` is reached and refuses the rest: the range is read once, by
+//! the statement that deletes it, and a batch still deletes at most
+//! `batch_size` rows. The call is the last condition of the statement (its
+//! cost puts it after every other, row-level security's included), so only
+//! rows about to be deleted are counted.
+//!
+//! Where the next batch starts does not depend on the order PostgreSQL reads
+//! the range in: it starts just before the first refused row (the smallest
+//! `ctid` refused), and every row before that one was either admitted or
+//! failed another condition. A row updated meanwhile is checked again at its
+//! new version (EvalPlanQual) and may be counted twice: the batch is then
+//! smaller, never larger.
+//!
+//! The budget lives in this backend for the one statement
+//! ([`with_budget`]); outside it, the function admits nothing. A trigger of
+//! the table's owner that calls it during the statement can only spend the
+//! budget or move where the next batch starts within the range (the rows
+//! deleted are still those the statement's conditions name).
+
+use std::cell::Cell;
+
+use pgrx::datum::{Date, Timestamp, TimestampWithTimeZone};
+use pgrx::prelude::*;
+
+use crate::strategy::Tid;
+
+/// What one sweep statement admitted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// Rows admitted (a row checked twice counts twice).
+    pub rows: i64,
+    /// The smallest `ctid` inside the range that was refused: the next batch
+    /// starts just before it. `None`: every row of the range was admitted.
+    pub first_refused: Option<Tid>,
+    /// The oldest and newest time admitted, as datums of `time_type`.
+    pub oldest: Option<i64>,
+    pub newest: Option<i64>,
+    /// The type of the times admitted (the function called says it).
+    pub time_type: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    limit: i64,
+    /// Rows strictly between these two tids form the range.
+    range: (Tid, Tid),
+    taken: Taken,
+}
+
+impl Budget {
+    fn take(&mut self, row: Tid, time: i64, time_type: u32) -> bool {
+        if self.taken.rows < self.limit {
+            let t = &mut self.taken;
+            t.rows += 1;
+            t.time_type = time_type;
+            t.oldest = Some(t.oldest.map_or(time, |o| o.min(time)));
+            t.newest = Some(t.newest.map_or(time, |n| n.max(time)));
+            return true;
+        }
+        // A row's new version, read again after a concurrent update, may lie
+        // outside the range: the next batch never starts outside it.
+        if self.range.0 < row && row < self.range.1 {
+            let first = &mut self.taken.first_refused;
+            *first = Some(first.map_or(row, |f| f.min(row)));
+        }
+        false
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<Budget>> = const { Cell::new(None) };
+}
+
+/// Runs `statement` with a budget of `limit` rows over the rows strictly
+/// between `range`'s tids, and returns what it admitted. The budget before
+/// is restored afterwards, also when `statement` fails.
+pub fn with_budget<R>(limit: i64, range: (Tid, Tid), statement: impl FnOnce() -> R) -> (R, Taken) {
+    struct Restore(Option<Budget>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0));
+        }
+    }
+    let budget = Budget {
+        limit,
+        range,
+        taken: Taken::default(),
+    };
+    let _restore = Restore(CURRENT.with(|c| c.replace(Some(budget))));
+    let result = statement();
+    let taken = CURRENT
+        .with(|c| c.get())
+        .map(|b| b.taken)
+        .unwrap_or_default();
+    (result, taken)
+}
+
+fn take(row: pg_sys::ItemPointerData, time: i64, time_type: pg_sys::Oid) -> bool {
+    let row = pgrx::itemptr::item_pointer_get_both(row);
+    CURRENT.with(|c| match c.get() {
+        Some(mut budget) => {
+            let admitted = budget.take(row, time, time_type.to_u32());
+            c.set(Some(budget));
+            admitted
+        }
+        None => false,
+    })
+}
+
+impl Taken {
+    /// The oldest and newest time admitted as timestamptz, converted as
+    /// SQL's cast to timestamptz does (in the session's time zone).
+    pub fn range(&self) -> Option<(TimestampWithTimeZone, TimestampWithTimeZone)> {
+        let ty = pg_sys::Oid::from(self.time_type);
+        Some((
+            as_timestamptz(self.oldest?, ty)?,
+            as_timestamptz(self.newest?, ty)?,
+        ))
+    }
+}
+
+fn as_timestamptz(raw: i64, time_type: pg_sys::Oid) -> Option<TimestampWithTimeZone> {
+    // SAFETY: `raw` is a datum of `time_type` that `take` widened to i64.
+    unsafe {
+        let datum = pg_sys::Datum::from(raw);
+        if time_type == pg_sys::DATEOID {
+            let date = Date::from_datum(pg_sys::Datum::from(raw as i32), false);
+            date.map(TimestampWithTimeZone::from)
+        } else if time_type == pg_sys::TIMESTAMPOID {
+            Timestamp::from_datum(datum, false).map(TimestampWithTimeZone::from)
+        } else {
+            TimestampWithTimeZone::from_datum(datum, false)
+        }
+    }
+}
+
+// One function per time type a policy accepts, so that the statement's call
+// (arguments cast to exactly these types) matches one of them exactly: no
+// function another role creates in the extension's schema can be preferred.
+
+#[pg_extern(
+    name = "_retention_sweep_take",
+    volatile,
+    strict,
+    parallel_unsafe,
+    cost = 1000
+)]
+fn sweep_take_timestamptz(row: pg_sys::ItemPointerData, time: TimestampWithTimeZone) -> bool {
+    take(row, time.into_inner(), pg_sys::TIMESTAMPTZOID)
+}
+
+#[pg_extern(
+    name = "_retention_sweep_take",
+    volatile,
+    strict,
+    parallel_unsafe,
+    cost = 1000
+)]
+fn sweep_take_timestamp(row: pg_sys::ItemPointerData, time: Timestamp) -> bool {
+    take(row, time.into_inner(), pg_sys::TIMESTAMPOID)
+}
+
+#[pg_extern(
+    name = "_retention_sweep_take",
+    volatile,
+    strict,
+    parallel_unsafe,
+    cost = 1000
+)]
+fn sweep_take_date(row: pg_sys::ItemPointerData, time: Date) -> bool {
+    take(row, i64::from(time.into_inner()), pg_sys::DATEOID)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(limit: i64) -> Budget {
+        Budget {
+            limit,
+            range: ((10, 0), (20, 0)),
+            taken: Taken::default(),
+        }
+    }
+
+    #[test]
+    fn a_budget_admits_its_limit_and_remembers_the_first_refused_row() {
+        let mut b = budget(2);
+        assert!(b.take((10, 3), 7, 1184));
+        assert!(b.take((10, 1), 5, 1184));
+        assert!(!b.take((12, 4), 1, 1184));
+        assert!(!b.take((11, 2), 9, 1184));
+        assert_eq!(
+            b.taken,
+            Taken {
+                rows: 2,
+                first_refused: Some((11, 2)),
+                oldest: Some(5),
+                newest: Some(7),
+                time_type: 1184,
+            }
+        );
+    }
+
+    #[test]
+    fn a_refused_row_outside_the_range_does_not_move_the_next_batch() {
+        let mut b = budget(0);
+        assert!(!b.take((25, 1), 0, 1184));
+        assert!(!b.take((10, 0), 0, 1184));
+        assert!(!b.take((20, 0), 0, 1184));
+        assert_eq!(b.taken.first_refused, None);
+        assert!(!b.take((19, 9), 0, 1184));
+        assert_eq!(b.taken.first_refused, Some((19, 9)));
+    }
+}
