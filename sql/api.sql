@@ -831,9 +831,22 @@ COMMENT ON FUNCTION retention_export(text) IS 'The policies (of a label) as a JS
 COMMENT ON FUNCTION retention_apply(jsonb, boolean, boolean) IS 'Makes the policies what the declaration says (dry_run, the default: only says what would change; prune: removes undeclared policies)';
 COMMENT ON FUNCTION _retention_apply(jsonb, boolean, boolean, text[]) IS 'internal: use retention_apply';
 
--- 0.6.0: the row budget of a heap sweep's batch (src/sweep_budget.rs). Table
--- owners call it inside the run's DELETEs, so it keeps EXECUTE for PUBLIC;
--- outside a run's statement it admits nothing.
-COMMENT ON FUNCTION _retention_sweep_take(tid, timestamptz) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';
-COMMENT ON FUNCTION _retention_sweep_take(tid, timestamp) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';
-COMMENT ON FUNCTION _retention_sweep_take(tid, date) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';
+-- 0.6.0: the row budget of a heap sweep's batch (src/sweep_budget.rs), one
+-- function per time type a policy accepts: the run's DELETEs call them with
+-- arguments cast to exactly these types. In pg_catalog, where only
+-- superusers create or rename: no other function can take the call. Table
+-- owners call them inside those DELETEs, so they keep EXECUTE for PUBLIC;
+-- outside a run's statement they admit nothing. COST 1000: the call comes
+-- after every other condition of the DELETE.
+CREATE FUNCTION pg_catalog._retention_sweep_take("row" tid, "time" timestamptz) RETURNS bool
+STRICT VOLATILE PARALLEL UNSAFE COST 1000
+LANGUAGE c AS 'MODULE_PATHNAME', 'sweep_take_timestamptz_wrapper';
+CREATE FUNCTION pg_catalog._retention_sweep_take("row" tid, "time" timestamp) RETURNS bool
+STRICT VOLATILE PARALLEL UNSAFE COST 1000
+LANGUAGE c AS 'MODULE_PATHNAME', 'sweep_take_timestamp_wrapper';
+CREATE FUNCTION pg_catalog._retention_sweep_take("row" tid, "time" date) RETURNS bool
+STRICT VOLATILE PARALLEL UNSAFE COST 1000
+LANGUAGE c AS 'MODULE_PATHNAME', 'sweep_take_date_wrapper';
+COMMENT ON FUNCTION pg_catalog._retention_sweep_take(tid, timestamptz) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';
+COMMENT ON FUNCTION pg_catalog._retention_sweep_take(tid, timestamp) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';
+COMMENT ON FUNCTION pg_catalog._retention_sweep_take(tid, date) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';

@@ -1037,8 +1037,9 @@ impl<'a> Deleter<'a> {
         (limit, range): (i64, (Tid, Tid)),
     ) -> Result<RootProgress> {
         let statements = &mut self.progress.statements;
-        let sql = batch.sweep_budget_delete_sql(&self.setup.schema);
-        let (deleted, taken) = crate::sweep_budget::with_budget(limit, range, || {
+        let sql = batch.sweep_budget_delete_sql();
+        let time_type = batch.time.type_oid;
+        let (deleted, taken) = crate::sweep_budget::with_budget(limit, range, time_type, || {
             with_lock_timeout(row_wait_ms(), || statements.processed(client, &sql, &args))
         });
         let deleted = deleted.map_err(internal)?;

@@ -186,16 +186,13 @@ fn deleted_summary_and(time: Option<&Column>, extra: &str) -> String {
 }
 
 /// Whether the current user (a table's owner) may call the sweep budget's
-/// function for a time column of type `$1` (its oid): EXECUTE on it and
-/// USAGE on the extension's schema. No row when it is missing. Found by
-/// catalog rather than by name: looking a name up in a schema the user may
-/// not use fails rather than answers.
+/// function for a time column of type `$1` (its oid). No row when it is
+/// missing (a library newer than the extension's SQL).
 pub fn sweep_budget_callable_sql() -> String {
     format!(
-        "SELECT pg_catalog.has_function_privilege(p.oid, 'EXECUTE') AND pg_catalog.has_schema_privilege(p.pronamespace, 'USAGE') \
-         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_extension e ON e.extnamespace {eq} p.pronamespace \
-         WHERE e.extname {eq} 'pg_retention' AND p.proname {eq} '_retention_sweep_take' AND p.pronargs {eq} 2 \
-           AND p.proargtypes[0] {eq} 'pg_catalog.tid'::pg_catalog.regtype AND p.proargtypes[1] {eq} $1",
+        "SELECT pg_catalog.has_function_privilege(p.oid, 'EXECUTE') FROM pg_catalog.pg_proc p \
+         WHERE p.pronamespace {eq} 'pg_catalog'::pg_catalog.regnamespace AND p.proname {eq} '_retention_sweep_take' \
+           AND p.pronargs {eq} 2 AND p.proargtypes[0] {eq} 'pg_catalog.tid'::pg_catalog.regtype AND p.proargtypes[1] {eq} $1",
         eq = op("=")
     )
 }
@@ -520,12 +517,12 @@ impl RootBatch<'_> {
     /// them ([`crate::sweep_budget`]), each row's lock taken as it deletes
     /// it (waiting for a row another session holds). The budget's call
     /// comes last among the conditions (its cost says so), its arguments
-    /// cast to exactly the types of one of its functions in the extension's
-    /// `schema`. Every row is deleted by its current version, re-checked as
-    /// expired by the delete. `$2` is unused (the budget holds the limit).
-    pub fn sweep_budget_delete_sql(&self, schema: &str) -> String {
+    /// cast to exactly the types of one of its functions. Every row is
+    /// deleted by its current version, re-checked as expired by the delete.
+    /// `$2` is unused (the budget holds the limit).
+    pub fn sweep_budget_delete_sql(&self) -> String {
         format!(
-            "DELETE FROM ONLY {tbl} t WHERE {w} AND {schema}._retention_sweep_take(t.ctid, {time}::{ty})",
+            "DELETE FROM ONLY {tbl} t WHERE {w} AND pg_catalog._retention_sweep_take(t.ctid, {time}::{ty})",
             tbl = self.table.qualified,
             w = self.where_clause(),
             time = col("t", &self.time.name),
@@ -1232,11 +1229,11 @@ mod tests {
         };
         let in_range = "t.ctid OPERATOR(pg_catalog.<) $4 AND t.tableoid OPERATOR(pg_catalog.=) '1'::pg_catalog.oid AND GUARD";
         assert_eq!(
-            leaf.sweep_budget_delete_sql("\"ext\""),
+            leaf.sweep_budget_delete_sql(),
             format!(
                 "DELETE FROM ONLY \"public\".\"events_1\" t WHERE t.\"ts\" OPERATOR(pg_catalog.<) $1 \
                  AND t.ctid OPERATOR(pg_catalog.>) $3 AND {in_range} \
-                 AND \"ext\"._retention_sweep_take(t.ctid, t.\"ts\"::pg_catalog.timestamptz)"
+                 AND pg_catalog._retention_sweep_take(t.ctid, t.\"ts\"::pg_catalog.timestamptz)"
             )
         );
         assert!(leaf
@@ -1247,7 +1244,7 @@ mod tests {
             guard: None,
             ..leaf
         };
-        assert!(!table.sweep_budget_delete_sql("\"ext\"").contains("GUARD"));
+        assert!(!table.sweep_budget_delete_sql().contains("GUARD"));
         assert!(table.sweep_locked_delete_sql().contains(", true FROM ("));
     }
 
@@ -1270,8 +1267,8 @@ mod tests {
                 extra: None,
                 guard: None,
             };
-            assert!(batch.sweep_budget_delete_sql("s").ends_with(&format!(
-                " AND s._retention_sweep_take(t.ctid, t.\"ts\"::{cast})"
+            assert!(batch.sweep_budget_delete_sql().ends_with(&format!(
+                " AND pg_catalog._retention_sweep_take(t.ctid, t.\"ts\"::{cast})"
             )));
         }
     }

@@ -15,10 +15,18 @@
 //! smaller, never larger.
 //!
 //! The budget lives in this backend for the one statement
-//! ([`with_budget`]); outside it, the function admits nothing. A trigger of
-//! the table's owner that calls it during the statement can only spend the
-//! budget or move where the next batch starts within the range (the rows
-//! deleted are still those the statement's conditions name).
+//! ([`with_budget`]); outside it, the function admits nothing, and inside
+//! it, calls as another role than the table's owner (another owner's
+//! trigger fired by a cascade) or for another time type change nothing. A
+//! trigger of the table's owner that calls it during the statement can only
+//! spend the budget or move where the next batch starts within the range
+//! (the rows deleted are still those the statement's conditions name).
+//!
+//! The functions live in `pg_catalog`, which only superusers can create in
+//! or rename: the statement's call cannot be made to resolve to another
+//! function (a schema's owner could rename the extension's schema during a
+//! run and put one of its own under the name; a role that may create in it
+//! could add an overload that makes the call ambiguous).
 
 use std::cell::Cell;
 
@@ -38,7 +46,7 @@ pub struct Taken {
     /// The oldest and newest time admitted, as datums of `time_type`.
     pub oldest: Option<i64>,
     pub newest: Option<i64>,
-    /// The type of the times admitted (the function called says it).
+    /// The type of the times admitted: the table's time column's.
     pub time_type: u32,
 }
 
@@ -47,15 +55,22 @@ struct Budget {
     limit: i64,
     /// Rows strictly between these two tids form the range.
     range: (Tid, Tid),
+    /// The role the statement runs as (the table's owner) and the type of
+    /// the table's time column: calls as another role (a trigger of another
+    /// table's owner, fired by a cascade) or for another type are not the
+    /// statement's own, and change nothing.
+    user: u32,
     taken: Taken,
 }
 
 impl Budget {
-    fn take(&mut self, row: Tid, time: i64, time_type: u32) -> bool {
+    fn take(&mut self, row: Tid, time: i64, time_type: u32, user: u32) -> bool {
+        if user != self.user || time_type != self.taken.time_type {
+            return false;
+        }
         if self.taken.rows < self.limit {
             let t = &mut self.taken;
             t.rows += 1;
-            t.time_type = time_type;
             t.oldest = Some(t.oldest.map_or(time, |o| o.min(time)));
             t.newest = Some(t.newest.map_or(time, |n| n.max(time)));
             return true;
@@ -74,10 +89,16 @@ thread_local! {
     static CURRENT: Cell<Option<Budget>> = const { Cell::new(None) };
 }
 
-/// Runs `statement` with a budget of `limit` rows over the rows strictly
-/// between `range`'s tids, and returns what it admitted. The budget before
-/// is restored afterwards, also when `statement` fails.
-pub fn with_budget<R>(limit: i64, range: (Tid, Tid), statement: impl FnOnce() -> R) -> (R, Taken) {
+/// Runs `statement` with a budget of `limit` rows of a time column of type
+/// `time_type` over the rows strictly between `range`'s tids, for calls
+/// made as the current role, and returns what it admitted. The budget
+/// before is restored afterwards, also when `statement` fails.
+pub fn with_budget<R>(
+    limit: i64,
+    range: (Tid, Tid),
+    time_type: u32,
+    statement: impl FnOnce() -> R,
+) -> (R, Taken) {
     struct Restore(Option<Budget>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -87,7 +108,12 @@ pub fn with_budget<R>(limit: i64, range: (Tid, Tid), statement: impl FnOnce() ->
     let budget = Budget {
         limit,
         range,
-        taken: Taken::default(),
+        // SAFETY: reads the backend's current user id.
+        user: unsafe { pg_sys::GetUserId() }.to_u32(),
+        taken: Taken {
+            time_type,
+            ..Taken::default()
+        },
     };
     let _restore = Restore(CURRENT.with(|c| c.replace(Some(budget))));
     let result = statement();
@@ -100,9 +126,11 @@ pub fn with_budget<R>(limit: i64, range: (Tid, Tid), statement: impl FnOnce() ->
 
 fn take(row: pg_sys::ItemPointerData, time: i64, time_type: pg_sys::Oid) -> bool {
     let row = pgrx::itemptr::item_pointer_get_both(row);
+    // SAFETY: reads the backend's current user id.
+    let user = unsafe { pg_sys::GetUserId() }.to_u32();
     CURRENT.with(|c| match c.get() {
         Some(mut budget) => {
-            let admitted = budget.take(row, time, time_type.to_u32());
+            let admitted = budget.take(row, time, time_type.to_u32(), user);
             c.set(Some(budget));
             admitted
         }
@@ -137,39 +165,22 @@ fn as_timestamptz(raw: i64, time_type: pg_sys::Oid) -> Option<TimestampWithTimeZ
     }
 }
 
-// One function per time type a policy accepts, so that the statement's call
-// (arguments cast to exactly these types) matches one of them exactly: no
-// function another role creates in the extension's schema can be preferred.
+// One function per time type a policy accepts; the statement's call casts
+// its arguments to exactly these types. Their SQL (`pg_catalog`, STRICT,
+// VOLATILE, COST 1000) is in sql/api.sql: pgrx writes functions into the
+// extension's schema only.
 
-#[pg_extern(
-    name = "_retention_sweep_take",
-    volatile,
-    strict,
-    parallel_unsafe,
-    cost = 1000
-)]
+#[pg_extern(sql = false)]
 fn sweep_take_timestamptz(row: pg_sys::ItemPointerData, time: TimestampWithTimeZone) -> bool {
     take(row, time.into_inner(), pg_sys::TIMESTAMPTZOID)
 }
 
-#[pg_extern(
-    name = "_retention_sweep_take",
-    volatile,
-    strict,
-    parallel_unsafe,
-    cost = 1000
-)]
+#[pg_extern(sql = false)]
 fn sweep_take_timestamp(row: pg_sys::ItemPointerData, time: Timestamp) -> bool {
     take(row, time.into_inner(), pg_sys::TIMESTAMPOID)
 }
 
-#[pg_extern(
-    name = "_retention_sweep_take",
-    volatile,
-    strict,
-    parallel_unsafe,
-    cost = 1000
-)]
+#[pg_extern(sql = false)]
 fn sweep_take_date(row: pg_sys::ItemPointerData, time: Date) -> bool {
     take(row, i64::from(time.into_inner()), pg_sys::DATEOID)
 }
@@ -182,17 +193,21 @@ mod tests {
         Budget {
             limit,
             range: ((10, 0), (20, 0)),
-            taken: Taken::default(),
+            user: 10,
+            taken: Taken {
+                time_type: 1184,
+                ..Taken::default()
+            },
         }
     }
 
     #[test]
     fn a_budget_admits_its_limit_and_remembers_the_first_refused_row() {
         let mut b = budget(2);
-        assert!(b.take((10, 3), 7, 1184));
-        assert!(b.take((10, 1), 5, 1184));
-        assert!(!b.take((12, 4), 1, 1184));
-        assert!(!b.take((11, 2), 9, 1184));
+        assert!(b.take((10, 3), 7, 1184, 10));
+        assert!(b.take((10, 1), 5, 1184, 10));
+        assert!(!b.take((12, 4), 1, 1184, 10));
+        assert!(!b.take((11, 2), 9, 1184, 10));
         assert_eq!(
             b.taken,
             Taken {
@@ -206,13 +221,24 @@ mod tests {
     }
 
     #[test]
+    fn calls_as_another_role_or_for_another_type_change_nothing() {
+        let mut b = budget(1);
+        assert!(!b.take((11, 1), 7, 1184, 11));
+        assert!(!b.take((11, 1), 7, 1082, 10));
+        assert!(b.take((11, 1), 7, 1184, 10));
+        assert!(!b.take((12, 1), 7, 1184, 11));
+        assert_eq!(b.taken.first_refused, None);
+        assert_eq!(b.taken.rows, 1);
+    }
+
+    #[test]
     fn a_refused_row_outside_the_range_does_not_move_the_next_batch() {
         let mut b = budget(0);
-        assert!(!b.take((25, 1), 0, 1184));
-        assert!(!b.take((10, 0), 0, 1184));
-        assert!(!b.take((20, 0), 0, 1184));
+        assert!(!b.take((25, 1), 0, 1184, 10));
+        assert!(!b.take((10, 0), 0, 1184, 10));
+        assert!(!b.take((20, 0), 0, 1184, 10));
         assert_eq!(b.taken.first_refused, None);
-        assert!(!b.take((19, 9), 0, 1184));
+        assert!(!b.take((19, 9), 0, 1184, 10));
         assert_eq!(b.taken.first_refused, Some((19, 9)));
     }
 }

@@ -52,10 +52,14 @@ fn extension_objects(db: &mut postgres::Client) -> Vec<String> {
          ORDER BY 1",
     ));
     // Bodies too: a routine or view an upgrade script writes differently
-    // from the install script (a fix made in one only) shows here.
+    // from the install script (a fix made in one only) shows here; so do a
+    // routine's properties, argument names and privileges.
     objects.extend(strings(
         db,
-        "SELECT format('body of %s: %s', p.oid::regprocedure, md5(p.prosrc))
+        "SELECT format('body of %s: %s %s cost=%s %s strict=%s %s %s acl=%s', p.oid::regprocedure, md5(p.prosrc),
+                       p.prolang::regproc, p.procost, p.provolatile, p.proisstrict, p.proparallel,
+                       p.proargnames,
+                       (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(coalesce(p.proacl, acldefault('f', p.proowner))) a))
          FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
          WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_retention')
