@@ -561,6 +561,24 @@ pub fn has_rules(relid: RelId) -> bool {
     }
 }
 
+/// Whether table `relid` has a BEFORE DELETE row trigger (enabled or not),
+/// read from the relation cache: up to date once the table is locked, as
+/// no trigger can be created without a lock that conflicts with a delete's.
+pub fn has_before_delete_row_trigger(relid: RelId) -> bool {
+    // SAFETY: the relation is open only for the read, and closed before
+    // return; NULL for a relation that no longer exists.
+    unsafe {
+        let rel = pg_sys::RelationIdGetRelation(pg_sys::Oid::from(relid));
+        if rel.is_null() {
+            return false;
+        }
+        let triggers = (*rel).trigdesc;
+        let before_delete = !triggers.is_null() && (*triggers).trig_delete_before_row;
+        pg_sys::RelationClose(rel);
+        before_delete
+    }
+}
+
 /// A policy's batches cover the tables inheriting from its table (but those
 /// with a policy of their own), and its walk clears the dependents of its
 /// table's own rows only: a covered inheritance child that a walked foreign

@@ -1037,12 +1037,28 @@ impl<'a> Deleter<'a> {
         (limit, range): (i64, (Tid, Tid)),
     ) -> Result<RootProgress> {
         let statements = &mut self.progress.statements;
-        let sql = batch.sweep_budget_delete_sql();
         let time_type = batch.time.type_oid;
-        let (deleted, taken) = crate::sweep_budget::with_budget(limit, range, time_type, || {
-            with_lock_timeout(row_wait_ms(), || statements.processed(client, &sql, &args))
+        // A BEFORE DELETE row trigger may keep rows the budget admitted:
+        // then the deleted rows' own times, at the price of a second fetch.
+        let keeps_rows = crate::catalog::has_before_delete_row_trigger(batch.table.relid);
+        let (outcome, taken) = crate::sweep_budget::with_budget(limit, range, time_type, || {
+            with_lock_timeout(row_wait_ms(), || {
+                if keeps_rows {
+                    let sql = batch.sweep_budget_delete_returning_sql();
+                    let summary = statements.rows(client, &sql, &args, summary_row)?;
+                    Ok(summary
+                        .into_iter()
+                        .next()
+                        .map(|(n, o, y)| (n, Some((o, y)))))
+                } else {
+                    let sql = batch.sweep_budget_delete_sql();
+                    statements
+                        .processed(client, &sql, &args)
+                        .map(|n| Some((n, None)))
+                }
+            })
         });
-        let deleted = deleted.map_err(internal)?;
+        let (deleted, returned) = outcome.map_err(internal)?.unwrap_or_default();
         if deleted == 0 {
             if let Some(guard) = &batch.guard {
                 if !guard_holds(client, guard)? {
@@ -1050,8 +1066,9 @@ impl<'a> Deleter<'a> {
                 }
             }
         }
-        let (oldest, newest) = match taken.range() {
-            Some((oldest, newest)) if deleted > 0 => {
+        let (oldest, newest) = match (returned, taken.range()) {
+            (Some(times), _) => times,
+            (None, Some((oldest, newest))) if deleted > 0 => {
                 (Some(summary_us(oldest)), Some(summary_us(newest)))
             }
             _ => (None, None),

@@ -530,6 +530,19 @@ impl RootBatch<'_> {
         )
     }
 
+    /// [`RootBatch::sweep_budget_delete_sql`] for a table with a BEFORE
+    /// DELETE row trigger, which may keep a row the budget admitted: the
+    /// deleted rows' times come back (`RETURNING`, a second fetch of each
+    /// row), and one row gives their count, oldest and newest.
+    pub fn sweep_budget_delete_returning_sql(&self) -> String {
+        format!(
+            "WITH d AS ({} RETURNING {} AS __retention_time) {}",
+            self.sweep_budget_delete_sql(),
+            col("t", &self.time.name),
+            deleted_summary(Some(self.time)),
+        )
+    }
+
     /// The last row of batch `b` by (time, key) descending, where the next
     /// batch continues: its time and key, then whether the batch's first
     /// time is the same (`first`: the batch's first time); and the FROM item

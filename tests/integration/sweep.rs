@@ -887,3 +887,43 @@ fn a_trigger_spending_the_sweep_budget_leaves_the_rest_to_the_keyset() {
     assert_eq!(count(&mut db, EXPIRED), 0);
     assert_eq!(count(&mut db, "SELECT count(*) FROM spread"), total - 14000);
 }
+
+/// A BEFORE DELETE row trigger that keeps some expired rows (the oldest and
+/// the newest among them): the sweep deletes the others, and the history's
+/// oldest and newest are those of the rows it deleted, not of the rows the
+/// budget admitted.
+#[test]
+fn rows_a_before_trigger_keeps_are_not_in_the_historys_times() {
+    let mut db = spread_db("it_sweep_kept");
+    db.batch_execute(
+        "CREATE TABLE kept AS
+           (SELECT id FROM spread WHERE ts < now() - interval '30 days' ORDER BY ts, id LIMIT 3)
+           UNION ALL (SELECT id FROM spread WHERE ts < now() - interval '30 days' ORDER BY ts DESC, id LIMIT 3)
+           UNION ALL (SELECT id FROM spread WHERE id % 10 = 0);
+         CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF EXISTS (SELECT FROM public.kept k WHERE k.id = OLD.id) THEN RETURN NULL; END IF; RETURN OLD; END $$;
+         CREATE TRIGGER keep BEFORE DELETE ON spread FOR EACH ROW EXECUTE FUNCTION keep();
+         CREATE TABLE expected AS
+           SELECT count(*) AS n, min(ts) AS oldest, max(ts) AS newest FROM spread
+           WHERE ts < now() - interval '30 days' AND id NOT IN (SELECT id FROM kept);",
+    )
+    .unwrap();
+    let expected = count(&mut db, "SELECT n FROM expected");
+    let kept = count(
+        &mut db,
+        "SELECT count(*) FROM spread WHERE ts < now() - interval '30 days' AND id IN (SELECT id FROM kept)",
+    );
+    let messages = messages_of("it_sweep_kept", "CALL retention_run(1000)");
+    assert_said(&messages, "public.spread (expire): batches sweep its");
+    assert_eq!(count(&mut db, EXPIRED), kept);
+    assert_eq!(
+        strings(
+            &mut db,
+            "SELECT format('%s %s %s', r.total_deleted,
+                           (r.tables->0->>'oldest')::timestamptz = e.oldest,
+                           (r.tables->0->>'newest')::timestamptz = e.newest)
+             FROM cleanup_runs r, expected e"
+        ),
+        [format!("{expected} t t")]
+    );
+}
