@@ -731,6 +731,21 @@ fn batch_sizes(messages: &[String]) -> Vec<i64> {
         .collect()
 }
 
+/// Asserts that the one run in `cleanup_runs` deleted `deleted` rows from
+/// its one table, whose oldest and newest are those of table `expected`.
+fn assert_history_matches_expected(db: &mut postgres::Client, deleted: i64) {
+    assert_eq!(
+        strings(
+            db,
+            "SELECT format('%s %s %s', r.total_deleted,
+                           (r.tables->0->>'oldest')::timestamptz = e.oldest,
+                           (r.tables->0->>'newest')::timestamptz = e.newest)
+             FROM cleanup_runs r, expected e"
+        ),
+        [format!("{deleted} t t")]
+    );
+}
+
 /// A swept batch is one DELETE whose row budget admits `batch_size` rows
 /// (src/sweep_budget.rs): no batch deletes more, the run deletes every
 /// expired row and no other, and the history's oldest and newest are those
@@ -777,17 +792,7 @@ fn a_swept_batch_deletes_at_most_its_batch_size_and_records_the_expired_times() 
             total - expired,
             "{ty}"
         );
-        assert_eq!(
-            strings(
-                &mut db,
-                "SELECT format('%s %s %s', r.total_deleted,
-                               (r.tables->0->>'oldest')::timestamptz = e.oldest,
-                               (r.tables->0->>'newest')::timestamptz = e.newest)
-                 FROM cleanup_runs r, expected e"
-            ),
-            [format!("{expired} t t")],
-            "{ty}"
-        );
+        assert_history_matches_expected(&mut db, expired);
     }
 }
 
@@ -916,14 +921,5 @@ fn rows_a_before_trigger_keeps_are_not_in_the_historys_times() {
     let messages = messages_of("it_sweep_kept", "CALL retention_run(1000)");
     assert_said(&messages, "public.spread (expire): batches sweep its");
     assert_eq!(count(&mut db, EXPIRED), kept);
-    assert_eq!(
-        strings(
-            &mut db,
-            "SELECT format('%s %s %s', r.total_deleted,
-                           (r.tables->0->>'oldest')::timestamptz = e.oldest,
-                           (r.tables->0->>'newest')::timestamptz = e.newest)
-             FROM cleanup_runs r, expected e"
-        ),
-        [format!("{expected} t t")]
-    );
+    assert_history_matches_expected(&mut db, expected);
 }
