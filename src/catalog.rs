@@ -541,41 +541,34 @@ pub fn refuse_delete_rules(client: &SpiClient<'_>, relid: RelId, display: &str) 
     }
 }
 
-/// Whether table `relid` has rules (`pg_class.relhasrules`), read from the
-/// catalog cache: up to date once the table is locked, as no rule can be
-/// added or dropped without locking it exclusively.
-pub fn has_rules(relid: RelId) -> bool {
-    // SAFETY: a syscache lookup by oid; the tuple is released before return.
-    unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::RELOID as i32,
-            pg_sys::Datum::from(pg_sys::Oid::from(relid)),
-        );
-        if tuple.is_null() {
-            return false;
-        }
-        let rules =
-            (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relhasrules;
-        pg_sys::ReleaseSysCache(tuple);
-        rules
-    }
+/// What can change a DELETE on a table before or as it deletes: rules
+/// (`pg_class.relhasrules`), which rewrite it, and BEFORE DELETE row
+/// triggers (enabled or not), which may keep a row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeleteHooks {
+    pub rules: bool,
+    pub before_row_trigger: bool,
 }
 
-/// Whether table `relid` has a BEFORE DELETE row trigger (enabled or not),
-/// read from the relation cache: up to date once the table is locked, as
-/// no trigger can be created without a lock that conflicts with a delete's.
-pub fn has_before_delete_row_trigger(relid: RelId) -> bool {
+/// The [`DeleteHooks`] of table `relid`, read from the relation cache: up
+/// to date once the table is locked, as no rule or trigger can be created
+/// without a lock that conflicts with a delete's. Neither for a relation that
+/// no longer exists.
+pub fn delete_hooks(relid: RelId) -> DeleteHooks {
     // SAFETY: the relation is open only for the read, and closed before
     // return; NULL for a relation that no longer exists.
     unsafe {
         let rel = pg_sys::RelationIdGetRelation(pg_sys::Oid::from(relid));
         if rel.is_null() {
-            return false;
+            return DeleteHooks::default();
         }
         let triggers = (*rel).trigdesc;
-        let before_delete = !triggers.is_null() && (*triggers).trig_delete_before_row;
+        let hooks = DeleteHooks {
+            rules: (*(*rel).rd_rel).relhasrules,
+            before_row_trigger: !triggers.is_null() && (*triggers).trig_delete_before_row,
+        };
         pg_sys::RelationClose(rel);
-        before_delete
+        hooks
     }
 }
 

@@ -855,11 +855,13 @@ impl<'a> Deleter<'a> {
         {
             if let Start::Sweep(_, from, to) = start {
                 // A rule on the heap would rewrite the batch's DELETE before
-                // any of its conditions is read: looked for first, the heap
-                // locked by the batch's start, so that none can come before
-                // the DELETE. A partition with one is no longer swept.
+                // any of its conditions is read: looked for first (with its
+                // triggers), the heap locked by the batch's start, so that
+                // none can come before the DELETE. A partition with one is
+                // no longer swept.
                 let heap = batch.table.relid;
-                if crate::catalog::has_rules(heap) {
+                let hooks = crate::catalog::delete_hooks(heap);
+                if hooks.rules {
                     if heap != policy.relid {
                         return Ok(
                             self.end_sweep(policy, &no_longer_sweepable(&batch.table.qualified))
@@ -871,7 +873,15 @@ impl<'a> Deleter<'a> {
                     return self.root_batch_sweep_locked(client, policy, &batch, root_args());
                 }
                 let budget = (root_limit, (*from, *to));
-                return self.root_batch_sweep_budgeted(client, policy, &batch, root_args(), budget);
+                let keeps_rows = hooks.before_row_trigger;
+                return self.root_batch_sweep_budgeted(
+                    client,
+                    policy,
+                    &batch,
+                    root_args(),
+                    budget,
+                    keeps_rows,
+                );
             }
             let args = root_args();
             let by_ctid = setup.deletes_by_ctid(policy.relid);
@@ -1027,7 +1037,10 @@ impl<'a> Deleter<'a> {
     /// ([`RootBatch::sweep_budget_delete_sql`]): the range's expired rows,
     /// as many as its budget admits ([`crate::sweep_budget`]). The next
     /// batch starts before the first row refused. A statement that deleted
-    /// nothing tells whether its guard held by the guard alone.
+    /// nothing tells whether its guard held by the guard alone. A table
+    /// whose BEFORE DELETE row trigger may keep rows the budget admitted
+    /// (`keeps_rows`) gets the deleted rows' own times, at the price of a
+    /// second fetch.
     fn root_batch_sweep_budgeted(
         &mut self,
         client: &mut SpiClient<'_>,
@@ -1035,12 +1048,10 @@ impl<'a> Deleter<'a> {
         batch: &RootBatch<'_>,
         args: Vec<DatumWithOid<'_>>,
         (limit, range): (i64, (Tid, Tid)),
+        keeps_rows: bool,
     ) -> Result<RootProgress> {
         let statements = &mut self.progress.statements;
         let time_type = batch.time.type_oid;
-        // A BEFORE DELETE row trigger may keep rows the budget admitted:
-        // then the deleted rows' own times, at the price of a second fetch.
-        let keeps_rows = crate::catalog::has_before_delete_row_trigger(batch.table.relid);
         let (outcome, taken) = crate::sweep_budget::with_budget(limit, range, time_type, || {
             with_lock_timeout(row_wait_ms(), || {
                 if keeps_rows {
