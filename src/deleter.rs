@@ -292,9 +292,9 @@ impl Progress {
         self.done.values().map(|t| t.deleted).sum::<i64>() + whole
     }
 
-    /// How far behind the last completed root batch was: how much older
-    /// than its policy's cutoff its oldest row was (`None`: no batch yet,
-    /// or one that deleted no row of its own table).
+    /// How far behind the last completed root batch that deleted rows of
+    /// its own table was: how much older than its policy's cutoff its oldest
+    /// row was (`None`: no such batch yet in the current policy).
     pub fn last_batch_lag(&self) -> Option<std::time::Duration> {
         self.last_batch_lag_us
             .map(|us| std::time::Duration::from_micros(us.max(0) as u64))
@@ -622,9 +622,15 @@ impl<'a> Deleter<'a> {
                 .get(&policy.relid)
                 .and_then(|t| t.oldest)
                 .filter(|us| *us != sqlgen::NEG_INFINITY_US);
-            self.progress.last_batch_lag_us = oldest
+            // A batch that deleted none of the table's rows (a sweep's range
+            // of dead and young rows) says nothing of how far behind the run
+            // is: the last lag stands until the policy ends.
+            if let Some(lag) = oldest
                 .zip(unix_us(policy.cutoff))
-                .map(|(oldest, cutoff)| cutoff.saturating_sub(oldest));
+                .map(|(oldest, cutoff)| cutoff.saturating_sub(oldest))
+            {
+                self.progress.last_batch_lag_us = Some(lag);
+            }
         }
         for (rel, t) in pending {
             self.progress

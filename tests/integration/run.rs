@@ -541,6 +541,15 @@ fn groups_of_rows_at_one_time_are_deleted_exactly() {
 /// Runs `CALL retention_run(100)` after `settings` at DEBUG1 and returns
 /// each batch's (duration, yield) in milliseconds from its log line.
 fn batch_yields(db: &str, settings: &str) -> Vec<(f64, f64)> {
+    batch_lines(db, settings)
+        .into_iter()
+        .map(|(_, batch_ms, yield_ms)| (batch_ms, yield_ms))
+        .collect()
+}
+
+/// Each batch of `CALL retention_run(100)` after `settings`: rows deleted,
+/// milliseconds it took and milliseconds it yields.
+fn batch_lines(db: &str, settings: &str) -> Vec<(i64, f64, f64)> {
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = Arc::clone(&lines);
     let mut config: postgres::Config = conninfo(db).parse().unwrap();
@@ -556,10 +565,15 @@ fn batch_yields(db: &str, settings: &str) -> Vec<(f64, f64)> {
     lines
         .iter()
         .filter_map(|line| {
-            let (_, rest) = line.split_once(" rows in ")?;
+            let (head, rest) = line.split_once(" rows in ")?;
+            let (_, deleted) = head.rsplit_once(" deleted ")?;
             let (batch, rest) = rest.split_once(" ms; yields ")?;
             let yielded = rest.strip_suffix(" ms")?;
-            Some((batch.parse().unwrap(), yielded.parse().unwrap()))
+            Some((
+                deleted.parse().unwrap(),
+                batch.parse().unwrap(),
+                yielded.parse().unwrap(),
+            ))
         })
         .collect()
 }
@@ -666,6 +680,69 @@ fn a_run_yields_to_sessions_running_statements() {
         .unwrap();
     assert!(sleeping.join().unwrap().is_err());
     assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
+}
+
+/// A swept table whose expired rows lie at both ends of its heap: the
+/// batches over the young rows between delete nothing, and yield as the
+/// batches before them, whose rows were 70 days past the cutoff (max_lag a
+/// day: 2 / 70 of their duration), not the full ratio.
+#[test]
+fn a_run_far_behind_yields_less_also_after_a_batch_that_deleted_nothing() {
+    let mut db = fresh_db("it_run_yield_empty");
+    db.batch_execute(
+        "CREATE TABLE log (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO log SELECT g, now() - interval '100 days' FROM generate_series(1, 3000) g;
+         INSERT INTO log SELECT g, now() FROM generate_series(3001, 33000) g;
+         INSERT INTO log SELECT g, now() - interval '100 days' FROM generate_series(33001, 36000) g;
+         ANALYZE log;
+         SELECT retention_add_policy('log', 'ts', '30 days');",
+    )
+    .unwrap();
+    let (sleeper, sleeping) = spawn_call("it_run_yield_empty", "SELECT pg_sleep(60)");
+    wait_for(
+        "the other session to run its statement",
+        Duration::from_secs(10),
+        || {
+            count(
+                &mut db,
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {sleeper} AND state = 'active'"),
+            ) == 1
+        },
+    );
+    let batches = batch_lines(
+        "it_run_yield_empty",
+        "SET pg_retention.yield_ratio = 2; SET pg_retention.max_lag = '1d';",
+    );
+    db.batch_execute(&format!("SELECT pg_cancel_backend({sleeper})"))
+        .unwrap();
+    assert!(sleeping.join().unwrap().is_err());
+    assert_eq!(count(&mut db, "SELECT count(*) FROM log"), 30000);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM log WHERE id BETWEEN 3001 AND 33000"
+        ),
+        30000
+    );
+
+    // From the first batch that deleted rows to the one before the last
+    // step (which finds the policy done), empty batches included.
+    let first = batches
+        .iter()
+        .position(|(deleted, _, _)| *deleted > 0)
+        .unwrap();
+    let lagged = &batches[first..batches.len() - 1];
+    let empty = lagged
+        .iter()
+        .filter(|(deleted, _, _)| *deleted == 0)
+        .count();
+    assert!(empty >= 2, "{batches:?}");
+    for (_, batch_ms, yield_ms) in lagged {
+        assert!(
+            (yield_ms - batch_ms * 2.0 / 70.0).abs() < 0.005,
+            "{batches:?}"
+        );
+    }
 }
 
 /// A root whose dependents cost much (here a trigger sleeping 5 ms per
