@@ -1,5 +1,38 @@
 -- pg_retention: configuration and history tables (created before the Rust functions).
 
+-- The extension's schema: no login role but the superusers and the role
+-- installing the extension (its owner) may act as the schema's owner. One
+-- who could would rename the schema during a run and have the run use
+-- tables and functions of its own, under the extension's names, as the
+-- extension's owner (docs/security.md, "Installing"). The same condition
+-- as sqlgen::acts_as_schema_owner, which every entry point checks again.
+DO $check_schema$
+DECLARE
+    schema_owner text;
+    able text;
+BEGIN
+    SELECT n.nspowner::pg_catalog.regrole::pg_catalog.text,
+           (SELECT ro.rolname::pg_catalog.text FROM pg_catalog.pg_roles ro
+             WHERE ro.rolcanlogin AND NOT ro.rolsuper
+               AND ro.oid OPERATOR(pg_catalog.<>) pg_catalog.current_user()::pg_catalog.regrole
+               AND (pg_catalog.pg_has_role(ro.oid, n.nspowner, 'MEMBER')
+                    OR (ro.rolcreaterole
+                        AND n.nspowner OPERATOR(pg_catalog.<>) 'pg_database_owner'::pg_catalog.regrole
+                        AND NOT (SELECT so.rolsuper FROM pg_catalog.pg_roles so
+                                  WHERE so.oid OPERATOR(pg_catalog.=) n.nspowner)))
+             ORDER BY ro.rolname LIMIT 1)
+      INTO schema_owner, able
+      FROM pg_catalog.pg_namespace n
+     WHERE n.oid OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace;
+    IF able IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_retention''s schema % is owned by %, as whom % (neither a superuser nor the extension''s owner) can act',
+            '@extschema@', schema_owner, pg_catalog.quote_ident(able)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Install it in a schema of its own, created by a superuser: CREATE SCHEMA retention; CREATE EXTENSION pg_retention SCHEMA retention;';
+    END IF;
+END
+$check_schema$;
+
 -- Policies. One row per (relation, kind). Stored by oid (regclass), so a
 -- policy follows its table through renames; pg_dump writes the name and a
 -- restore resolves it again.

@@ -975,3 +975,141 @@ fn one_owners_failing_table_breaks_only_its_own_report_rows() {
         1
     );
 }
+
+/// A role that can act as the owner of the extension's schema could rename
+/// it during a run and put tables and functions of its own under the
+/// extension's names, which the run would use as the extension's owner (a
+/// superuser). The install refuses such a schema (`public` of a database
+/// another login role owns: `pg_database_owner`'s), and every entry point
+/// refuses one given to such a role later, writing nothing: a member of the
+/// owner, or a CREATEROLE role when the owner is not a superuser.
+#[test]
+fn the_extension_refuses_a_schema_another_role_can_act_as_the_owner_of() {
+    let name = "it_sec_schema";
+    let mut admin = connect("postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(
+            "DROP ROLE IF EXISTS it_sec_schema_app; DROP ROLE IF EXISTS it_sec_schema_group;
+             DROP ROLE IF EXISTS it_sec_schema_admin;
+             CREATE ROLE it_sec_schema_app LOGIN; CREATE ROLE it_sec_schema_group;",
+        )
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name} OWNER it_sec_schema_app"))
+        .unwrap();
+    let mut db = connect(name);
+    let refused = |db: &mut postgres::Client, sql: &str, schema: &str, owner: &str, role: &str| {
+        match db.batch_execute(sql) {
+            Ok(()) => panic!("{sql} ran"),
+            Err(e) => {
+                let e = e.as_db_error().unwrap();
+                assert_eq!(e.code().code(), "42501", "{sql}");
+                assert!(
+                    e.message().starts_with(&format!(
+                        "pg_retention's schema {schema} is owned by {owner}, as whom {role} (neither a superuser nor the extension's owner) can act"
+                    )),
+                    "{sql}: {}",
+                    e.message()
+                );
+            }
+        }
+    };
+    refused(
+        &mut db,
+        "CREATE EXTENSION pg_retention",
+        "public",
+        "pg_database_owner",
+        "it_sec_schema_app",
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM pg_extension WHERE extname = 'pg_retention'"
+        ),
+        0
+    );
+
+    db.batch_execute(
+        "CREATE SCHEMA retention; CREATE EXTENSION pg_retention SCHEMA retention;
+         CREATE TABLE log (id int PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO log SELECT g, now() - g * interval '1 day' FROM generate_series(1, 10) g;
+         SELECT retention.retention_add_policy('log', 'ts', '5 days');",
+    )
+    .unwrap();
+    db.batch_execute("CALL retention.retention_run()").unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM log"), 4);
+    db.batch_execute(
+        "INSERT INTO log SELECT g, now() - g * interval '1 day' FROM generate_series(5, 10) g",
+    )
+    .unwrap();
+
+    // Given to a login role, to a group with a login member: refused
+    // everywhere, nothing deleted or written.
+    let entry_points = [
+        "CALL retention.retention_run()",
+        "SELECT retention.retention_execute()",
+        "SELECT * FROM retention.retention_stats()",
+        "SELECT * FROM retention.retention_preview()",
+        "SELECT retention.retention_add_policy('log', 'id', '1 day')",
+    ];
+    for (owner, grant, role) in [
+        ("it_sec_schema_app", "", "it_sec_schema_app"),
+        (
+            "it_sec_schema_group",
+            "GRANT it_sec_schema_group TO it_sec_schema_app;",
+            "it_sec_schema_app",
+        ),
+    ] {
+        db.batch_execute(&format!("{grant} ALTER SCHEMA retention OWNER TO {owner};"))
+            .unwrap();
+        for sql in entry_points {
+            refused(&mut db, sql, "retention", owner, role);
+        }
+        assert_eq!(count(&mut db, "SELECT count(*) FROM log"), 10);
+        assert_eq!(
+            count(&mut db, "SELECT count(*) FROM retention.cleanup_runs"),
+            1
+        );
+    }
+
+    // A group no login role is a member of: nobody can act as it, until a
+    // role with CREATEROLE exists (it could grant itself the group).
+    db.batch_execute("REVOKE it_sec_schema_group FROM it_sec_schema_app")
+        .unwrap();
+    db.batch_execute("CALL retention.retention_run()").unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM log"), 4);
+    db.batch_execute("CREATE ROLE it_sec_schema_admin LOGIN CREATEROLE")
+        .unwrap();
+    refused(
+        &mut db,
+        "CALL retention.retention_run()",
+        "retention",
+        "it_sec_schema_group",
+        "it_sec_schema_admin",
+    );
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.cleanup_runs"),
+        2
+    );
+
+    // Given back to a superuser: runs again.
+    db.batch_execute("ALTER SCHEMA retention OWNER TO postgres")
+        .unwrap();
+    db.batch_execute("CALL retention.retention_run()").unwrap();
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.cleanup_runs"),
+        3
+    );
+    drop(db);
+    admin
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(
+            "DROP ROLE it_sec_schema_admin; DROP ROLE it_sec_schema_group; DROP ROLE it_sec_schema_app;",
+        )
+        .unwrap();
+}
