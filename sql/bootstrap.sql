@@ -1,34 +1,32 @@
 -- pg_retention: configuration and history tables (created before the Rust functions).
 
--- The extension's schema: no login role but the superusers and the role
--- installing the extension (its owner) may act as the schema's owner. One
--- who could would rename the schema during a run and have the run use
--- tables and functions of its own, under the extension's names, as the
--- extension's owner (docs/security.md, "Installing"). The same condition
--- as sqlgen::acts_as_schema_owner, which every entry point checks again.
+-- The extension's schema must be owned by a superuser (for
+-- pg_database_owner, which owns public on PostgreSQL 15 and later: the
+-- database's owner must be one). Any other role could rename it and put
+-- tables and functions of its own under the extension's names, which the
+-- extension would then use as its owner (docs/security.md, "Installing").
+-- security::check_extension_schema checks the same at every entry point
+-- and every step of a run.
 DO $check_schema$
 DECLARE
-    schema_owner text;
-    able text;
+    schema_owner pg_catalog.oid;
+    acting pg_catalog.oid;
 BEGIN
-    SELECT n.nspowner::pg_catalog.regrole::pg_catalog.text,
-           (SELECT ro.rolname::pg_catalog.text FROM pg_catalog.pg_roles ro
-             WHERE ro.rolcanlogin AND NOT ro.rolsuper
-               AND ro.oid OPERATOR(pg_catalog.<>) pg_catalog.current_user()::pg_catalog.regrole
-               AND (pg_catalog.pg_has_role(ro.oid, n.nspowner, 'MEMBER')
-                    OR (ro.rolcreaterole
-                        AND n.nspowner OPERATOR(pg_catalog.<>) 'pg_database_owner'::pg_catalog.regrole
-                        AND NOT (SELECT so.rolsuper FROM pg_catalog.pg_roles so
-                                  WHERE so.oid OPERATOR(pg_catalog.=) n.nspowner)))
-             ORDER BY ro.rolname LIMIT 1)
-      INTO schema_owner, able
-      FROM pg_catalog.pg_namespace n
-     WHERE n.oid OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace;
-    IF able IS NOT NULL THEN
-        RAISE EXCEPTION 'pg_retention''s schema % is owned by %, as whom % (neither a superuser nor the extension''s owner) can act',
-            '@extschema@', schema_owner, pg_catalog.quote_ident(able)
+    SELECT n.nspowner,
+           CASE WHEN n.nspowner OPERATOR(pg_catalog.=) 'pg_database_owner'::pg_catalog.regrole
+                THEN d.datdba ELSE n.nspowner END
+      INTO schema_owner, acting
+      FROM pg_catalog.pg_namespace n, pg_catalog.pg_database d
+     WHERE n.oid OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+       AND d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) acting) THEN
+        RAISE EXCEPTION 'pg_retention''s schema % is owned by %, who is not a superuser',
+            '@extschema@',
+            CASE WHEN schema_owner OPERATOR(pg_catalog.=) acting THEN acting::pg_catalog.regrole::pg_catalog.text
+                 ELSE 'pg_database_owner, that is by the database''s owner '
+                      OPERATOR(pg_catalog.||) acting::pg_catalog.regrole::pg_catalog.text END
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Install it in a schema of its own, created by a superuser: CREATE SCHEMA retention; CREATE EXTENSION pg_retention SCHEMA retention;';
+                  HINT = 'Create it in a schema a superuser created: CREATE SCHEMA retention; CREATE EXTENSION pg_retention SCHEMA retention;';
     END IF;
 END
 $check_schema$;

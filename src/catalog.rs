@@ -72,54 +72,30 @@ pub fn get<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
 }
 
 /// The extension's schema, quoted, for statements that reach its tables;
-/// also records the extension's owner, who writes its bookkeeping. Refuses
-/// a schema that a login role other than the superusers and the extension's
-/// owner can act as the owner of: that role could rename it, put tables and
-/// functions of its own under the extension's names, and have them used,
-/// as the extension's owner, by the next statement that names the schema
-/// (docs/security.md, "Installing"). Checked at every entry point; sql/api.sql
-/// checks the same at CREATE EXTENSION.
+/// also records the extension's owner, who writes its bookkeeping, and
+/// refuses a schema whose owner is not trusted as the extension's owner
+/// ([`crate::security::check_extension_schema`]).
 pub fn extension_schema(client: &SpiClient<'_>) -> Result<String> {
     let found = rows(
         client,
-        &format!(
-            "SELECT n.nspname::pg_catalog.text, e.extowner, n.nspowner::pg_catalog.regrole::pg_catalog.text, \
-                    (SELECT pg_catalog.quote_ident(ro.rolname) FROM pg_catalog.pg_roles ro \
-                      WHERE {acts} ORDER BY ro.rolname LIMIT 1) \
-             FROM pg_catalog.pg_extension e \
-             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
-             WHERE e.extname OPERATOR(pg_catalog.=) 'pg_retention'",
-            acts = crate::sqlgen::acts_as_schema_owner("ro", "n.nspowner", "e.extowner"),
-        ),
+        "SELECT n.nspname::pg_catalog.text, e.extowner, n.oid FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'pg_retention'",
         &[],
         |r| {
             Ok((
                 get::<String>(r, 1)?,
                 get::<pgrx::pg_sys::Oid>(r, 2)?,
-                get::<String>(r, 3)?,
-                get::<String>(r, 4)?,
+                get::<pgrx::pg_sys::Oid>(r, 3)?,
             ))
         },
     )
     .map_err(internal)?;
     match found.into_iter().next() {
-        Some((Some(schema), Some(owner), _, None)) => {
-            crate::security::set_extension_owner(owner);
+        Some((Some(schema), Some(owner), Some(oid))) => {
+            crate::security::set_extension(owner, oid);
+            crate::security::check_extension_schema()?;
             Ok(quote_ident(&schema))
-        }
-        Some((Some(schema), Some(_), schema_owner, Some(role))) => {
-            let schema = quote_ident_if_needed(&schema);
-            Err(RetentionError::InsufficientPrivilege(format!(
-                "pg_retention's schema {} is owned by {}, as whom {} (neither a superuser nor the \
-                 extension's owner) can act: it could rename the schema and have pg_retention use tables and \
-                 functions of its own as the extension's owner. Give the schema to a superuser \
-                 (ALTER SCHEMA {} OWNER TO ...) or install pg_retention in a schema of its own \
-                 (docs/security.md, \"Installing\")",
-                schema,
-                schema_owner.unwrap_or_default(),
-                role,
-                schema,
-            )))
         }
         _ => Err(RetentionError::NotReady(
             "extension pg_retention is not installed in this database".into(),
@@ -1588,9 +1564,9 @@ pub fn owner_name(role: pgrx::pg_sys::Oid) -> String {
     quote_ident_if_needed(&name.to_string_lossy())
 }
 
-/// A role name as a DBA would type it: quoted when it is not lower-case
+/// A name as a DBA would type it: quoted when it is not lower-case
 /// letters, digits and underscores.
-fn quote_ident_if_needed(name: &str) -> String {
+pub fn quote_ident_if_needed(name: &str) -> String {
     let plain = name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')

@@ -311,6 +311,10 @@ fn _retention_run_step(run_id: i64) -> &'static str {
 }
 
 fn step(client: &mut SpiClient<'_>, run: &mut ActiveRun) -> Result<&'static str> {
+    // The schema may have been given to an untrusted role since the run
+    // began: nothing more is read or written through it (the history row
+    // stays 'running'; a later run marks it abandoned).
+    crate::security::check_extension_schema()?;
     let schema = run.schema.clone();
     let pause = run.pause + std::mem::take(&mut run.yield_next);
     if run.steps > 0 && !pause.is_zero() {

@@ -158,11 +158,93 @@ thread_local! {
     /// The extension's owner, read with its schema at every entry point.
     static EXTENSION_OWNER: std::cell::Cell<pg_sys::Oid> =
         const { std::cell::Cell::new(pg_sys::Oid::INVALID) };
+    /// The extension's schema, read at every entry point.
+    static EXTENSION_SCHEMA: std::cell::Cell<pg_sys::Oid> =
+        const { std::cell::Cell::new(pg_sys::Oid::INVALID) };
 }
 
-/// Records the extension's owner (read by `catalog::extension_schema`).
-pub fn set_extension_owner(owner: pg_sys::Oid) {
+/// Records the extension's owner and schema (read by
+/// `catalog::extension_schema`).
+pub fn set_extension(owner: pg_sys::Oid, schema: pg_sys::Oid) {
     EXTENSION_OWNER.with(|o| o.set(owner));
+    EXTENSION_SCHEMA.with(|o| o.set(schema));
+}
+
+/// Refuses the extension's schema unless its owner is a superuser or the
+/// extension's owner (for `pg_database_owner`, which owns `public` on
+/// PostgreSQL 15 and later: the database's owner). Any other role could
+/// rename the schema and put tables and functions of its own under the
+/// extension's names, which the extension would then use as its owner, a
+/// superuser; so could any code that runs as that role, a trigger of its
+/// tables during a run included. Read from the catalog caches: cheap
+/// enough for every step of a run. sql/bootstrap.sql checks the same at
+/// `CREATE EXTENSION`.
+pub fn check_extension_schema() -> Result<(), crate::errors::RetentionError> {
+    let extension_owner = EXTENSION_OWNER.with(std::cell::Cell::get);
+    let schema = EXTENSION_SCHEMA.with(std::cell::Cell::get);
+    let Some((name, owner)) = namespace_name_and_owner(schema) else {
+        return Err(crate::errors::RetentionError::NotReady(
+            "pg_retention's schema was dropped".into(),
+        ));
+    };
+    // SAFETY: reads this backend's database oid.
+    let database = unsafe { pg_sys::MyDatabaseId };
+    let database_owner =
+        (owner.to_u32() == pg_sys::ROLE_PG_DATABASE_OWNER).then(|| database_owner(database));
+    let acting = database_owner.unwrap_or(owner);
+    // SAFETY: a catalog lookup by oid.
+    if acting == extension_owner || unsafe { pg_sys::superuser_arg(acting) } {
+        return Ok(());
+    }
+    let owner_text = match database_owner {
+        Some(db_owner) => format!(
+            "pg_database_owner, that is by the database's owner {}",
+            crate::catalog::owner_name(db_owner)
+        ),
+        None => crate::catalog::owner_name(owner),
+    };
+    Err(crate::errors::RetentionError::InsufficientPrivilege(format!(
+        "pg_retention's schema {name} is owned by {owner_text}, who is neither a superuser nor the \
+         extension's owner: that role could rename the schema and have pg_retention use tables and \
+         functions of its own as the extension's owner. Give the schema to a superuser (ALTER SCHEMA \
+         {name} OWNER TO ...) or create the extension in a schema a superuser created \
+         (docs/security.md, \"Installing\")"
+    )))
+}
+
+/// A schema's name (as a DBA would type it) and owner, from the catalog cache.
+fn namespace_name_and_owner(schema: pg_sys::Oid) -> Option<(String, pg_sys::Oid)> {
+    // SAFETY: a syscache lookup by oid; the tuple is read, then released.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as _,
+            pg_sys::Datum::from(schema),
+        );
+        if tuple.is_null() {
+            return None;
+        }
+        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_namespace>(tuple);
+        let owner = (*form).nspowner;
+        let name = std::ffi::CStr::from_ptr((*form).nspname.data.as_ptr())
+            .to_string_lossy()
+            .into_owned();
+        pg_sys::ReleaseSysCache(tuple);
+        Some((crate::catalog::quote_ident_if_needed(&name), owner))
+    }
+}
+
+/// The owner of database `database`, from the catalog cache.
+fn database_owner(database: pg_sys::Oid) -> pg_sys::Oid {
+    // SAFETY: a syscache lookup of this backend's own database, which exists.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::DATABASEOID as _,
+            pg_sys::Datum::from(database),
+        );
+        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_database>(tuple)).datdba;
+        pg_sys::ReleaseSysCache(tuple);
+        owner
+    }
 }
 
 /// Runs the extension's bookkeeping (its config and history tables) as the

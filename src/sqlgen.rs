@@ -738,35 +738,16 @@ pub fn heap_candidates_sql() -> String {
 
 /// Whether no role but the owner of `root` and superusers (both oid
 /// expressions) can act as the owner of relation `leaf`'s schema (and so
-/// rename it, and put another table under the relation's name)
-/// ([`acts_as_schema_owner`]).
+/// rename it, and put another table under the relation's name): every role
+/// that can log in and is a member of the schema's owning role, directly
+/// or not (for `pg_database_owner`, the database's owner), is one of them.
 fn schema_controlled_by_table_owner(leaf: &str, root: &str) -> String {
     format!(
         "NOT EXISTS (SELECT FROM pg_catalog.pg_roles ro, pg_catalog.pg_namespace ns \
           WHERE ns.oid {eq} (SELECT lc.relnamespace FROM pg_catalog.pg_class lc WHERE lc.oid {eq} {leaf}) \
-            AND {acts})",
-        acts = acts_as_schema_owner(
-            "ro",
-            "ns.nspowner",
-            &format!("(SELECT rc.relowner FROM pg_catalog.pg_class rc WHERE rc.oid {} {root})", op("=")),
-        ),
-        eq = op("="),
-    )
-}
-
-/// Whether role `ro` (a `pg_roles` alias) is a login role other than the
-/// superusers and `trusted` (an oid expression) that can act as `owner`
-/// (an oid expression: a schema's owner), and so rename that schema and put
-/// objects of its own under the names in it: a member of `owner`, directly
-/// or not (of `pg_database_owner`: the database's owner), or, when `owner`
-/// is neither a superuser nor `pg_database_owner`, any role with CREATEROLE
-/// (on PostgreSQL 15 it may grant itself any role but a superuser).
-pub fn acts_as_schema_owner(ro: &str, owner: &str, trusted: &str) -> String {
-    format!(
-        "({ro}.rolcanlogin AND NOT {ro}.rolsuper AND {ro}.oid {ne} {trusted} \
-          AND (pg_catalog.pg_has_role({ro}.oid, {owner}, 'MEMBER') \
-               OR ({ro}.rolcreaterole AND {owner} {ne} 'pg_database_owner'::pg_catalog.regrole \
-                   AND NOT (SELECT so.rolsuper FROM pg_catalog.pg_roles so WHERE so.oid {eq} {owner}))))",
+            AND ro.rolcanlogin AND NOT ro.rolsuper \
+            AND ro.oid {ne} (SELECT rc.relowner FROM pg_catalog.pg_class rc WHERE rc.oid {eq} {root}) \
+            AND pg_catalog.pg_has_role(ro.oid, ns.nspowner, 'MEMBER'))",
         eq = op("="),
         ne = op("<>"),
     )

@@ -172,18 +172,19 @@ fn as_timestamptz(raw: i64, time_type: pg_sys::Oid) -> Option<TimestampWithTimeZ
 // wrapper (a memory context and boxed arguments per call) a call cost 68 ns
 // (39 ns by hand): 4.5 ms of a 150,000-row sweep.
 
-/// The arguments of a call: STRICT, so neither is NULL; a `tid` is passed by
-/// reference, a timestamp(tz) as its int64 and a date as its int32.
+/// The arguments of a call: a `tid` is passed by reference, a
+/// timestamp(tz) as its int64 and a date as its int32. `None` for a NULL
+/// (the functions are STRICT; this holds if a superuser makes one not).
 ///
 /// # Safety
 /// `fcinfo` is a call of one of the functions below, with two arguments.
-unsafe fn row_and_time(fcinfo: pg_sys::FunctionCallInfo) -> (Tid, pg_sys::Datum) {
-    // SAFETY: per this function's contract.
+unsafe fn row_and_time(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Tid, pg_sys::Datum)> {
+    // SAFETY: per this function's contract; a non-NULL tid points to one.
     unsafe {
         let row =
-            pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<pg_sys::ItemPointerData>();
-        let time = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1);
-        (pgrx::itemptr::item_pointer_get_both(*row), time)
+            pgrx::fcinfo::pg_getarg_datum(fcinfo, 0)?.cast_mut_ptr::<pg_sys::ItemPointerData>();
+        let time = pgrx::fcinfo::pg_getarg_datum(fcinfo, 1)?;
+        Some((pgrx::itemptr::item_pointer_get_both(*row), time))
     }
 }
 
@@ -204,9 +205,10 @@ macro_rules! sweep_take_function {
             fcinfo: pg_sys::FunctionCallInfo,
         ) -> pg_sys::Datum {
             // SAFETY: fmgr calls this with the two arguments the SQL declares.
-            let (row, time) = unsafe { row_and_time(fcinfo) };
             let to_i64: fn(pg_sys::Datum) -> i64 = $time;
-            pg_sys::Datum::from(take(row, to_i64(time), $time_type))
+            let admitted = unsafe { row_and_time(fcinfo) }
+                .is_some_and(|(row, time)| take(row, to_i64(time), $time_type));
+            pg_sys::Datum::from(admitted)
         }
     };
 }
