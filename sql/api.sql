@@ -397,8 +397,9 @@ BEGIN
         CASE WHEN batch_pause IS NOT NULL THEN pg_catalog.format(', batch_pause => %L::pg_catalog.interval', batch_pause) END,
         CASE WHEN lock_timeout IS NOT NULL THEN pg_catalog.format(', lock_timeout => %L::pg_catalog.interval', lock_timeout) END,
         CASE WHEN yield_ratio IS NOT NULL THEN pg_catalog.format(', yield_ratio => %L::pg_catalog.float4', yield_ratio) END);
+    -- '@extschema@' is already an identifier, quoted when it needs to be.
     command := pg_catalog.format(
-        'CALL %I.retention_run(batch_size => %L::pg_catalog.int4, origin => %L::pg_catalog.text%s, label => %L::pg_catalog.text)',
+        'CALL %s.retention_run(batch_size => %L::pg_catalog.int4, origin => %L::pg_catalog.text%s, label => %L::pg_catalog.text)',
         '@extschema@', batch_size, 'pg_cron', arguments, label);
     job_id := cron.schedule(@extschema@._retention_job_name(label), schedule, command);
     IF job.active IS FALSE THEN

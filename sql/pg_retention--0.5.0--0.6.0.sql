@@ -26,3 +26,87 @@ AS 'MODULE_PATHNAME', 'sweep_take_date_wrapper';
 COMMENT ON FUNCTION pg_catalog._retention_sweep_take(tid, timestamptz) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';
 COMMENT ON FUNCTION pg_catalog._retention_sweep_take(tid, timestamp) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';
 COMMENT ON FUNCTION pg_catalog._retention_sweep_take(tid, date) IS 'internal: admits a heap sweep''s rows up to its batch size, inside a run''s DELETE';
+
+-- retention_schedule: the job's command names the schema as it is
+-- ('@extschema@' is already an identifier); it quoted it a second time, so
+-- a schema whose name needs quotes ("Retention Jobs") got a command that
+-- failed.
+CREATE OR REPLACE FUNCTION retention_schedule(
+    schedule text DEFAULT NULL,
+    batch_size integer DEFAULT NULL,
+    label text DEFAULT NULL,
+    max_rows bigint DEFAULT NULL,
+    max_duration interval DEFAULT NULL,
+    batch_pause interval DEFAULT NULL,
+    lock_timeout interval DEFAULT NULL,
+    yield_ratio real DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    job record;
+    command text;
+    arguments text := '';
+    job_id bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database %', pg_catalog.current_database()
+            USING ERRCODE = '55000',
+                  HINT = 'CREATE EXTENSION pg_cron; it needs shared_preload_libraries = ''pg_cron'' and runs in the database named by cron.database_name. For data in another database, schedule CALL retention_run() there with cron.schedule_in_database().';
+    END IF;
+    IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+        RAISE EXCEPTION 'role % may not use schema cron (pg_cron)', CURRENT_USER
+            USING ERRCODE = '42501',
+                  HINT = 'A superuser grants it: GRANT USAGE ON SCHEMA cron TO the role; pg_cron then lets it schedule and see its own jobs.';
+    END IF;
+    IF label IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM @extschema@.retention_config c WHERE c.label OPERATOR(pg_catalog.=) retention_schedule.label) THEN
+        RAISE EXCEPTION 'no retention policy has label "%"', label
+            USING ERRCODE = '42704',
+                  HINT = 'Give policies the label first (retention_add_policy or retention_alter_policy with label =>): a run of a label without policies fails.';
+    END IF;
+    SELECT j.jobid, j.schedule, j.command, j.active INTO job FROM cron.job j
+     WHERE j.jobname OPERATOR(pg_catalog.=) @extschema@._retention_job_name(label)
+       AND j.username OPERATOR(pg_catalog.=) CURRENT_USER;
+    schedule := COALESCE(schedule, job.schedule, '0 3 * * *');
+    batch_size := COALESCE(batch_size, @extschema@._retention_job_argument(job.command, 'batch_size')::pg_catalog.int4, 1000);
+    max_rows := COALESCE(max_rows, @extschema@._retention_job_argument(job.command, 'max_rows')::pg_catalog.int8);
+    max_duration := COALESCE(max_duration, @extschema@._retention_job_argument(job.command, 'max_duration')::pg_catalog.interval);
+    batch_pause := COALESCE(batch_pause, @extschema@._retention_job_argument(job.command, 'batch_pause')::pg_catalog.interval);
+    lock_timeout := COALESCE(lock_timeout, @extschema@._retention_job_argument(job.command, 'lock_timeout')::pg_catalog.interval);
+    yield_ratio := COALESCE(yield_ratio, @extschema@._retention_job_argument(job.command, 'yield_ratio')::pg_catalog.float4);
+    IF batch_size OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'batch_size must be a positive number of rows, not %', batch_size USING ERRCODE = '22023';
+    END IF;
+    IF max_rows OPERATOR(pg_catalog.<) 0
+       OR NOT (yield_ratio OPERATOR(pg_catalog.>=) 0 AND yield_ratio OPERATOR(pg_catalog.<=) 1000)
+       OR max_duration OPERATOR(pg_catalog.<) '0'::pg_catalog.interval
+       OR batch_pause OPERATOR(pg_catalog.<) '0'::pg_catalog.interval
+       OR lock_timeout OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
+        RAISE EXCEPTION 'max_rows, max_duration, batch_pause and lock_timeout must not be negative, yield_ratio must be between 0 and 1000'
+            USING ERRCODE = '22023';
+    END IF;
+    -- One "name => 'value'::type" per argument given, the label last: what
+    -- _retention_job_argument reads back (before the label, which may hold
+    -- any text) when the label is scheduled again.
+    arguments := pg_catalog.concat(
+        CASE WHEN max_rows IS NOT NULL THEN pg_catalog.format(', max_rows => %L::pg_catalog.int8', max_rows) END,
+        CASE WHEN max_duration IS NOT NULL THEN pg_catalog.format(', max_duration => %L::pg_catalog.interval', max_duration) END,
+        CASE WHEN batch_pause IS NOT NULL THEN pg_catalog.format(', batch_pause => %L::pg_catalog.interval', batch_pause) END,
+        CASE WHEN lock_timeout IS NOT NULL THEN pg_catalog.format(', lock_timeout => %L::pg_catalog.interval', lock_timeout) END,
+        CASE WHEN yield_ratio IS NOT NULL THEN pg_catalog.format(', yield_ratio => %L::pg_catalog.float4', yield_ratio) END);
+    -- '@extschema@' is already an identifier, quoted when it needs to be.
+    command := pg_catalog.format(
+        'CALL %s.retention_run(batch_size => %L::pg_catalog.int4, origin => %L::pg_catalog.text%s, label => %L::pg_catalog.text)',
+        '@extschema@', batch_size, 'pg_cron', arguments, label);
+    job_id := cron.schedule(@extschema@._retention_job_name(label), schedule, command);
+    IF job.active IS FALSE THEN
+        RAISE NOTICE 'pg_cron job % (%) is paused; when active it runs % at "%"',
+            job_id, @extschema@._retention_job_name(label), command, schedule
+            USING HINT = pg_catalog.format('SELECT cron.alter_job(%s, active => true)', job_id);
+    ELSE
+        RAISE NOTICE 'pg_cron job % (%) runs % at "%"', job_id, @extschema@._retention_job_name(label), command, schedule;
+    END IF;
+    RETURN job_id;
+END
+$$;

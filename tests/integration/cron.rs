@@ -253,4 +253,39 @@ fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
              DROP TABLE cron_logs; DROP EXTENSION pg_retention CASCADE;",
         )
         .unwrap();
+
+    // In a schema whose name needs quotes, the job's command names it
+    // quoted once, and runs.
+    cron_db
+        .batch_execute(
+            "DROP SCHEMA IF EXISTS \"Retention Jobs\" CASCADE; CREATE SCHEMA \"Retention Jobs\";
+             CREATE EXTENSION pg_retention SCHEMA \"Retention Jobs\";
+             SELECT \"Retention Jobs\".retention_schedule('0 3 * * *', 10);",
+        )
+        .unwrap();
+    let command: String = cron_db
+        .query_one(
+            "SELECT command FROM cron.job WHERE jobname = 'pg_retention'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        command,
+        "CALL \"Retention Jobs\".retention_run(batch_size => '10'::pg_catalog.int4, origin => 'pg_cron'::pg_catalog.text, label => NULL::pg_catalog.text)"
+    );
+    cron_db.batch_execute(&command).unwrap();
+    assert_eq!(
+        count(
+            &mut cron_db,
+            "SELECT count(*) FROM \"Retention Jobs\".cleanup_runs WHERE origin = 'pg_cron' AND status = 'succeeded'"
+        ),
+        1
+    );
+    cron_db
+        .batch_execute(
+            "SELECT \"Retention Jobs\".retention_unschedule();
+             DROP EXTENSION pg_retention CASCADE; DROP SCHEMA \"Retention Jobs\";",
+        )
+        .unwrap();
 }
