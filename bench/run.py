@@ -542,6 +542,7 @@ def benchmark():
         f"{expected:,} rows (odds and matches kept 60 days, orphaned tournaments after a day) from a fresh copy.",
         f"Seconds are the median of {rounds} rounds in which C, A and B alternate (C, A, B, then B, A, C; "
         "D: one run); the per-batch figures pool every batch of every run.",
+        "Schemas of other shapes: [zoo.md](zoo.md), one row per shape (`bash bench/run.sh --zoo`).",
         "",
         "| method | seconds | rows/s | time / C | batches per run | batch p50 ms | p99 ms | max ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
