@@ -12,6 +12,16 @@ const SETUP: &str = "CREATE TABLE cron_logs (id int PRIMARY KEY, ts timestamptz 
      INSERT INTO cron_logs SELECT g, now() FROM generate_series(301, 310) g;
      SELECT retention_add_policy('cron_logs', 'ts', '1 day');";
 
+/// The command of the job `retention_schedule` writes for no label.
+fn unlabelled_job_command(db: &mut postgres::Client) -> String {
+    db.query_one(
+        "SELECT command FROM cron.job WHERE jobname = 'pg_retention'",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
 #[test]
 fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
     // pg_cron lives in cron.database_name = 'postgres' (scripts/cluster.sh).
@@ -35,13 +45,7 @@ fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
         .unwrap()
         .get(0);
     assert_eq!(first, again, "scheduling twice updates the job");
-    let command: String = cron_db
-        .query_one(
-            "SELECT command FROM cron.job WHERE jobname = 'pg_retention'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let command = unlabelled_job_command(&mut cron_db);
     assert_eq!(
         command,
         "CALL public.retention_run(batch_size => '50'::pg_catalog.int4, origin => 'pg_cron'::pg_catalog.text, label => NULL::pg_catalog.text)"
@@ -218,13 +222,7 @@ fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
              RESET ROLE;",
         )
         .unwrap();
-    let command: String = cron_db
-        .query_one(
-            "SELECT command FROM cron.job WHERE jobname = 'pg_retention'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let command = unlabelled_job_command(&mut cron_db);
     let runs_before = count(&mut cron_db, "SELECT count(*) FROM cleanup_runs");
     cron_db.batch_execute(&command).unwrap();
     assert_eq!(
@@ -263,13 +261,7 @@ fn pg_cron_runs_scheduled_retention_here_and_in_another_database() {
              SELECT \"Retention Jobs\".retention_schedule('0 3 * * *', 10);",
         )
         .unwrap();
-    let command: String = cron_db
-        .query_one(
-            "SELECT command FROM cron.job WHERE jobname = 'pg_retention'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let command = unlabelled_job_command(&mut cron_db);
     assert_eq!(
         command,
         "CALL \"Retention Jobs\".retention_run(batch_size => '10'::pg_catalog.int4, origin => 'pg_cron'::pg_catalog.text, label => NULL::pg_catalog.text)"

@@ -621,22 +621,32 @@ fn a_run_yields_to_a_session_between_its_statements() {
     assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 500);
 }
 
-#[test]
-fn a_run_yields_to_sessions_running_statements() {
-    let mut db = items_db("it_run_yield");
-    let expire_again =
-        "INSERT INTO items SELECT g, now() - interval '100 days' FROM generate_series(1, 2000) g";
-    let (sleeper, sleeping) = spawn_call("it_run_yield", "SELECT pg_sleep(60)");
+/// Another session of database `name` running `pg_sleep(60)` (a statement
+/// a run yields to), once it runs: its pid and its thread.
+fn another_session_sleeping(
+    db: &mut postgres::Client,
+    name: &str,
+) -> (i32, thread::JoinHandle<Result<(), postgres::Error>>) {
+    let (sleeper, sleeping) = spawn_call(name, "SELECT pg_sleep(60)");
     wait_for(
         "the other session to run its statement",
         Duration::from_secs(10),
         || {
             count(
-            &mut db,
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {sleeper} AND state = 'active'"),
-        ) == 1
+                db,
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {sleeper} AND state = 'active'"),
+            ) == 1
         },
     );
+    (sleeper, sleeping)
+}
+
+#[test]
+fn a_run_yields_to_sessions_running_statements() {
+    let mut db = items_db("it_run_yield");
+    let expire_again =
+        "INSERT INTO items SELECT g, now() - interval '100 days' FROM generate_series(1, 2000) g";
+    let (sleeper, sleeping) = another_session_sleeping(&mut db, "it_run_yield");
 
     // While another session runs a statement, each batch is followed by a
     // sleep of yield_ratio times its own duration (the items expired 70
@@ -698,17 +708,7 @@ fn a_run_far_behind_yields_less_also_after_a_batch_that_deleted_nothing() {
          SELECT retention_add_policy('log', 'ts', '30 days');",
     )
     .unwrap();
-    let (sleeper, sleeping) = spawn_call("it_run_yield_empty", "SELECT pg_sleep(60)");
-    wait_for(
-        "the other session to run its statement",
-        Duration::from_secs(10),
-        || {
-            count(
-                &mut db,
-                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {sleeper} AND state = 'active'"),
-            ) == 1
-        },
-    );
+    let (sleeper, sleeping) = another_session_sleeping(&mut db, "it_run_yield_empty");
     let batches = batch_lines(
         "it_run_yield_empty",
         "SET pg_retention.yield_ratio = 2; SET pg_retention.max_lag = '1d';",
