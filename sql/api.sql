@@ -518,7 +518,30 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     gone record;
+    trusted boolean;
 BEGIN
+    -- The policies are deleted through the schema's name, as the
+    -- extension's owner: only while that name still names the extension's
+    -- schema and a superuser (or the extension's owner) owns it, the rule
+    -- every other entry point checks (security::check_extension_schema).
+    -- Otherwise whoever controls the name would choose what runs here; the
+    -- DROP itself goes on.
+    SELECT n.oid OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace('@extschema@')
+           AND COALESCE((SELECT r.rolsuper OR r.oid OPERATOR(pg_catalog.=) e.extowner
+                           FROM pg_catalog.pg_roles r
+                          WHERE r.oid OPERATOR(pg_catalog.=)
+                                CASE WHEN n.nspowner OPERATOR(pg_catalog.=) 'pg_database_owner'::pg_catalog.regrole
+                                     THEN d.datdba ELSE n.nspowner END), false)
+      INTO trusted
+      FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+      JOIN pg_catalog.pg_database d ON d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
+     WHERE e.extname OPERATOR(pg_catalog.=) 'pg_retention';
+    IF NOT COALESCE(trusted, false) THEN
+        RAISE WARNING 'pg_retention: the policies of dropped objects are kept: its schema was renamed, or is owned by a role that is not a superuser'
+            USING HINT = 'docs/security.md, "Installing"';
+        RETURN;
+    END IF;
     FOR gone IN
         DELETE FROM @extschema@.retention_config c
         USING pg_catalog.pg_event_trigger_dropped_objects() d

@@ -1,7 +1,42 @@
 -- pg_retention 0.5.0 -> 0.6.0: a heap sweep's batch in one statement
--- (issue 17). Written by hand; mirrors the end of sql/api.sql. Nothing else
--- changes: policies, history and pg_cron jobs are kept as they are.
+-- (issue 17), the extension's schema required to be a superuser's, and two
+-- functions replaced (retention_schedule, _retention_forget_dropped).
+-- Written by hand; mirrors sql/bootstrap.sql's check and sql/api.sql.
+-- Policies, history and pg_cron jobs are kept as they are.
 \echo Use "ALTER EXTENSION pg_retention UPDATE TO '0.6.0'" to load this file. \quit
+
+-- As at CREATE EXTENSION (sql/bootstrap.sql): the update is refused while the
+-- extension's schema is not a superuser's.
+-- The extension's schema must be owned by a superuser (for
+-- pg_database_owner, which owns public on PostgreSQL 15 and later: the
+-- database's owner must be one). Any other role could rename it and put
+-- tables and functions of its own under the extension's names, which the
+-- extension would then use as its owner (docs/security.md, "Installing").
+-- security::check_extension_schema checks the same at every entry point
+-- and every step of a run.
+DO $check_schema$
+DECLARE
+    schema_owner pg_catalog.oid;
+    acting pg_catalog.oid;
+BEGIN
+    SELECT n.nspowner,
+           CASE WHEN n.nspowner OPERATOR(pg_catalog.=) 'pg_database_owner'::pg_catalog.regrole
+                THEN d.datdba ELSE n.nspowner END
+      INTO schema_owner, acting
+      FROM pg_catalog.pg_namespace n, pg_catalog.pg_database d
+     WHERE n.oid OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+       AND d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) acting) THEN
+        RAISE EXCEPTION 'pg_retention''s schema % is owned by %, who is not a superuser',
+            '@extschema@',
+            CASE WHEN schema_owner OPERATOR(pg_catalog.=) acting THEN acting::pg_catalog.regrole::pg_catalog.text
+                 ELSE 'pg_database_owner, that is by the database''s owner '
+                      OPERATOR(pg_catalog.||) acting::pg_catalog.regrole::pg_catalog.text END
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Create it in a schema a superuser created: CREATE SCHEMA retention; CREATE EXTENSION pg_retention SCHEMA retention;';
+    END IF;
+END
+$check_schema$;
 
 -- One function per time type a policy accepts: the run's DELETEs call them
 -- with arguments cast to exactly these types. In pg_catalog, where only
@@ -108,5 +143,52 @@ BEGIN
         RAISE NOTICE 'pg_cron job % (%) runs % at "%"', job_id, @extschema@._retention_job_name(label), command, schedule;
     END IF;
     RETURN job_id;
+END
+$$;
+
+-- The event trigger deletes the policies of dropped objects through the
+-- schema's name, as the extension's owner: now only while the name is the
+-- extension's schema and a superuser owns it.
+CREATE OR REPLACE FUNCTION _retention_forget_dropped() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    gone record;
+    trusted boolean;
+BEGIN
+    -- The policies are deleted through the schema's name, as the
+    -- extension's owner: only while that name still names the extension's
+    -- schema and a superuser (or the extension's owner) owns it, the rule
+    -- every other entry point checks (security::check_extension_schema).
+    -- Otherwise whoever controls the name would choose what runs here; the
+    -- DROP itself goes on.
+    SELECT n.oid OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace('@extschema@')
+           AND COALESCE((SELECT r.rolsuper OR r.oid OPERATOR(pg_catalog.=) e.extowner
+                           FROM pg_catalog.pg_roles r
+                          WHERE r.oid OPERATOR(pg_catalog.=)
+                                CASE WHEN n.nspowner OPERATOR(pg_catalog.=) 'pg_database_owner'::pg_catalog.regrole
+                                     THEN d.datdba ELSE n.nspowner END), false)
+      INTO trusted
+      FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+      JOIN pg_catalog.pg_database d ON d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
+     WHERE e.extname OPERATOR(pg_catalog.=) 'pg_retention';
+    IF NOT COALESCE(trusted, false) THEN
+        RAISE WARNING 'pg_retention: the policies of dropped objects are kept: its schema was renamed, or is owned by a role that is not a superuser'
+            USING HINT = 'docs/security.md, "Installing"';
+        RETURN;
+    END IF;
+    FOR gone IN
+        DELETE FROM @extschema@.retention_config c
+        USING pg_catalog.pg_event_trigger_dropped_objects() d
+        WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+          AND d.objid OPERATOR(pg_catalog.=) c.relid::pg_catalog.oid
+          AND (d.objsubid OPERATOR(pg_catalog.=) 0
+               OR (d.object_type OPERATOR(pg_catalog.=) 'table column'
+                   AND d.address_names[3] OPERATOR(pg_catalog.=) c.time_column::pg_catalog.text))
+        RETURNING c.id, c.kind, d.object_identity
+    LOOP
+        RAISE NOTICE 'pg_retention: % policy % removed with %', gone.kind, gone.id, gone.object_identity;
+    END LOOP;
 END
 $$;

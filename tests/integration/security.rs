@@ -1017,6 +1017,23 @@ fn the_extension_refuses_a_schema_owned_by_a_role_other_than_a_superuser() {
         "CREATE EXTENSION pg_retention",
         "pg_retention's schema public is owned by pg_database_owner, that is by the database's owner it_sec_schema_app, who is not a superuser",
     );
+    // 0.5.0 did not check: its update to 0.6.0 is refused the same way.
+    db.batch_execute("CREATE EXTENSION pg_retention VERSION '0.5.0'")
+        .unwrap();
+    refused(
+        &mut db,
+        "ALTER EXTENSION pg_retention UPDATE TO '0.6.0'",
+        "pg_retention's schema public is owned by pg_database_owner, that is by the database's owner it_sec_schema_app, who is not a superuser",
+    );
+    db.batch_execute("DROP EXTENSION pg_retention").unwrap();
+    db.batch_execute("CREATE SCHEMA app_owned AUTHORIZATION it_sec_schema_app")
+        .unwrap();
+    refused(
+        &mut db,
+        "CREATE EXTENSION pg_retention SCHEMA app_owned",
+        "pg_retention's schema app_owned is owned by it_sec_schema_app, who is not a superuser",
+    );
+    db.batch_execute("DROP SCHEMA app_owned").unwrap();
     assert_eq!(
         count(
             &mut db,
@@ -1074,6 +1091,55 @@ fn the_extension_refuses_a_schema_owned_by_a_role_other_than_a_superuser() {
             1
         );
     }
+    // The event trigger that forgets dropped tables' policies deletes them
+    // through the schema's name, as the extension's owner: while the schema
+    // is not a superuser's it keeps them and warns; and once a superuser has
+    // renamed the schema, a role that puts a schema of its own under the
+    // old name, with a table and a trigger, gets nothing run.
+    let (mut dropper, notices) = crate::common::connect_keeping_notices(name);
+    dropper
+        .batch_execute(
+            "CREATE TABLE marker (who name); GRANT INSERT ON marker TO PUBLIC;
+             CREATE TABLE dropme (id int PRIMARY KEY, ts timestamptz NOT NULL);
+             ALTER SCHEMA retention OWNER TO postgres;
+             SELECT retention.retention_add_policy('dropme', 'ts', '1 day');
+             ALTER SCHEMA retention OWNER TO pg_database_owner;
+             DROP TABLE dropme;",
+        )
+        .unwrap();
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.retention_config"),
+        2
+    );
+    dropper
+        .batch_execute(
+            "ALTER SCHEMA retention OWNER TO postgres; ALTER SCHEMA retention RENAME TO retention_real;
+             SET ROLE it_sec_schema_app; CREATE SCHEMA retention;
+             CREATE TABLE retention.retention_config (id bigint, kind text, relid oid, time_column name);
+             CREATE FUNCTION retention.planted() RETURNS trigger LANGUAGE plpgsql
+               AS $$ BEGIN INSERT INTO public.marker VALUES (current_user); RETURN NULL; END $$;
+             CREATE TRIGGER planted BEFORE DELETE ON retention.retention_config
+               FOR EACH STATEMENT EXECUTE FUNCTION retention.planted();
+             CREATE TABLE app_table (id int); DROP TABLE app_table;
+             RESET ROLE;
+             DROP SCHEMA retention CASCADE; ALTER SCHEMA retention_real RENAME TO retention;
+             ALTER SCHEMA retention OWNER TO pg_database_owner;",
+        )
+        .unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM marker"), 0);
+    let warned = notices
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| n.starts_with("WARNING pg_retention: the policies of dropped objects are kept"))
+        .count();
+    // The DROPs of dropme, of app_table and of the planted schema.
+    assert_eq!(warned, 3);
+    db.batch_execute(
+        "DELETE FROM retention.retention_config WHERE relid::oid NOT IN (SELECT oid FROM pg_class)",
+    )
+    .unwrap();
+
     // pg_database_owner's schema in a database a superuser owns: accepted.
     admin
         .batch_execute(&format!("ALTER DATABASE {name} OWNER TO postgres"))
